@@ -1,0 +1,14 @@
+/**
+ * protoloop: Python asyncio's model for Node.js.
+ *
+ * This file is the whole public surface; `test/exports.test.ts` snapshots it.
+ * Each area keeps its exported names in its own `public.ts`.
+ * @packageDocumentation
+ */
+export * from './errors.ts';
+export * from './loop/public.ts';
+export * from './loop/sync-public.ts';
+export * from './protocols/public.ts';
+export * from './transports/public.ts';
+export * from './subprocess/public.ts';
+export * from './loop/executor-public.ts';

@@ -1,0 +1,319 @@
+/**
+ * Future: a result that will exist later, bound to one loop.
+ *
+ * ```
+ * pending --setResult()--> finished (result)
+ *         --setException()--> finished (exception)
+ *         --cancel()--> cancelled
+ * ```
+ *
+ * Done callbacks are scheduled with `callSoon` once the future is done. A future is
+ * a thenable: `await fut` waits for it; inside a task, cancelling the task cancels
+ * the future the task is awaiting (asyncio's rule), so the await throws
+ * {@link CancelledError}.
+ * @module
+ */
+import { inspect } from 'node:util';
+import { CancelledError, InvalidStateError } from '../errors.ts';
+import { kAwaiting, kDescribe, kSourceTraceback, kUnretrieved, taskStorage } from './internal.ts';
+import type { ExceptionContext, Loop } from './loop.ts';
+import type { Task } from './task.ts';
+
+/** The three states of a future, as asyncio names them. */
+export type FutureState = 'pending' | 'finished' | 'cancelled';
+
+/** A done callback: called (through `callSoon`) with the future once it is done. */
+export type DoneCallback<T> = (future: Future<T>) => void;
+
+/** @internal Record of an exception nobody has retrieved yet. */
+export interface UnretrievedRecord {
+  kind: 'Future' | 'Task';
+  describe: string;
+  exception: unknown;
+  sourceTraceback: string | undefined;
+  retrieved: boolean;
+  loop: Loop;
+}
+
+/** @internal A pending `then()` registration. */
+class Waiter {
+  readonly onFulfilled: ((value: any) => unknown) | null | undefined;
+  readonly onRejected: ((reason: any) => unknown) | null | undefined;
+  readonly resolve: (v: unknown) => void;
+  readonly reject: (e: unknown) => void;
+  readonly task: Task<unknown> | undefined;
+  constructor(
+    onFulfilled: ((value: any) => unknown) | null | undefined,
+    onRejected: ((reason: any) => unknown) | null | undefined,
+    resolve: (v: unknown) => void,
+    reject: (e: unknown) => void,
+    task: Task<unknown> | undefined,
+  ) {
+    this.onFulfilled = onFulfilled;
+    this.onRejected = onRejected;
+    this.resolve = resolve;
+    this.reject = reject;
+    this.task = task;
+  }
+}
+
+type Callback<T> = DoneCallback<T> | Waiter;
+
+const unretrievedRegistry = new FinalizationRegistry<UnretrievedRecord>((rec) => reportUnretrieved(rec));
+
+/** @internal Logs an exception that no one retrieved, once. */
+export function reportUnretrieved(rec: UnretrievedRecord): void {
+  if (rec.retrieved) return;
+  rec.retrieved = true;
+  rec.loop[kUnretrieved].delete(rec);
+  const ctx: ExceptionContext = {
+    message: `${rec.kind} exception was never retrieved`,
+    exception: rec.exception,
+    [rec.kind === 'Task' ? 'task' : 'future']: rec.describe,
+  };
+  if (rec.sourceTraceback !== undefined) ctx.sourceTraceback = rec.sourceTraceback;
+  rec.loop.callExceptionHandler(ctx);
+}
+
+/** A result that will exist later. Create one with `loop.createFuture()`. */
+export class Future<T = unknown> implements PromiseLike<T> {
+  #loop: Loop;
+  #state: FutureState = 'pending';
+  #result: any = undefined;
+  #exception: unknown = undefined;
+  #hasException = false;
+  #cancelMessage: string | undefined = undefined;
+  #callbacks: Callback<any>[] | null = null;
+  #unretrieved: UnretrievedRecord | null = null;
+  #retrieved = false;
+  /** @internal Where the future was created, in debug mode. */
+  [kSourceTraceback]: string | undefined;
+
+  /** What the future stands for (`sleep(100 ms)`, `read()`, ...), shown by task introspection. */
+  readonly description: string | undefined;
+
+  /** @internal Use `loop.createFuture()`. */
+  constructor(loop: Loop, description?: string) {
+    this.#loop = loop;
+    this.description = description;
+    if (loop.getDebug()) this[kSourceTraceback] = loop.captureSourceTraceback();
+  }
+
+  /** The loop this future belongs to. */
+  getLoop(): Loop {
+    return this.#loop;
+  }
+
+  /** Whether the future is done: it has a result or an exception, or was cancelled. */
+  done(): boolean {
+    return this.#state !== 'pending';
+  }
+
+  /** Whether the future was cancelled. */
+  cancelled(): boolean {
+    return this.#state === 'cancelled';
+  }
+
+  /** @internal the state, for introspection */
+  get state(): FutureState {
+    return this.#state;
+  }
+
+  /**
+   * The result. Throws the future's exception if it has one, {@link CancelledError}
+   * if it was cancelled, {@link InvalidStateError} if it is still pending.
+   */
+  result(): T {
+    if (this.#state === 'cancelled') throw this.makeCancelledError();
+    if (this.#state === 'pending') throw new InvalidStateError('Result is not set.');
+    this.#markRetrieved();
+    if (this.#hasException) throw this.#exception;
+    return this.#result as T;
+  }
+
+  /**
+   * The exception, or `null` if the future has a result. Throws {@link CancelledError}
+   * if it was cancelled and {@link InvalidStateError} if it is pending.
+   */
+  exception(): unknown {
+    if (this.#state === 'cancelled') throw this.makeCancelledError();
+    if (this.#state === 'pending') throw new InvalidStateError('Exception is not set.');
+    this.#markRetrieved();
+    return this.#hasException ? this.#exception : null;
+  }
+
+  /** Marks the future done with `value` and schedules its callbacks. {@link InvalidStateError} if it is done. */
+  setResult(value: T): void {
+    if (this.#state !== 'pending') throw new InvalidStateError(`invalid state: ${this.#state}: ${this}`);
+    this.#result = value;
+    this.#state = 'finished';
+    this.#scheduleCallbacks();
+  }
+
+  /** Marks the future done with an exception and schedules its callbacks. {@link InvalidStateError} if it is done. */
+  setException(exception: unknown): void {
+    if (this.#state !== 'pending') throw new InvalidStateError(`invalid state: ${this.#state}: ${this}`);
+    this.#exception = exception;
+    this.#hasException = true;
+    this.#state = 'finished';
+    if (!this.#retrieved) {
+      const rec: UnretrievedRecord = {
+        kind: this.constructor.name === 'Future' ? 'Future' : 'Task',
+        describe: this.toString(),
+        exception,
+        sourceTraceback: this[kSourceTraceback],
+        retrieved: false,
+        loop: this.#loop,
+      };
+      this.#unretrieved = rec;
+      this.#loop[kUnretrieved].add(rec);
+      unretrievedRegistry.register(this, rec, rec);
+    }
+    this.#scheduleCallbacks();
+  }
+
+  /**
+   * Cancels the future: it becomes done and its callbacks are scheduled. Returns false
+   * if it was already done. `msg` becomes the message of the {@link CancelledError}.
+   */
+  cancel(msg?: string): boolean {
+    if (this.#state !== 'pending') return false;
+    this.#state = 'cancelled';
+    this.#cancelMessage = msg;
+    this.#scheduleCallbacks();
+    return true;
+  }
+
+  /** Adds a callback run (through `callSoon`) with this future once it is done; at once if it is done. */
+  addDoneCallback(fn: DoneCallback<T>): void {
+    if (this.#state !== 'pending') {
+      this.#loop.callSoon(Future.#runCallback, this, fn);
+      return;
+    }
+    (this.#callbacks ??= []).push(fn);
+  }
+
+  /** Removes every registration of `fn`; returns how many were removed. */
+  removeDoneCallback(fn: DoneCallback<T>): number {
+    const cbs = this.#callbacks;
+    if (cbs === null) return 0;
+    const kept = cbs.filter((c) => c !== fn);
+    const removed = cbs.length - kept.length;
+    this.#callbacks = kept;
+    return removed;
+  }
+
+  /**
+   * Makes the future awaitable. Inside a task this also records what the task awaits,
+   * so that cancelling the task cancels this future; and if the task was cancelled
+   * while it ran foreign code, the cancellation is delivered here.
+   */
+  then<R1 = T, R2 = never>(
+    onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onRejected?: ((reason: any) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2> {
+    this.#markRetrieved();
+    let resolve!: (v: unknown) => void;
+    let reject!: (e: unknown) => void;
+    const promise = new Promise<R1 | R2>((res, rej) => {
+      resolve = res as (v: unknown) => void;
+      reject = rej;
+    });
+    const current = taskStorage.getStore();
+    const task = current !== undefined && (current as unknown) !== this ? current : undefined;
+    const waiter = new Waiter(onFulfilled, onRejected, resolve, reject, task);
+    if (this.#state === 'pending') {
+      (this.#callbacks ??= []).push(waiter);
+      // A cancellation requested while the task ran foreign code cancels this future.
+      if (task !== undefined) task[kAwaiting](this);
+    } else {
+      // Already done: the await still yields once, and still delivers a pending cancellation.
+      const cancelled = task !== undefined ? task[kAwaiting](this) : null;
+      if (cancelled !== null) this.#loop.callSoon(settleWaiter, waiter, false, cancelled);
+      else this.#loop.callSoon(Future.#runCallback, this, waiter);
+    }
+    return promise;
+  }
+
+  /** @internal The CancelledError raised for this cancelled future. */
+  makeCancelledError(): CancelledError {
+    return new CancelledError(this.#cancelMessage ?? 'the operation was cancelled');
+  }
+
+  /** @internal What a task inspector prints for an awaited future. */
+  [kDescribe](): string {
+    return this.toString();
+  }
+
+  #markRetrieved(): void {
+    if (this.#retrieved) return;
+    this.#retrieved = true;
+    const rec = this.#unretrieved;
+    if (rec !== null) {
+      rec.retrieved = true;
+      this.#loop[kUnretrieved].delete(rec);
+      unretrievedRegistry.unregister(rec);
+      this.#unretrieved = null;
+    }
+  }
+
+  #scheduleCallbacks(): void {
+    const cbs = this.#callbacks;
+    if (cbs === null) return;
+    this.#callbacks = null;
+    const loop = this.#loop;
+    if (loop.isClosed()) return;
+    for (let i = 0; i < cbs.length; i++) loop.callSoon(Future.#runCallback, this, cbs[i]);
+  }
+
+  static #runCallback<T>(fut: Future<T>, cb: Callback<T>): void {
+    if (!(cb instanceof Waiter)) {
+      cb(fut);
+      return;
+    }
+    if (cb.task !== undefined) cb.task[kAwaiting](null, fut);
+    fut.#markRetrieved();
+    if (fut.#state === 'cancelled') settleWaiter(cb, false, fut.makeCancelledError());
+    else if (fut.#hasException) settleWaiter(cb, false, fut.#exception);
+    else settleWaiter(cb, true, fut.#result);
+  }
+
+  /** Extra words for toString (subclasses). @internal */
+  protected describeState(): string {
+    if (this.#state === 'finished') {
+      return this.#hasException ? `exception=${shortError(this.#exception)}` : `result=${inspect(this.#result, { depth: 0, breakLength: Infinity, maxStringLength: 40 })}`;
+    }
+    return '';
+  }
+
+  toString(): string {
+    const extra = this.describeState();
+    const site = this[kSourceTraceback]?.split('\n').at(-1)?.trim();
+    const what = this.description !== undefined ? ` ${this.description}` : '';
+    return `<${this.constructor.name}${what} ${this.#state}${extra ? ' ' + extra : ''}${site ? ` created ${site}` : ''}>`;
+  }
+
+  /** @internal */
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+/** @internal */
+export function shortError(e: unknown): string {
+  if (e instanceof Error) return `${e.name}(${JSON.stringify(e.message)})`;
+  return inspect(e, { depth: 0, breakLength: Infinity });
+}
+
+function settleWaiter(w: Waiter, ok: boolean, value: unknown): void {
+  const handler = ok ? w.onFulfilled : w.onRejected;
+  if (typeof handler !== 'function') {
+    (ok ? w.resolve : w.reject)(value);
+    return;
+  }
+  try {
+    w.resolve(handler(value));
+  } catch (e) {
+    w.reject(e);
+  }
+}

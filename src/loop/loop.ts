@@ -1,0 +1,647 @@
+/**
+ * The event loop: a scheduler of callbacks, timers, tasks and protocol callbacks that
+ * runs on top of Node's own event loop.
+ *
+ * ```
+ * idle --runForever()/runUntilComplete()--> running --stop()--> idle --close()--> closed
+ * ```
+ *
+ * One iteration runs the timers that are due and then exactly the callbacks that were
+ * ready when it began (FIFO); what they schedule runs in the next iteration. A native
+ * wake-up (one `setImmediate`) runs a burst of iterations chained through microtasks,
+ * so that promise continuations of tasks run between iterations as in asyncio, and
+ * yields back to Node (I/O) after {@link MAX_BURST_ITERATIONS} iterations or
+ * {@link MAX_BURST_MS} ms. All timers share one native timer set for the earliest
+ * deadline.
+ * @module
+ */
+import { inspect } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { InvalidArgumentError, LoopClosedError, LoopRunningError, LoopStoppedError, NoRunningLoopError } from '../errors.ts';
+import { Coroutine } from './coroutine.ts';
+import { Future, reportUnretrieved, type UnretrievedRecord } from './future.ts';
+import { Handle, TimerHandle } from './handle.ts';
+import { TimerHeap } from './heap.ts';
+import {
+  captureStack,
+  kCloseHooks,
+  kLogDestroyPending,
+  kResources,
+  kRun,
+  kScheduled,
+  kShutdownHooks,
+  kSourceTraceback,
+  kStats,
+  kTaskDone,
+  kTaskStarted,
+  kTimerCancelled,
+  kUnretrieved,
+  outsideTask,
+  taskStorage,
+} from './internal.ts';
+import { adoptLogger, setLevel, type Logger } from './log.ts';
+import { closeUnclosedResources, openResourceCounts } from './resources.ts';
+import { Task, type TaskOptions, type TaskTarget } from './task.ts';
+
+/** Iterations run per native wake-up before yielding to Node's I/O. */
+export const MAX_BURST_ITERATIONS = 256;
+/** Milliseconds a burst of iterations may take before yielding to Node's I/O. */
+export const MAX_BURST_MS = 2;
+
+/** Context passed to an exception handler, asyncio-shaped. */
+export interface ExceptionContext {
+  /** What happened, one line. */
+  message: string;
+  /** The error, if there is one. */
+  exception?: unknown;
+  /** The future, task, handle, protocol, transport, ... involved. */
+  future?: unknown;
+  task?: unknown;
+  handle?: unknown;
+  protocol?: unknown;
+  transport?: unknown;
+  /** Where the object involved was created (debug mode), most recent call last. */
+  sourceTraceback?: string;
+  [key: string]: unknown;
+}
+
+/** A loop exception handler. */
+export type ExceptionHandler = (loop: Loop, context: ExceptionContext) => void;
+
+/** A task factory, as `loop.setTaskFactory()` takes. */
+export type TaskFactory = <T>(loop: Loop, target: TaskTarget<T>, options?: TaskOptions) => Task<T>;
+
+/** Options of `new Loop()`. */
+export interface LoopOptions {
+  /** Debug mode (see docs/debugging.md). Default: `PROTOLOOP_DEBUG` set to a non-empty value other than `0`. */
+  debug?: boolean;
+  /** A pino-compatible logger; protoloop logs through `logger.child({ name: 'protoloop' })`. Default: readable lines on stderr. */
+  logger?: Logger;
+  /** In debug mode, callbacks and task steps running at least this long (ms) are logged. Default 100. */
+  slowCallbackDuration?: number;
+  /** The loop's clock, monotonic milliseconds. Default `performance.now`. For tests. */
+  clock?: () => number;
+}
+
+/** Counters of a loop's work, for dashboards and `protoloop stats`. */
+export interface LoopStats {
+  iterations: number;
+  callbacks: number;
+  tasksCreated: number;
+  tasksPending: number;
+  timersScheduled: number;
+  slowCallbacks: number;
+  readyQueue: number;
+  openResources: Record<string, number>;
+}
+
+type State = 'idle' | 'running' | 'closed';
+
+let running: Loop | null = null;
+let loopCounter = 0;
+
+/** @internal The loop running on this thread, or null. */
+export function activeLoop(): Loop | null {
+  return running;
+}
+
+/** @internal Whether PROTOLOOP_DEBUG asks for debug mode. */
+export function envDebug(): boolean {
+  const v = process.env.PROTOLOOP_DEBUG;
+  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
+}
+
+/** The loop running on this thread. Throws {@link NoRunningLoopError} when none is. */
+export function getRunningLoop(): Loop {
+  if (running === null) throw new NoRunningLoopError();
+  return running;
+}
+
+/** The task whose code is running now, or null outside tasks. */
+export function currentTask(): Task<unknown> | null {
+  return taskStorage.getStore() ?? null;
+}
+
+/** The tasks of `loop` (default: the running loop) that are not done yet. */
+export function allTasks(loop?: Loop): Set<Task<unknown>> {
+  const l = loop ?? getRunningLoop();
+  return l.pendingTasks();
+}
+
+const noop = (): void => {};
+const unclosedLoops = new FinalizationRegistry<string>((name) => {
+  process.emitWarning(`unclosed event loop ${name}: call loop.close() (run() does it for you)`, 'ResourceWarning');
+});
+
+/** An event loop. Most programs use `run()` rather than driving a loop by hand. */
+export class Loop {
+  #state: State = 'idle';
+  #stopping = false;
+  #ready: (Handle | undefined)[] = [];
+  #spare: (Handle | undefined)[] = [];
+  #timers = new TimerHeap<TimerHandle>();
+  #timerSeq = 0;
+  #cancelledTimers = 0;
+  #wakeScheduled = false;
+  #burstStart = 0;
+  #burstIterations = 0;
+  #nativeTimer: NodeJS.Timeout | null = null;
+  #nativeWhen = Infinity;
+  #keepalive: NodeJS.Timeout | null = null;
+  #onStopped: (() => void) | null = null;
+  #debug: boolean;
+  #logger: Logger;
+  #clock: () => number;
+  #exceptionHandler: ExceptionHandler | null = null;
+  #taskFactory: TaskFactory | null = null;
+  #pending = new Set<Task<unknown>>();
+  readonly #name: string;
+  /** In debug mode, callbacks and task steps taking at least this many ms are logged. */
+  slowCallbackDuration: number;
+
+  /** @internal */
+  readonly [kUnretrieved] = new Set<UnretrievedRecord>();
+  /** @internal */
+  readonly [kResources] = new Set<any>();
+  /** @internal Sync hooks run by close(), in order. */
+  readonly [kCloseHooks]: Array<() => void> = [];
+  /** @internal Async hooks run by run()/Runner before close(), in order. */
+  readonly [kShutdownHooks]: Array<() => Promise<void> | void> = [];
+  /** @internal */
+  readonly [kStats] = { iterations: 0, callbacks: 0, tasksCreated: 0, slowCallbacks: 0 };
+
+  constructor(options: LoopOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Loop options must be an object');
+    const { debug, logger, slowCallbackDuration, clock } = options;
+    if (debug !== undefined && typeof debug !== 'boolean') throw new InvalidArgumentError('options.debug must be a boolean');
+    if (slowCallbackDuration !== undefined && !(typeof slowCallbackDuration === 'number' && slowCallbackDuration >= 0)) {
+      throw new InvalidArgumentError('options.slowCallbackDuration must be a number of milliseconds >= 0');
+    }
+    if (clock !== undefined && typeof clock !== 'function') throw new InvalidArgumentError('options.clock must be a function');
+    this.#debug = debug ?? envDebug();
+    this.#logger = adoptLogger(logger, this.#debug);
+    this.slowCallbackDuration = slowCallbackDuration ?? 100;
+    this.#clock = clock ?? performance.now.bind(performance);
+    this.#name = `Loop-${++loopCounter}`;
+    unclosedLoops.register(this, this.#name, this);
+  }
+
+  // ------------------------------------------------------------------ time
+
+  /** The loop's monotonic time in milliseconds. */
+  time(): number {
+    return this.#clock();
+  }
+
+  // ------------------------------------------------------------ scheduling
+
+  /** Schedules `callback(...args)` for the next iteration. FIFO. Returns a {@link Handle}. */
+  callSoon<A extends unknown[]>(callback: (...args: A) => unknown, ...args: A): Handle {
+    if (this.#state === 'closed') throw new LoopClosedError();
+    if (typeof callback !== 'function') throw new InvalidArgumentError('callSoon() needs a function');
+    const h = new Handle(callback as (...a: any[]) => unknown, args, this, this.#debug ? captureStack(2) : undefined);
+    this.#ready.push(h);
+    if (!this.#wakeScheduled && this.#state === 'running') this.#scheduleWake();
+    return h;
+  }
+
+  /** Schedules `callback(...args)` in `delay` ms (negative means now). Returns a {@link TimerHandle}. */
+  callLater<A extends unknown[]>(delay: number, callback: (...args: A) => unknown, ...args: A): TimerHandle {
+    if (typeof delay !== 'number' || Number.isNaN(delay)) throw new InvalidArgumentError(`callLater() delay must be a number of milliseconds, got ${inspect(delay)}`);
+    return this.#callAt(this.time() + delay, callback, args);
+  }
+
+  /** Schedules `callback(...args)` at loop time `when` (see {@link time}). Returns a {@link TimerHandle}. */
+  callAt<A extends unknown[]>(when: number, callback: (...args: A) => unknown, ...args: A): TimerHandle {
+    if (typeof when !== 'number' || Number.isNaN(when)) throw new InvalidArgumentError(`callAt() when must be a loop time in milliseconds, got ${inspect(when)}`);
+    return this.#callAt(when, callback, args);
+  }
+
+  #callAt(when: number, callback: (...args: any[]) => unknown, args: unknown[]): TimerHandle {
+    if (this.#state === 'closed') throw new LoopClosedError();
+    if (typeof callback !== 'function') throw new InvalidArgumentError('callLater()/callAt() need a function');
+    const h = new TimerHandle(when, ++this.#timerSeq, callback, args, this, this.#debug ? captureStack(3) : undefined);
+    this.#timers.push(h);
+    if (this.#state === 'running' && !this.#wakeScheduled && when < this.#nativeWhen) this.#armTimer();
+    return h;
+  }
+
+  /** @internal A scheduled timer was cancelled. */
+  [kTimerCancelled](): void {
+    this.#cancelledTimers++;
+  }
+
+  // --------------------------------------------------------------- running
+
+  /** Whether the loop is running. */
+  isRunning(): boolean {
+    return this.#state === 'running';
+  }
+
+  /** Whether the loop is closed. */
+  isClosed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  /**
+   * Runs the loop until `stop()` is called. Resolves then. Rejects with
+   * {@link LoopRunningError} if this or another loop is running on this thread, and
+   * with {@link LoopClosedError} if the loop is closed.
+   */
+  runForever(): Promise<void> {
+    if (this.#state === 'closed') return Promise.reject(new LoopClosedError());
+    if (this.#state === 'running') return Promise.reject(new LoopRunningError('This event loop is already running'));
+    if (running !== null) return Promise.reject(new LoopRunningError('Cannot run the event loop while another loop is running'));
+    this.#state = 'running';
+    running = this;
+    const stopped = new Promise<void>((resolve) => {
+      this.#onStopped = resolve;
+    });
+    outsideTask(() => {
+      // While running, the loop keeps the process alive, as asyncio's run_forever() blocks.
+      this.#keepalive = setInterval(noop, 0x7fffffff);
+    });
+    this.#scheduleWake();
+    return stopped;
+  }
+
+  /**
+   * Runs the loop until `x` completes and returns its result (or throws its error).
+   * `x` may be a Future/Task, a {@link Coroutine} or a function returning a promise
+   * (both are wrapped in a task). Rejects with {@link LoopStoppedError} if `stop()`
+   * ends the loop first.
+   */
+  async runUntilComplete<T>(x: Future<T> | TaskTarget<T>): Promise<T> {
+    if (this.#state === 'closed') throw new LoopClosedError();
+    if (this.#state === 'running') throw new LoopRunningError('This event loop is already running');
+    if (running !== null) throw new LoopRunningError('Cannot run the event loop while another loop is running');
+    let fut: Future<T>;
+    if (x instanceof Future) {
+      if (x.getLoop() !== this) throw new InvalidArgumentError('runUntilComplete() got a Future attached to a different loop');
+      fut = x;
+    } else {
+      const task = this.createTask(x);
+      task[kLogDestroyPending] = false;
+      fut = task;
+    }
+    const stopWhenDone = (): void => this.stop();
+    fut.addDoneCallback(stopWhenDone);
+    try {
+      await this.runForever();
+    } finally {
+      fut.removeDoneCallback(stopWhenDone);
+    }
+    if (!fut.done()) throw new LoopStoppedError();
+    return fut.result();
+  }
+
+  /**
+   * Stops the loop after the current iteration: the callbacks already running finish;
+   * what they schedule runs when the loop runs again. Called before `runForever()`,
+   * the next run does one iteration and stops.
+   */
+  stop(): void {
+    this.#stopping = true;
+    if (this.#state === 'running' && !this.#wakeScheduled) this.#scheduleWake();
+  }
+
+  /**
+   * Closes the loop: reports tasks still pending ("Task was destroyed but it is
+   * pending!"), exceptions never retrieved and resources never closed, runs the close
+   * hooks (executors, subprocesses), drops every scheduled callback. Idempotent.
+   * Throws {@link LoopRunningError} on a running loop.
+   */
+  close(): void {
+    if (this.#state === 'running') throw new LoopRunningError('Cannot close a running event loop');
+    if (this.#state === 'closed') return;
+    if (this.#debug) this.#logger.debug(`Close ${this}`);
+    for (const task of this.#pending) {
+      if (!task[kLogDestroyPending]) continue;
+      const ctx: ExceptionContext = { message: 'Task was destroyed but it is pending!', task };
+      if (task[kSourceTraceback] !== undefined) ctx.sourceTraceback = task[kSourceTraceback];
+      this.callExceptionHandler(ctx);
+    }
+    for (const rec of [...this[kUnretrieved]]) reportUnretrieved(rec);
+    closeUnclosedResources(this);
+    for (const hook of this[kCloseHooks].splice(0)) {
+      try {
+        hook();
+      } catch (exception) {
+        this.callExceptionHandler({ message: 'Exception in a loop close hook', exception });
+      }
+    }
+    this.#state = 'closed';
+    this.#pending.clear();
+    this.#ready = [];
+    this.#spare = [];
+    this.#timers.clear();
+    this.#clearNativeTimer();
+    unclosedLoops.unregister(this);
+  }
+
+  // The burst: a native wake-up runs iterations back to back, each one chained
+  // through a microtask so that task continuations resumed by an iteration run
+  // before the next one. Invariant: #wakeScheduled is true from the moment a
+  // wake-up is requested until the burst ends (so callSoon never schedules twice).
+
+  #scheduleWake(): void {
+    this.#wakeScheduled = true;
+    outsideTask(() => setImmediate(this.#runBurst));
+  }
+
+  #runBurst = (): void => {
+    this.#burstStart = this.#clock();
+    this.#burstIterations = 0;
+    this.#runIteration();
+  };
+
+  #runIteration = (): void => {
+    if (this.#state !== 'running') {
+      this.#wakeScheduled = false;
+      return;
+    }
+    this.#runOnce();
+    if (this.#stopping) {
+      this.#finishStop();
+      return;
+    }
+    if (this.#ready.length > 0) {
+      if (++this.#burstIterations < MAX_BURST_ITERATIONS && this.#clock() - this.#burstStart < MAX_BURST_MS) {
+        queueMicrotask(this.#runIteration);
+      } else {
+        setImmediate(this.#runBurst);
+      }
+      return;
+    }
+    this.#wakeScheduled = false;
+    this.#armTimer();
+  };
+
+  #runOnce(): void {
+    this[kStats].iterations++;
+    const timers = this.#timers;
+    if (timers.size > 0) {
+      if (this.#cancelledTimers > 100 && this.#cancelledTimers * 2 > timers.size) {
+        timers.filter((t) => !t.cancelled());
+        this.#cancelledTimers = 0;
+      }
+      const now = this.#clock();
+      let head = timers.peek();
+      while (head !== undefined && head.heapWhen <= now) {
+        timers.pop();
+        if (head.cancelled()) {
+          if (head[kScheduled]) this.#cancelledTimers--;
+        } else {
+          this.#ready.push(head);
+        }
+        head[kScheduled] = false;
+        head = timers.peek();
+      }
+    }
+    const batch = this.#ready;
+    const n = batch.length;
+    if (n === 0) return;
+    this.#ready = this.#spare;
+    if (this.#debug) {
+      this.#runBatchTimed(batch, n);
+    } else {
+      for (let i = 0; i < n; i++) {
+        const h = batch[i]!;
+        batch[i] = undefined;
+        h[kRun]();
+      }
+    }
+    batch.length = 0;
+    this.#spare = batch;
+    this[kStats].callbacks += n;
+  }
+
+  #runBatchTimed(batch: (Handle | undefined)[], n: number): void {
+    const slow = this.slowCallbackDuration;
+    for (let i = 0; i < n; i++) {
+      const h = batch[i]!;
+      batch[i] = undefined;
+      if (h.cancelled()) continue;
+      const t0 = performance.now();
+      h[kRun]();
+      const dt = performance.now() - t0;
+      if (dt >= slow) this.reportSlow(h.toString(), dt, { handle: h });
+    }
+  }
+
+  /** @internal Logs a callback or task step that blocked the loop (debug mode). */
+  reportSlow(what: string, ms: number, context: Record<string, unknown> = {}): void {
+    this[kStats].slowCallbacks++;
+    this.#logger.warn(
+      { ...context, durationMs: ms },
+      `Executing ${what} took ${(ms / 1000).toFixed(3)} seconds: move blocking work off the loop with toThread() or loop.runInExecutor()`,
+    );
+  }
+
+  #finishStop(): void {
+    this.#stopping = false;
+    this.#state = 'idle';
+    running = null;
+    this.#wakeScheduled = false;
+    this.#clearNativeTimer();
+    if (this.#keepalive !== null) {
+      clearInterval(this.#keepalive);
+      this.#keepalive = null;
+    }
+    const resolve = this.#onStopped;
+    this.#onStopped = null;
+    resolve?.();
+  }
+
+  #armTimer(): void {
+    const timers = this.#timers;
+    let head = timers.peek();
+    while (head !== undefined && head.cancelled()) {
+      timers.pop();
+      if (head[kScheduled]) this.#cancelledTimers--;
+      head[kScheduled] = false;
+      head = timers.peek();
+    }
+    if (head === undefined) {
+      this.#clearNativeTimer();
+      return;
+    }
+    const when = head.heapWhen;
+    if (this.#nativeTimer !== null && this.#nativeWhen <= when) return;
+    this.#clearNativeTimer();
+    const delay = Math.max(0, Math.ceil(when - this.#clock()));
+    this.#nativeWhen = when;
+    outsideTask(() => {
+      this.#nativeTimer = setTimeout(this.#onNativeTimer, delay);
+    });
+  }
+
+  #onNativeTimer = (): void => {
+    this.#nativeTimer = null;
+    this.#nativeWhen = Infinity;
+    if (this.#state !== 'running' || this.#wakeScheduled) return;
+    this.#wakeScheduled = true;
+    this.#runBurst();
+  };
+
+  #clearNativeTimer(): void {
+    if (this.#nativeTimer !== null) {
+      clearTimeout(this.#nativeTimer);
+      this.#nativeTimer = null;
+    }
+    this.#nativeWhen = Infinity;
+  }
+
+  // ------------------------------------------------------- futures, tasks
+
+  /** Creates a {@link Future} bound to this loop; `description` names what it stands for in task listings. */
+  createFuture<T = unknown>(description?: string): Future<T> {
+    return new Future<T>(this, description);
+  }
+
+  /**
+   * Wraps `target` in a {@link Task} scheduled on this loop. `target` is a
+   * {@link Coroutine} or a function returning a promise; a promise that is already
+   * running cannot be cancelled and is refused with {@link InvalidArgumentError}.
+   */
+  createTask<T>(target: TaskTarget<T>, options?: TaskOptions): Task<T> {
+    if (this.#state === 'closed') throw new LoopClosedError();
+    if (!(target instanceof Coroutine) && typeof target !== 'function') {
+      const what = target !== null && typeof (target as { then?: unknown })?.then === 'function' ? 'a promise, which is already running and cannot be cancelled; pass () => work() instead' : inspect(target);
+      throw new InvalidArgumentError(`createTask() needs a Coroutine or a function returning a promise, got ${what}`);
+    }
+    if (options !== undefined && (options === null || typeof options !== 'object')) throw new InvalidArgumentError('createTask() options must be an object');
+    if (this.#taskFactory !== null) return this.#taskFactory(this, target, options);
+    return new Task<T>(this, target, options);
+  }
+
+  /** Sets the factory `createTask()` uses (null restores the default). See `eagerTaskFactory`. */
+  setTaskFactory(factory: TaskFactory | null): void {
+    if (factory !== null && typeof factory !== 'function') throw new InvalidArgumentError('task factory must be a function or null');
+    this.#taskFactory = factory;
+  }
+
+  /** The factory `createTask()` uses, or null for the default. */
+  getTaskFactory(): TaskFactory | null {
+    return this.#taskFactory;
+  }
+
+  /** @internal */
+  [kTaskStarted](task: Task<unknown>): void {
+    this.#pending.add(task);
+    this[kStats].tasksCreated++;
+  }
+
+  /** @internal */
+  [kTaskDone](task: Task<unknown>): void {
+    this.#pending.delete(task);
+  }
+
+  /** The tasks of this loop that are not done. A new set each call. */
+  pendingTasks(): Set<Task<unknown>> {
+    return new Set(this.#pending);
+  }
+
+  // ----------------------------------------------------- errors and debug
+
+  /** Sets the handler for errors no one else caught (null restores the default). */
+  setExceptionHandler(handler: ExceptionHandler | null): void {
+    if (handler !== null && typeof handler !== 'function') throw new InvalidArgumentError('exception handler must be a function or null');
+    this.#exceptionHandler = handler;
+  }
+
+  /** The handler set with `setExceptionHandler()`, or null. */
+  getExceptionHandler(): ExceptionHandler | null {
+    return this.#exceptionHandler;
+  }
+
+  /** Routes `context` to the exception handler (or the default one). Never throws. */
+  callExceptionHandler(context: ExceptionContext): void {
+    const handler = this.#exceptionHandler;
+    if (handler === null) {
+      try {
+        this.defaultExceptionHandler(context);
+      } catch (exception) {
+        process.stderr.write(`protoloop: the default exception handler failed: ${String(exception)}\n`);
+      }
+      return;
+    }
+    try {
+      handler(this, context);
+    } catch (exception) {
+      try {
+        this.defaultExceptionHandler({ message: 'Unhandled error in exception handler', exception, context: inspect(context, { depth: 1 }) });
+      } catch {
+        // nothing left to report with
+      }
+    }
+  }
+
+  /**
+   * The default handler: logs `message` as an error, then one line per context key
+   * (`sourceTraceback` as "Object created at (most recent call last):"), then the
+   * exception's stack.
+   */
+  defaultExceptionHandler(context: ExceptionContext): void {
+    this.#logger.error({ err: context.exception }, formatExceptionContext(context));
+  }
+
+  /** Whether debug mode is on. */
+  getDebug(): boolean {
+    return this.#debug;
+  }
+
+  /** Turns debug mode on or off (the logger follows: debug level when on). */
+  setDebug(enabled: boolean): void {
+    this.#debug = Boolean(enabled);
+    setLevel(this.#logger, this.#debug ? 'debug' : 'info');
+  }
+
+  /** The loop's logger (named `protoloop`). */
+  get logger(): Logger {
+    return this.#logger;
+  }
+
+  /** @internal The current stack, for objects created in debug mode. */
+  captureSourceTraceback(): string {
+    return captureStack(3);
+  }
+
+  /** Counters of the loop's work. */
+  stats(): LoopStats {
+    const s = this[kStats];
+    return {
+      iterations: s.iterations,
+      callbacks: s.callbacks,
+      tasksCreated: s.tasksCreated,
+      tasksPending: this.#pending.size,
+      timersScheduled: this.#timers.size - this.#cancelledTimers,
+      slowCallbacks: s.slowCallbacks,
+      readyQueue: this.#ready.length,
+      openResources: openResourceCounts(this),
+    };
+  }
+
+  toString(): string {
+    return `<Loop ${this.#name} ${this.#state}${this.#stopping ? ' stopping' : ''} debug=${this.#debug}>`;
+  }
+
+  /** @internal */
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+/** @internal Formats an exception context as asyncio's default handler does. */
+export function formatExceptionContext(context: ExceptionContext): string {
+  const lines = [context.message || 'Unhandled exception in event loop'];
+  for (const key of Object.keys(context).sort()) {
+    if (key === 'message' || key === 'exception') continue;
+    const value = context[key];
+    if (value === undefined) continue;
+    if (key === 'sourceTraceback') lines.push(`source_traceback: Object created at (most recent call last):\n${String(value)}`);
+    else if (key === 'handleTraceback') lines.push(`handle_traceback: Handle created at (most recent call last):\n${String(value)}`);
+    else lines.push(`${key}: ${typeof value === 'string' ? value : inspect(value, { depth: 1, breakLength: Infinity })}`);
+  }
+  return lines.join('\n');
+}

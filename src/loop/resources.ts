@@ -1,0 +1,89 @@
+/**
+ * Unclosed-resource tracking: transports, servers and subprocess transports register
+ * here when they open and untrack when they close. One still open when its loop
+ * closes, or garbage-collected while open, is reported as `unclosed <kind> <...>`
+ * (with where it was created, in debug mode) and, at loop close, aborted.
+ * @module
+ * @internal
+ */
+import { captureStack, kDescribe, kResources } from './internal.ts';
+import type { ExceptionContext, Loop } from './loop.ts';
+
+/** What a tracked resource must offer: a live description. */
+export interface TrackedResource {
+  [kDescribe](): string;
+}
+
+interface Entry {
+  readonly kind: string;
+  readonly ref: WeakRef<TrackedResource>;
+  readonly abort: (owner: any) => void;
+  readonly description: string;
+  readonly sourceTraceback: string | undefined;
+  readonly loop: Loop;
+}
+
+const collected = new FinalizationRegistry<Entry>((entry) => {
+  if (!entry.loop[kResources].delete(entry)) return;
+  report(entry, entry.description);
+});
+
+function report(entry: Entry, description: string): void {
+  const ctx: ExceptionContext = {
+    message: `unclosed ${entry.kind} ${description}: close it (or use 'await using') when you are done with it`,
+    [entry.kind.includes('server') ? 'server' : 'transport']: description,
+  };
+  if (entry.sourceTraceback !== undefined) ctx.sourceTraceback = entry.sourceTraceback;
+  entry.loop.callExceptionHandler(ctx);
+}
+
+/** A registration; call `untrack()` when the resource closes. */
+export interface ResourceToken {
+  untrack(): void;
+}
+
+/**
+ * Tracks `owner` on `loop`. `abort` must not capture `owner` (it is called with it),
+ * or the owner can never be collected.
+ */
+export function trackResource<T extends TrackedResource>(loop: Loop, kind: string, owner: T, abort: (owner: T) => void): ResourceToken {
+  const entry: Entry = {
+    kind,
+    ref: new WeakRef(owner),
+    abort,
+    description: owner[kDescribe](),
+    sourceTraceback: loop.getDebug() ? captureStack(2) : undefined,
+    loop,
+  };
+  loop[kResources].add(entry);
+  collected.register(owner, entry, entry);
+  return {
+    untrack() {
+      if (loop[kResources].delete(entry)) collected.unregister(entry);
+    },
+  };
+}
+
+/** Reports and aborts every resource still open on `loop`. Called by `loop.close()`. */
+export function closeUnclosedResources(loop: Loop): void {
+  const entries = [...loop[kResources]];
+  loop[kResources].clear();
+  for (const entry of entries) {
+    collected.unregister(entry);
+    const owner = entry.ref.deref();
+    if (owner === undefined) continue;
+    report(entry, owner[kDescribe]());
+    try {
+      entry.abort(owner);
+    } catch (exception) {
+      loop.callExceptionHandler({ message: `error while aborting unclosed ${entry.kind}`, exception });
+    }
+  }
+}
+
+/** Number of tracked open resources by kind, for stats. */
+export function openResourceCounts(loop: Loop): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const e of loop[kResources]) counts[e.kind] = (counts[e.kind] ?? 0) + 1;
+  return counts;
+}

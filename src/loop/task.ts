@@ -1,0 +1,238 @@
+/**
+ * Task: a Future that drives a coroutine or async function on the loop.
+ *
+ * ```
+ * created --(first step via callSoon, or eagerly)--> running --return--> finished (result)
+ *                                                            --throw-->  finished (exception)
+ *                                                            --CancelledError escapes--> cancelled
+ * ```
+ *
+ * Cancellation is asyncio's: `cancel()` cancels the future the task is awaiting, so
+ * that await throws {@link CancelledError}; if the task is in foreign code (a plain
+ * promise), the request is remembered and the next protoloop await throws.
+ * `task.signal` aborts at the same moment, so foreign APIs can stop too.
+ * @module
+ */
+import { CancelledError, InvalidStateError } from '../errors.ts';
+import { Coroutine } from './coroutine.ts';
+import { Future } from './future.ts';
+import { kAwaiting, kDescribe, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted, taskStorage } from './internal.ts';
+import type { Loop } from './loop.ts';
+
+/** What a task can run: a lazy {@link Coroutine}, or a function returning a promise (or a value). */
+export type TaskTarget<T> = Coroutine<T> | (() => PromiseLike<T> | T);
+
+/** Options of `loop.createTask()`. */
+export interface TaskOptions {
+  /** The task's name; default `Task-N`. */
+  name?: string;
+  /** Run the first step synchronously, now, if the loop is running (Python 3.12's eager tasks). */
+  eagerStart?: boolean;
+}
+
+let taskCounter = 0;
+
+function invoke<T>(target: TaskTarget<T>): PromiseLike<T> | T {
+  return target instanceof Coroutine ? target[kStart]() : target();
+}
+
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return x !== null && (typeof x === 'object' || typeof x === 'function') && typeof (x as { then?: unknown }).then === 'function';
+}
+
+/** A coroutine or async function scheduled on a loop. Create one with `loop.createTask()`. */
+export class Task<T = unknown> extends Future<T> {
+  #target: TaskTarget<T> | null;
+  #name: string;
+  #mustCancel = false;
+  #cancelMessage: string | undefined = undefined;
+  #numCancelsRequested = 0;
+  #futWaiter: Future<any> | null = null;
+  #controller: AbortController | null = null;
+  #targetName: string;
+  /** @internal */
+  [kLogDestroyPending] = true;
+  /** The loop time (ms) at which the task was created. */
+  readonly createdAt: number;
+
+  /** @internal Use `loop.createTask()`. */
+  constructor(loop: Loop, target: TaskTarget<T>, options?: TaskOptions) {
+    super(loop);
+    this.#target = target;
+    this.#targetName = target instanceof Coroutine ? target.name : target.name || 'anonymous';
+    this.#name = options?.name ?? `Task-${++taskCounter}`;
+    this.createdAt = loop.time();
+    loop[kTaskStarted](this);
+    if (options?.eagerStart === true && loop.isRunning()) Task.#step(this);
+    else loop.callSoon(Task.#step, this);
+  }
+
+  /** The task's name (`Task-N` unless one was given). */
+  getName(): string {
+    return this.#name;
+  }
+
+  /** Renames the task. */
+  setName(name: string): void {
+    this.#name = String(name);
+  }
+
+  /** The coroutine or function the task runs (null once it is done). */
+  getCoro(): TaskTarget<T> | null {
+    return this.#target;
+  }
+
+  /**
+   * An AbortSignal aborted when the task is cancelled, with the {@link CancelledError}
+   * as its reason. Pass it to foreign APIs (fetch, undici, execa) so they stop too.
+   */
+  get signal(): AbortSignal {
+    if (this.#controller === null) {
+      this.#controller = new AbortController();
+      if (this.#numCancelsRequested > 0 || this.cancelled()) this.#controller.abort(new CancelledError(this.#cancelMessage));
+    }
+    return this.#controller.signal;
+  }
+
+  /**
+   * Requests cancellation: the future the task awaits is cancelled, so its await throws
+   * {@link CancelledError}; if it awaits nothing of protoloop's, the next protoloop
+   * await throws. Returns false if the task is done. Each call counts (`cancelling()`).
+   */
+  override cancel(msg?: string): boolean {
+    if (this.done()) return false;
+    this.#numCancelsRequested++;
+    if (this.#controller !== null && !this.#controller.signal.aborted) this.#controller.abort(new CancelledError(msg));
+    const waiter = this.#futWaiter;
+    if (waiter !== null && waiter.cancel(msg)) {
+      // Keep #futWaiter: it may be a task that swallows the cancellation, to be cancelled again.
+      return true;
+    }
+    this.#mustCancel = true;
+    this.#cancelMessage = msg;
+    return true;
+  }
+
+  /** How many cancellation requests are pending (`cancel()` calls minus `uncancel()` calls). */
+  cancelling(): number {
+    return this.#numCancelsRequested;
+  }
+
+  /** Withdraws one cancellation request; returns the remaining count. At zero a pending request is dropped. */
+  uncancel(): number {
+    if (this.#numCancelsRequested > 0) {
+      this.#numCancelsRequested--;
+      if (this.#numCancelsRequested === 0) this.#mustCancel = false;
+    }
+    return this.#numCancelsRequested;
+  }
+
+  /** Tasks complete themselves: {@link InvalidStateError}. */
+  override setResult(_value: T): void {
+    throw new InvalidStateError('Task does not support setResult(): it completes when its code returns');
+  }
+
+  /** Tasks complete themselves: {@link InvalidStateError}. */
+  override setException(_exception: unknown): void {
+    throw new InvalidStateError('Task does not support setException(): it completes when its code throws');
+  }
+
+  /** The future this task is awaiting now, if any. */
+  awaiting(): Future<unknown> | null {
+    return this.#futWaiter;
+  }
+
+  /**
+   * @internal Called by Future.then() when this task awaits `fut` (and with `null` when
+   * the await resumes). Delivers a pending cancellation: returns the error to throw at
+   * this await when `fut` is already done.
+   */
+  [kAwaiting](fut: Future<any> | null, resumed?: Future<any>): CancelledError | null {
+    if (fut === null) {
+      if (this.#futWaiter === resumed) this.#futWaiter = null;
+      return null;
+    }
+    if (this.#mustCancel) {
+      this.#mustCancel = false;
+      if (!fut.done()) {
+        this.#futWaiter = fut;
+        fut.cancel(this.#cancelMessage);
+        return null;
+      }
+      return new CancelledError(this.#cancelMessage);
+    }
+    if (!fut.done()) this.#futWaiter = fut;
+    return null;
+  }
+
+  static #step<T>(task: Task<T>): void {
+    if (task.done()) return;
+    const target = task.#target!;
+    if (task.#mustCancel) {
+      task.#mustCancel = false;
+      if (target instanceof Coroutine) target.close();
+      task.#finishCancelled(task.#cancelMessage);
+      return;
+    }
+    let result: PromiseLike<T> | T;
+    try {
+      result = taskStorage.run(task as Task<unknown>, invoke, target) as PromiseLike<T> | T;
+    } catch (e) {
+      task.#finishError(e);
+      return;
+    }
+    if (isThenable(result)) {
+      result.then(
+        (v) => task.#finishOk(v),
+        (e: unknown) => task.#finishError(e),
+      );
+    } else {
+      task.#finishOk(result);
+    }
+  }
+
+  #finishOk(value: T): void {
+    if (this.done()) return;
+    if (this.#mustCancel) {
+      this.#mustCancel = false;
+      this.#finishCancelled(this.#cancelMessage);
+      return;
+    }
+    this.#release();
+    super.setResult(value);
+  }
+
+  #finishError(e: unknown): void {
+    if (this.done()) return;
+    if (e instanceof CancelledError) {
+      this.#finishCancelled(e.message);
+      return;
+    }
+    this.#release();
+    super.setException(e);
+  }
+
+  #finishCancelled(msg: string | undefined): void {
+    this.#release();
+    super.cancel(msg);
+  }
+
+  #release(): void {
+    this.#futWaiter = null;
+    this.#target = null;
+    this.getLoop()[kTaskDone](this as Task<unknown>);
+  }
+
+  protected override describeState(): string {
+    const parts = [`name=${JSON.stringify(this.#name)}`, `coro=${this.#targetName}()`];
+    const base = super.describeState();
+    if (base) parts.push(base);
+    if (this.#futWaiter !== null) parts.push(`wait_for=${this.#futWaiter[kDescribe]()}`);
+    return parts.join(' ');
+  }
+
+  /** @internal The creation site in debug mode. */
+  get sourceTraceback(): string | undefined {
+    return this[kSourceTraceback];
+  }
+}
