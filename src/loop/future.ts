@@ -15,7 +15,7 @@
  */
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../errors.ts';
-import { kAwaiting, kDescribe, kSourceTraceback, kUnretrieved, taskStorage } from './internal.ts';
+import { kAwaiting, kCallSoon, kDescribe, kSourceTraceback, kUnretrieved, taskStorage } from './internal.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import type { Task } from './task.ts';
 
@@ -187,7 +187,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
   /** Adds a callback run (through `callSoon`) with this future once it is done; at once if it is done. */
   addDoneCallback(fn: DoneCallback<T>): void {
     if (this.#state !== 'pending') {
-      this.#loop.callSoon(Future.#runCallback, this, fn);
+      this.#loop[kCallSoon](Future.#runCallback, this, fn);
       return;
     }
     (this.#callbacks ??= []).push(fn);
@@ -230,7 +230,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
       // Already done: the await still yields once, and still delivers a pending cancellation.
       const cancelled = task !== undefined ? task[kAwaiting](this) : null;
       if (cancelled !== null) this.#loop.callSoon(settleWaiter, waiter, false, cancelled);
-      else this.#loop.callSoon(Future.#runCallback, this, waiter);
+      else this.#loop[kCallSoon](Future.#runCallback, this, waiter);
     }
     return promise;
   }
@@ -263,7 +263,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
     this.#callbacks = null;
     const loop = this.#loop;
     if (loop.isClosed()) return;
-    for (let i = 0; i < cbs.length; i++) loop.callSoon(Future.#runCallback, this, cbs[i]);
+    for (let i = 0; i < cbs.length; i++) loop[kCallSoon](Future.#runCallback, this, cbs[i]);
   }
 
   static #runCallback<T>(fut: Future<T>, cb: Callback<T>): void {

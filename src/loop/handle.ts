@@ -9,7 +9,12 @@ import type { ExceptionContext, Loop } from './loop.ts';
 /** A callback scheduled on a loop. `cancel()` before it runs and it never runs. */
 export class Handle {
   #callback: ((...args: any[]) => unknown) | null;
+  // Arguments: an array for public calls; internal calls with one or two arguments
+  // store them inline (no array per callback on the hot path). #argc < 0: use #args.
   #args: unknown[] | null;
+  #a0: unknown;
+  #a1: unknown;
+  #argc: number;
   #cancelled = false;
   #repr: string | null = null;
   /** @internal */
@@ -18,11 +23,20 @@ export class Handle {
   [kSourceTraceback]: string | undefined;
 
   /** @internal Use `loop.callSoon()`. */
-  constructor(callback: (...args: any[]) => unknown, args: unknown[], loop: Loop, sourceTraceback?: string) {
+  constructor(callback: (...args: any[]) => unknown, args: unknown[] | null, loop: Loop, sourceTraceback?: string, argc = -1, a0?: unknown, a1?: unknown) {
     this.#callback = callback;
     this.#args = args;
+    this.#argc = argc;
+    this.#a0 = a0;
+    this.#a1 = a1;
     this.loop = loop;
     this[kSourceTraceback] = sourceTraceback;
+  }
+
+  /** The arguments as an array (for descriptions). */
+  #argList(): unknown[] {
+    if (this.#argc < 0) return this.#args ?? [];
+    return this.#argc === 0 ? [] : this.#argc === 1 ? [this.#a0] : [this.#a0, this.#a1];
   }
 
   /** Cancels the callback. Harmless once it ran or was cancelled. */
@@ -32,6 +46,8 @@ export class Handle {
     if (this.loop.getDebug()) this.#repr = this.toString();
     this.#callback = null;
     this.#args = null;
+    this.#a0 = undefined;
+    this.#a1 = undefined;
   }
 
   /** Whether `cancel()` was called. */
@@ -43,16 +59,15 @@ export class Handle {
   [kRun](): void {
     const cb = this.#callback;
     if (cb === null) return;
-    const args = this.#args!;
     try {
-      switch (args.length) {
+      switch (this.#argc) {
+        case 1: cb(this.#a0); break;
+        case 2: cb(this.#a0, this.#a1); break;
         case 0: cb(); break;
-        case 1: cb(args[0]); break;
-        case 2: cb(args[0], args[1]); break;
-        default: cb(...args);
+        default: cb(...this.#args!);
       }
     } catch (exception) {
-      const ctx: ExceptionContext = { message: `Exception in callback ${callbackName(cb, args)}`, exception, handle: this };
+      const ctx: ExceptionContext = { message: `Exception in callback ${callbackName(cb, this.#argList())}`, exception, handle: this };
       if (this[kSourceTraceback] !== undefined) ctx.sourceTraceback = this[kSourceTraceback];
       this.loop.callExceptionHandler(ctx);
     }
@@ -60,14 +75,14 @@ export class Handle {
 
   /** The callback and its arguments, as the slow-callback report names them. @internal */
   describeCallback(): string {
-    return this.#callback === null ? (this.#repr ?? 'cancelled') : callbackName(this.#callback, this.#args!);
+    return this.#callback === null ? (this.#repr ?? 'cancelled') : callbackName(this.#callback, this.#argList());
   }
 
   toString(): string {
     if (this.#repr !== null) return this.#repr;
     const parts = [this.constructor.name];
     if (this.#cancelled) parts.push('cancelled');
-    if (this.#callback !== null) parts.push(callbackName(this.#callback, this.#args!));
+    if (this.#callback !== null) parts.push(callbackName(this.#callback, this.#argList()));
     const site = this[kSourceTraceback]?.split('\n').at(-1)?.trim();
     if (site) parts.push(`created ${site}`);
     return `<${parts.join(' ')}>`;
@@ -89,7 +104,7 @@ export class TimerHandle extends Handle {
   [kScheduled] = true;
 
   /** @internal Use `loop.callLater()` / `loop.callAt()`. */
-  constructor(when: number, seq: number, callback: (...args: any[]) => unknown, args: unknown[], loop: Loop, sourceTraceback?: string) {
+  constructor(when: number, seq: number, callback: (...args: any[]) => unknown, args: unknown[] | null, loop: Loop, sourceTraceback?: string) {
     super(callback, args, loop, sourceTraceback);
     this.heapWhen = when;
     this.heapSeq = seq;

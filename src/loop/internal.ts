@@ -5,8 +5,12 @@
  * @module
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Task } from './task.ts';
 
+/** Loop: callSoon without an argument array, for protoloop's own callbacks. */
+export const kCallSoon = Symbol('protoloop.callSoon');
 /** Runs a Handle's callback (with the loop's error routing). */
 export const kRun = Symbol('protoloop.run');
 /** A TimerHandle's place in the heap is stale (it was cancelled). */
@@ -52,10 +56,45 @@ export function outsideTask<T>(fn: () => T): T {
 /** Whether this thread is Node's main thread. */
 export { isMainThread } from 'node:worker_threads';
 
-/** Captures the current stack (without this frame) for debug-mode reports. */
-export function captureStack(skip = 1): string {
+/** Frames kept in a creation stack (asyncio's DEBUG_STACK_DEPTH). */
+const STACK_DEPTH = 10;
+/** protoloop's own modules (`src/` or `dist/`): their frames are left out of creation stacks. */
+const libraryRoot = new URL('../', import.meta.url);
+const libraryRootPath = libraryRoot.protocol === 'file:' ? fileURLToPath(libraryRoot) : libraryRoot.href;
+let cwdPrefixes: { cwd: string; url: string; path: string } | null = null;
+
+/** Whether a stack line is a frame of protoloop itself or of Node's internals. @internal */
+export function isInternalFrame(line: string): boolean {
+  return line.includes(libraryRoot.href) || line.includes(libraryRootPath) || line.includes('node:internal/');
+}
+
+/**
+ * Captures where the code calling protoloop was, for debug-mode reports: the user's
+ * frames only (protoloop's own and Node's internal frames are left out, so the last
+ * line is the user's call), at most {@link STACK_DEPTH} of them, most recent call
+ * last, with paths relative to the working directory. Undefined when no user frame
+ * is left (work that protoloop scheduled for itself). `_skip` is ignored (kept for
+ * callers written before the filtering).
+ */
+export function captureStack(_skip = 1): string | undefined {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 50; // room for protoloop's frames, which are dropped below
   const err: { stack?: string } = {};
   Error.captureStackTrace(err, captureStack);
-  const lines = (err.stack ?? '').split('\n').slice(1 + skip - 1);
-  return lines.map((l) => l.trim()).filter(Boolean).reverse().map((l) => `  ${l}`).join('\n');
+  Error.stackTraceLimit = limit;
+  const frames: string[] = [];
+  for (const line of (err.stack ?? '').split('\n')) {
+    const frame = line.trim();
+    if (!frame.startsWith('at ') || isInternalFrame(frame)) continue;
+    frames.push(`  ${relativePath(frame)}`);
+    if (frames.length === STACK_DEPTH) break;
+  }
+  return frames.length === 0 ? undefined : frames.reverse().join('\n');
+}
+
+/** Shortens the paths of a stack line that lie under the working directory. */
+function relativePath(frame: string): string {
+  const cwd = process.cwd();
+  if (cwdPrefixes?.cwd !== cwd) cwdPrefixes = { cwd, url: pathToFileURL(cwd).href + '/', path: cwd + sep };
+  return frame.replaceAll(cwdPrefixes.url, '').replaceAll(cwdPrefixes.path, '');
 }

@@ -24,6 +24,7 @@ import { Handle, TimerHandle } from './handle.ts';
 import { TimerHeap } from './heap.ts';
 import {
   captureStack,
+  kCallSoon,
   kCloseHooks,
   kLogDestroyPending,
   kResources,
@@ -200,6 +201,18 @@ export class Loop {
     if (this.#state === 'closed') throw new LoopClosedError();
     if (typeof callback !== 'function') throw new InvalidArgumentError('callSoon() needs a function');
     const h = new Handle(callback as (...a: any[]) => unknown, args, this, this.#debug ? captureStack(2) : undefined);
+    this.#ready.push(h);
+    if (!this.#wakeScheduled && this.#state === 'running') this.#scheduleWake();
+    return h;
+  }
+
+  /**
+   * @internal callSoon for protoloop's own one- or two-argument callbacks: no argument
+   * array, no validation. Same ordering as callSoon.
+   */
+  [kCallSoon](callback: (a: any, b: any) => unknown, a0: unknown, a1?: unknown, argc = 2): Handle {
+    if (this.#state === 'closed') throw new LoopClosedError();
+    const h = new Handle(callback, null, this, this.#debug ? captureStack(2) : undefined, argc, a0, a1);
     this.#ready.push(h);
     if (!this.#wakeScheduled && this.#state === 'running') this.#scheduleWake();
     return h;
@@ -603,7 +616,7 @@ export class Loop {
   }
 
   /** @internal The current stack, for objects created in debug mode. */
-  captureSourceTraceback(): string {
+  captureSourceTraceback(): string | undefined {
     return captureStack(3);
   }
 

@@ -13,10 +13,11 @@
  * `task.signal` aborts at the same moment, so foreign APIs can stop too.
  * @module
  */
+import { AsyncResource } from 'node:async_hooks';
 import { CancelledError, InvalidStateError } from '../errors.ts';
 import { Coroutine } from './coroutine.ts';
 import { Future } from './future.ts';
-import { kAwaiting, kDescribe, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted, taskStorage } from './internal.ts';
+import { kAwaiting, kCallSoon, kDescribe, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted, taskStorage } from './internal.ts';
 import type { Loop } from './loop.ts';
 
 /** What a task can run: a lazy {@link Coroutine}, or a function returning a promise (or a value). */
@@ -42,14 +43,21 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
 
 /** A coroutine or async function scheduled on a loop. Create one with `loop.createTask()`. */
 export class Task<T = unknown> extends Future<T> {
-  #target: TaskTarget<T> | null;
-  #name: string;
+  #target: TaskTarget<T>;
+  #name: string | number;
   #mustCancel = false;
   #cancelMessage: string | undefined = undefined;
   #numCancelsRequested = 0;
   #futWaiter: Future<any> | null = null;
   #controller: AbortController | null = null;
-  #targetName: string;
+  // The creator's async context (asyncio copies the creator's contextvars): the first
+  // step runs in it, so AsyncLocalStorage stores set around createTask() are visible
+  // in the task. Dropped after the first step; awaits carry the context from there.
+  #scope: AsyncResource | null;
+  #targetName(): string {
+    const t = this.#target;
+    return t instanceof Coroutine ? t.name : t.name || 'anonymous';
+  }
   /** @internal */
   [kLogDestroyPending] = true;
   /** The loop time (ms) at which the task was created. */
@@ -59,16 +67,18 @@ export class Task<T = unknown> extends Future<T> {
   constructor(loop: Loop, target: TaskTarget<T>, options?: TaskOptions) {
     super(loop);
     this.#target = target;
-    this.#targetName = target instanceof Coroutine ? target.name : target.name || 'anonymous';
-    this.#name = options?.name ?? `Task-${++taskCounter}`;
+    this.#name = options?.name ?? ++taskCounter;
     this.createdAt = loop.time();
+    this.#scope = new AsyncResource('protoloop.Task', { requireManualDestroy: true });
     loop[kTaskStarted](this);
     if (options?.eagerStart === true && loop.isRunning()) Task.#step(this);
-    else loop.callSoon(Task.#step, this);
+    else loop[kCallSoon](Task.#step, this, undefined, 1);
   }
 
   /** The task's name (`Task-N` unless one was given). */
   getName(): string {
+    // The default name is built on demand: most tasks are never asked for it.
+    if (typeof this.#name === 'number') this.#name = `Task-${this.#name}`;
     return this.#name;
   }
 
@@ -77,8 +87,8 @@ export class Task<T = unknown> extends Future<T> {
     this.#name = String(name);
   }
 
-  /** The coroutine or function the task runs (null once it is done). */
-  getCoro(): TaskTarget<T> | null {
+  /** The coroutine or function the task runs. */
+  getCoro(): TaskTarget<T> {
     return this.#target;
   }
 
@@ -167,16 +177,26 @@ export class Task<T = unknown> extends Future<T> {
 
   static #step<T>(task: Task<T>): void {
     if (task.done()) return;
-    const target = task.#target!;
+    const scope = task.#scope!;
+    task.#scope = null;
+    scope.runInAsyncScope(Task.#firstStep, null, task);
+  }
+
+  /** Runs in the creator's context; marks it as this task's and starts the body. */
+  static #firstStep<T>(task: Task<T>): void {
+    const target = task.#target;
     if (task.#mustCancel) {
       task.#mustCancel = false;
       if (target instanceof Coroutine) target.close();
       task.#finishCancelled(task.#cancelMessage);
       return;
     }
+    // runInAsyncScope restores the loop's context afterwards; enterWith only changes
+    // the context of this step and of the continuations it creates.
+    taskStorage.enterWith(task as Task<unknown>);
     let result: PromiseLike<T> | T;
     try {
-      result = taskStorage.run(task as Task<unknown>, invoke, target) as PromiseLike<T> | T;
+      result = invoke(target);
     } catch (e) {
       task.#finishError(e);
       return;
@@ -219,12 +239,11 @@ export class Task<T = unknown> extends Future<T> {
 
   #release(): void {
     this.#futWaiter = null;
-    this.#target = null;
     this.getLoop()[kTaskDone](this as Task<unknown>);
   }
 
   protected override describeState(): string {
-    const parts = [`name=${JSON.stringify(this.#name)}`, `coro=${this.#targetName}()`];
+    const parts = [`name=${JSON.stringify(this.getName())}`, `coro=${this.#targetName()}()`];
     const base = super.describeState();
     if (base) parts.push(base);
     if (this.#futWaiter !== null) parts.push(`wait_for=${this.#futWaiter[kDescribe]()}`);

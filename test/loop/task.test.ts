@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, expect, it } from 'vitest';
 import {
   CancelledError,
@@ -279,6 +280,22 @@ describe('Task', () => {
       expect(names).toEqual(['main', 'sleeper']);
       await t;
       expect([...allTasks()].map((x) => x.getName())).toEqual(['main']);
+    });
+  });
+
+  it('a task sees the AsyncLocalStorage context of the code that created it', async () => {
+    const requestId = new AsyncLocalStorage<string>();
+    await run(async () => {
+      const loop = getRunningLoop();
+      const t = requestId.run('req-42', () =>
+        loop.createTask(async () => {
+          const before = requestId.getStore();
+          await sleep(1);
+          return [before, requestId.getStore(), currentTask()!.getName()];
+        }, { name: 'handler' }),
+      );
+      expect(await t).toEqual(['req-42', 'req-42', 'handler']);
+      expect(requestId.getStore()).toBeUndefined();
     });
   });
 

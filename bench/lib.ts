@@ -1,0 +1,58 @@
+/**
+ * Small helpers shared by the benchmarks: machine description, timing, markdown.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+
+export function machine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  return `${cpus().length} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${process.platform}/${process.arch}`;
+}
+
+export function pythonVersion(python = 'python3'): string | null {
+  try {
+    return execFileSync(python, ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    return null;
+  }
+}
+
+export function hasPythonModule(mod: string, python = 'python3'): boolean {
+  try {
+    execFileSync(python, ['-c', `import ${mod}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs a python script and parses the last JSON line it prints. */
+export function runPythonJson(args: string[], python = 'python3'): Record<string, number> {
+  const out = execFileSync(python, args, { encoding: 'utf8', timeout: 120_000 });
+  const line = out.trim().split('\n').at(-1)!;
+  return JSON.parse(line) as Record<string, number>;
+}
+
+export function fmtRate(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M/s`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k/s`;
+  return `${n.toFixed(0)}/s`;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const line = (cells: (string | number)[]): string => `| ${cells.join(' | ')} |`;
+  return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export function writeResults(area: string, markdown: string): void {
+  const dir = new URL('./results/', import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(new URL(`${area}.md`, dir), markdown);
+}

@@ -1,0 +1,45 @@
+"""asyncio baselines for bench/loop.bench.ts: call_soon chain and gathered trivial tasks.
+Prints one JSON line. Usage: python3 loop_bench.py [uvloop] N_CALLBACKS N_TASKS"""
+import asyncio, json, sys, time
+
+use_uvloop = len(sys.argv) > 1 and sys.argv[1] == 'uvloop'
+n_cb = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
+n_tasks = int(sys.argv[3]) if len(sys.argv) > 3 else 200_000
+
+async def call_soon_chain(n):
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    left = n
+    def step():
+        nonlocal left
+        left -= 1
+        if left == 0:
+            done.set_result(None)
+        else:
+            loop.call_soon(step)
+    t0 = time.perf_counter()
+    loop.call_soon(step)
+    await done
+    return n / (time.perf_counter() - t0)
+
+async def trivial():
+    return 1
+
+async def tasks(n, batch=1000):
+    t0 = time.perf_counter()
+    for _ in range(n // batch):
+        await asyncio.gather(*[asyncio.ensure_future(trivial()) for _ in range(batch)])
+    return n / (time.perf_counter() - t0)
+
+async def main():
+    await call_soon_chain(n_cb // 10)
+    cb = await call_soon_chain(n_cb)
+    await tasks(n_tasks // 10)
+    tk = await tasks(n_tasks)
+    print(json.dumps({'callSoon': cb, 'tasks': tk}))
+
+if use_uvloop:
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
