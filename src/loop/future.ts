@@ -15,7 +15,8 @@
  */
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../errors.ts';
-import { kAwaiting, kCallSoon, kDescribe, kSourceTraceback, kUnretrieved, taskStorage } from './internal.ts';
+import { kAwaiting, kCallSoon, kDescribe, kDescribeCall, kStats, kSourceTraceback, kUnretrieved, taskStorage } from './internal.ts';
+import { hints } from './debug.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import type { Task } from './task.ts';
 
@@ -33,6 +34,8 @@ export interface UnretrievedRecord {
   sourceTraceback: string | undefined;
   retrieved: boolean;
   loop: Loop;
+  /** The future itself while it lives (reports at loop close pass the object). */
+  ref: WeakRef<Future<any>>;
 }
 
 /** @internal A pending `then()` registration. */
@@ -69,7 +72,8 @@ export function reportUnretrieved(rec: UnretrievedRecord): void {
   const ctx: ExceptionContext = {
     message: `${rec.kind} exception was never retrieved`,
     exception: rec.exception,
-    [rec.kind === 'Task' ? 'task' : 'future']: rec.describe,
+    [rec.kind === 'Task' ? 'task' : 'future']: rec.ref.deref() ?? rec.describe,
+    hint: rec.kind === 'Task' ? hints.taskNeverRetrieved : hints.futureNeverRetrieved,
   };
   if (rec.sourceTraceback !== undefined) ctx.sourceTraceback = rec.sourceTraceback;
   rec.loop.callExceptionHandler(ctx);
@@ -157,6 +161,10 @@ export class Future<T = unknown> implements PromiseLike<T> {
     this.#hasException = true;
     this.#state = 'finished';
     if (!this.#retrieved) {
+      // Read the stack now: until then V8 keeps the raw frames, and with them the
+      // arguments of every frame (this task among them), which would keep this future
+      // alive and its "never retrieved" report from ever coming at collection.
+      if (exception instanceof Error) void exception.stack;
       const rec: UnretrievedRecord = {
         kind: this.constructor.name === 'Future' ? 'Future' : 'Task',
         describe: this.toString(),
@@ -164,6 +172,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
         sourceTraceback: this[kSourceTraceback],
         retrieved: false,
         loop: this.#loop,
+        ref: new WeakRef(this),
       };
       this.#unretrieved = rec;
       this.#loop[kUnretrieved].add(rec);
@@ -266,12 +275,19 @@ export class Future<T = unknown> implements PromiseLike<T> {
     for (let i = 0; i < cbs.length; i++) loop[kCallSoon](Future.#runCallback, this, cbs[i]);
   }
 
+  static {
+    (Future.#runCallback as { [kDescribeCall]?: unknown })[kDescribeCall] = describeRunCallback;
+  }
+
   static #runCallback<T>(fut: Future<T>, cb: Callback<T>): void {
     if (!(cb instanceof Waiter)) {
       cb(fut);
       return;
     }
-    if (cb.task !== undefined) cb.task[kAwaiting](null, fut);
+    if (cb.task !== undefined) {
+      cb.task[kAwaiting](null, fut);
+      fut.#loop[kStats].taskSteps++;
+    }
     fut.#markRetrieved();
     if (fut.#state === 'cancelled') settleWaiter(cb, false, fut.makeCancelledError());
     else if (fut.#hasException) settleWaiter(cb, false, fut.#exception);
@@ -303,6 +319,13 @@ export class Future<T = unknown> implements PromiseLike<T> {
 export function shortError(e: unknown): string {
   if (e instanceof Error) return `${e.name}(${JSON.stringify(e.message)})`;
   return inspect(e, { depth: 0, breakLength: Infinity });
+}
+
+/** Names a done-callback handle by the callback and the future (not by `#runCallback`). */
+function describeRunCallback(args: readonly unknown[]): string {
+  const [fut, cb] = args;
+  if (cb instanceof Waiter) return cb.task !== undefined ? `resume ${cb.task.getName()} awaiting ${String(fut)}` : `resolve await of ${String(fut)}`;
+  return `${(cb as (f: unknown) => void).name || '<anonymous>'}(${String(fut)})`;
 }
 
 function settleWaiter(w: Waiter, ok: boolean, value: unknown): void {

@@ -19,6 +19,7 @@ import { inspect } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError, LoopClosedError, LoopRunningError, LoopStoppedError, NoRunningLoopError } from '../errors.ts';
 import { Coroutine } from './coroutine.ts';
+import { contextLevel, formatExceptionContext, hints, reportSlowHandle, startStepTiming, stopStepTiming } from './debug.ts';
 import { Future, reportUnretrieved, type UnretrievedRecord } from './future.ts';
 import { Handle, TimerHandle } from './handle.ts';
 import { TimerHeap } from './heap.ts';
@@ -63,6 +64,14 @@ export interface ExceptionContext {
   transport?: unknown;
   /** Where the object involved was created (debug mode), most recent call last. */
   sourceTraceback?: string;
+  /**
+   * How serious the report is: absent means `'error'`; `'warn'` for reports that are
+   * not failures (a slow callback, leftover tasks cancelled by `run()`). The default
+   * handler logs at this level.
+   */
+  level?: 'debug' | 'info' | 'warn' | 'error';
+  /** What to do about it, one line (trap reports carry one). */
+  hint?: string;
   [key: string]: unknown;
 }
 
@@ -169,7 +178,7 @@ export class Loop {
   /** @internal Async hooks run by run()/Runner before close(), in order. */
   readonly [kShutdownHooks]: Array<() => Promise<void> | void> = [];
   /** @internal */
-  readonly [kStats] = { iterations: 0, callbacks: 0, tasksCreated: 0, slowCallbacks: 0 };
+  readonly [kStats] = { iterations: 0, callbacks: 0, tasksCreated: 0, taskSteps: 0, slowCallbacks: 0 };
 
   constructor(options: LoopOptions = {}) {
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Loop options must be an object');
@@ -267,6 +276,7 @@ export class Loop {
     if (running !== null) return Promise.reject(new LoopRunningError('Cannot run the event loop while another loop is running'));
     this.#state = 'running';
     running = this;
+    if (this.#debug) startStepTiming(this);
     const stopped = new Promise<void>((resolve) => {
       this.#onStopped = resolve;
     });
@@ -330,7 +340,7 @@ export class Loop {
     if (this.#debug) this.#logger.debug(`Close ${this}`);
     for (const task of this.#pending) {
       if (!task[kLogDestroyPending]) continue;
-      const ctx: ExceptionContext = { message: 'Task was destroyed but it is pending!', task };
+      const ctx: ExceptionContext = { message: 'Task was destroyed but it is pending!', task, hint: hints.destroyedPending };
       if (task[kSourceTraceback] !== undefined) ctx.sourceTraceback = task[kSourceTraceback];
       this.callExceptionHandler(ctx);
     }
@@ -438,20 +448,29 @@ export class Loop {
       const t0 = performance.now();
       h[kRun]();
       const dt = performance.now() - t0;
-      if (dt >= slow) this.reportSlow(h.toString(), dt, { handle: h });
+      if (dt >= slow) reportSlowHandle(this, h, dt);
     }
   }
 
-  /** @internal Logs a callback or task step that blocked the loop (debug mode). */
+  /**
+   * @internal Reports a callback or task step that blocked the loop (debug mode):
+   * `Executing <what> took 1.234 seconds`, through the exception handler with
+   * `level: 'warn'` and `durationMs`. `context` names the object (`handle`, `task`,
+   * `protocol`, ...) and its `sourceTraceback`.
+   */
   reportSlow(what: string, ms: number, context: Record<string, unknown> = {}): void {
     this[kStats].slowCallbacks++;
-    this.#logger.warn(
-      { ...context, durationMs: ms },
-      `Executing ${what} took ${(ms / 1000).toFixed(3)} seconds: move blocking work off the loop with toThread() or loop.runInExecutor()`,
-    );
+    this.callExceptionHandler({
+      message: `Executing ${what} took ${(ms / 1000).toFixed(3)} seconds`,
+      ...context,
+      level: 'warn',
+      durationMs: ms,
+      hint: hints.slow,
+    });
   }
 
   #finishStop(): void {
+    stopStepTiming(this);
     this.#stopping = false;
     this.#state = 'idle';
     running = null;
@@ -591,12 +610,13 @@ export class Loop {
   }
 
   /**
-   * The default handler: logs `message` as an error, then one line per context key
-   * (`sourceTraceback` as "Object created at (most recent call last):"), then the
-   * exception's stack.
+   * The default handler: logs `message` at `context.level` (default error), then one
+   * line per context key (the objects involved first), the creation stack
+   * (`sourceTraceback`, "Object created at (most recent call last):"), the `hint`,
+   * and the exception's stack.
    */
   defaultExceptionHandler(context: ExceptionContext): void {
-    this.#logger.error({ err: context.exception }, formatExceptionContext(context));
+    this.#logger[contextLevel(context)]({ err: context.exception }, formatExceptionContext(context, this.#debug));
   }
 
   /** Whether debug mode is on. */
@@ -608,6 +628,10 @@ export class Loop {
   setDebug(enabled: boolean): void {
     this.#debug = Boolean(enabled);
     setLevel(this.#logger, this.#debug ? 'debug' : 'info');
+    if (this.#state === 'running') {
+      if (this.#debug) startStepTiming(this);
+      else stopStepTiming(this);
+    }
   }
 
   /** The loop's logger (named `protoloop`). */
@@ -645,16 +669,5 @@ export class Loop {
   }
 }
 
-/** @internal Formats an exception context as asyncio's default handler does. */
-export function formatExceptionContext(context: ExceptionContext): string {
-  const lines = [context.message || 'Unhandled exception in event loop'];
-  for (const key of Object.keys(context).sort()) {
-    if (key === 'message' || key === 'exception') continue;
-    const value = context[key];
-    if (value === undefined) continue;
-    if (key === 'sourceTraceback') lines.push(`source_traceback: Object created at (most recent call last):\n${String(value)}`);
-    else if (key === 'handleTraceback') lines.push(`handle_traceback: Handle created at (most recent call last):\n${String(value)}`);
-    else lines.push(`${key}: ${typeof value === 'string' ? value : inspect(value, { depth: 1, breakLength: Infinity })}`);
-  }
-  return lines.join('\n');
-}
+/** @internal Formats an exception context as the default handler logs it (see debug.ts). */
+export { formatExceptionContext };

@@ -9,7 +9,9 @@
  * @module
  */
 import { CancelledError, InvalidStateError, KeyboardInterrupt, LoopRunningError } from '../errors.ts';
-import { isMainThread, kShutdownHooks } from './internal.ts';
+import { hints } from './debug.ts';
+import { isMainThread, kCloseHooks, kShutdownHooks } from './internal.ts';
+import { envInspect, startInspector } from './inspector.ts';
 import { activeLoop, Loop, type LoopOptions } from './loop.ts';
 import type { Task, TaskTarget } from './task.ts';
 
@@ -21,6 +23,11 @@ export interface RunOptions extends LoopOptions {
   handleSigint?: boolean;
   /** The main task's name. Default `'main'`. */
   name?: string;
+  /**
+   * Open the inspection endpoint so that `protoloop ps|pstree|stats <pid>` can read
+   * this process's tasks. Default: `PROTOLOOP_INSPECT` set (to anything but `0`).
+   */
+  inspect?: boolean;
 }
 
 type RunnerState = 'initialized' | 'closed';
@@ -48,8 +55,13 @@ export class Runner {
   getLoop(): Loop {
     if (this.#state === 'closed') throw new InvalidStateError('Runner is closed');
     if (this.#loop === null) {
-      const { loopFactory, handleSigint: _h, name: _n, ...loopOptions } = this.#options;
-      this.#loop = loopFactory ? loopFactory(loopOptions) : new Loop(loopOptions);
+      const { loopFactory, handleSigint: _h, name: _n, inspect, ...loopOptions } = this.#options;
+      const loop = loopFactory ? loopFactory(loopOptions) : new Loop(loopOptions);
+      if (inspect ?? envInspect()) {
+        const inspector = startInspector(loop);
+        loop[kCloseHooks].push(() => inspector.close());
+      }
+      this.#loop = loop;
     }
     return this.#loop;
   }
@@ -132,7 +144,14 @@ async function cancelAllTasks(loop: Loop): Promise<void> {
   const toCancel = loop.pendingTasks();
   if (toCancel.size === 0) return;
   if (loop.getDebug()) {
-    loop.logger.debug(`run() is cancelling ${toCancel.size} task(s) still pending at exit: ${[...toCancel].map((t) => t.getName()).join(', ')}`);
+    // Work started and never awaited (asyncio cancels it silently): say what it was.
+    const n = toCancel.size;
+    loop.callExceptionHandler({
+      message: `run() is cancelling ${n} task${n === 1 ? '' : 's'} still pending when the main task finished`,
+      tasks: [...toCancel],
+      level: 'warn',
+      hint: hints.leftovers,
+    });
   }
   for (const t of toCancel) t.cancel();
   const all = loop.createFuture<void>('all tasks cancelled');

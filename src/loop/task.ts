@@ -17,7 +17,7 @@ import { AsyncResource } from 'node:async_hooks';
 import { CancelledError, InvalidStateError } from '../errors.ts';
 import { Coroutine } from './coroutine.ts';
 import { Future } from './future.ts';
-import { kAwaiting, kCallSoon, kDescribe, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted, taskStorage } from './internal.ts';
+import { kAwaiting, kCallSoon, kDescribe, kDescribeCall, kLogDestroyPending, kSourceTraceback, kStart, kStats, kTaskDone, kTaskStarted, taskStorage } from './internal.ts';
 import type { Loop } from './loop.ts';
 
 /** What a task can run: a lazy {@link Coroutine}, or a function returning a promise (or a value). */
@@ -62,13 +62,19 @@ export class Task<T = unknown> extends Future<T> {
   [kLogDestroyPending] = true;
   /** The loop time (ms) at which the task was created. */
   readonly createdAt: number;
+  /** A number unique among this thread's tasks, in creation order. */
+  readonly id: number;
+  /** The task that created this one (null when created from a plain callback or outside the loop). */
+  readonly parent: Task<unknown> | null;
 
   /** @internal Use `loop.createTask()`. */
   constructor(loop: Loop, target: TaskTarget<T>, options?: TaskOptions) {
     super(loop);
     this.#target = target;
-    this.#name = options?.name ?? ++taskCounter;
+    this.id = ++taskCounter;
+    this.#name = options?.name ?? this.id;
     this.createdAt = loop.time();
+    this.parent = taskStorage.getStore() ?? null;
     this.#scope = new AsyncResource('protoloop.Task', { requireManualDestroy: true });
     loop[kTaskStarted](this);
     if (options?.eagerStart === true && loop.isRunning()) Task.#step(this);
@@ -175,10 +181,16 @@ export class Task<T = unknown> extends Future<T> {
     return null;
   }
 
+  static {
+    // Reports name a task step's handle by the task, not by this function.
+    (Task.#step as { [kDescribeCall]?: unknown })[kDescribeCall] = (args: readonly unknown[]) => args[0];
+  }
+
   static #step<T>(task: Task<T>): void {
     if (task.done()) return;
     const scope = task.#scope!;
     task.#scope = null;
+    task.getLoop()[kStats].taskSteps++;
     scope.runInAsyncScope(Task.#firstStep, null, task);
   }
 
