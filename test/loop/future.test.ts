@@ -142,3 +142,13 @@ describe('Future', () => {
     loop.close();
   });
 });
+
+describe('Future after its loop closed', () => {
+  it('a done future can still be awaited once its loop is closed', async () => {
+    const loop = new Loop();
+    const t = loop.createTask(async () => 'kept');
+    await loop.runUntilComplete(t);
+    loop.close();
+    expect(await t).toBe('kept');
+  });
+});
