@@ -239,6 +239,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
       // Already done: the await still yields once, and still delivers a pending cancellation.
       const cancelled = task !== undefined ? task[kAwaiting](this) : null;
       if (cancelled !== null) this.#loop.callSoon(settleWaiter, waiter, false, cancelled);
+      else if (this.#loop.isClosed()) queueMicrotask(() => Future.#runCallback(this, waiter)); // awaited after its loop closed
       else this.#loop[kCallSoon](Future.#runCallback, this, waiter);
     }
     return promise;
