@@ -155,8 +155,10 @@ export class TransportClosedError extends ProtoloopError {
   }
 }
 
-/** A network operation failed; `errno`/`syscall` carry Node's details where there are any. Base of the connection errors. */
+/** A network operation failed; `errno`/`syscall` carry Node's details where there are any. Base of the connection errors, and used as is for system errors with no more specific class (EADDRINUSE, ETIMEDOUT, EHOSTUNREACH, ...). */
 export class ConnectionError extends ProtoloopError {
+  /** The code of a ConnectionError that has no more specific class. */
+  static readonly GENERIC_CODE = 'ERR_PROTOLOOP_CONNECTION';
   /** The system error code (`ECONNRESET`, `EPIPE`, ...), when the OS reported one. */
   readonly errno: string | undefined;
   constructor(code: string, message: string, options?: ErrorOptions & { errno?: string }) {

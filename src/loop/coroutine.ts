@@ -11,28 +11,47 @@
 import { inspect } from 'node:util';
 import { captureStack, kSourceTraceback, kStart } from './internal.ts';
 import { activeLoop, envDebug, type ExceptionContext, type Loop } from './loop.ts';
+import { formatExceptionContext, hints } from './debug.ts';
 import { createLogger } from './log.ts';
 
 interface NeverAwaitedRecord {
   name: string;
   loop: Loop | null;
   sourceTraceback: string | undefined;
+  reported: boolean;
 }
+
+/**
+ * Coroutines created while a loop ran and not started yet. A short program may exit
+ * before any garbage collection: the loop's close() reports these, so the trap is
+ * caught deterministically (asyncio relies on reference counting for this).
+ */
+const unstarted = new Set<NeverAwaitedRecord>();
 
 let fallbackLogger: ReturnType<typeof createLogger> | null = null;
 
-const neverAwaited = new FinalizationRegistry<NeverAwaitedRecord>((rec) => {
-  const message = `Coroutine ${rec.name}() was never awaited: await it, or pass it to loop.createTask()`;
-  const ctx: ExceptionContext = { message, coroutine: `${rec.name}()` };
+const neverAwaited = new FinalizationRegistry<NeverAwaitedRecord>(reportNeverAwaited);
+
+function reportNeverAwaited(rec: NeverAwaitedRecord): void {
+  unstarted.delete(rec);
+  if (rec.reported) return;
+  rec.reported = true;
+  const ctx: ExceptionContext = { message: `Coroutine ${rec.name}() was never awaited`, coroutine: `${rec.name}()`, hint: hints.neverAwaited };
   if (rec.sourceTraceback !== undefined) ctx.sourceTraceback = rec.sourceTraceback;
-  if (rec.loop !== null && !rec.loop.isClosed()) {
+  if (rec.loop !== null) {
+    // Also once the loop is closed: its exception handler is still the user's choice.
     rec.loop.callExceptionHandler(ctx);
   } else {
+    // Created while no loop ran: no exception handler to route through.
     fallbackLogger ??= createLogger();
-    const extra = rec.sourceTraceback !== undefined ? `\nCoroutine object created at (most recent call last):\n${rec.sourceTraceback}` : '';
-    fallbackLogger.error(message + extra);
+    fallbackLogger.error(formatExceptionContext(ctx, rec.sourceTraceback !== undefined || envDebug()));
   }
-});
+}
+
+/** @internal Reports the coroutines created on `loop` that never started (loop close). */
+export function reportUnstartedCoroutines(loop: Loop): void {
+  for (const rec of [...unstarted]) if (rec.loop === loop) reportNeverAwaited(rec);
+}
 
 /**
  * A started-on-demand computation: the result of calling a function wrapped with
@@ -57,7 +76,8 @@ export class Coroutine<T = unknown> implements PromiseLike<T> {
     const loop = activeLoop();
     const debug = loop !== null ? loop.getDebug() : envDebug();
     if (debug) this[kSourceTraceback] = captureStack(2);
-    this.#record = { name, loop, sourceTraceback: this[kSourceTraceback] };
+    this.#record = { name, loop, sourceTraceback: this[kSourceTraceback], reported: false };
+    if (loop !== null) unstarted.add(this.#record);
     neverAwaited.register(this, this.#record, this);
   }
 
@@ -70,6 +90,7 @@ export class Coroutine<T = unknown> implements PromiseLike<T> {
   [kStart](): Promise<T> {
     if (this.#promise !== null) return this.#promise;
     neverAwaited.unregister(this);
+    if (this.#record !== null) unstarted.delete(this.#record);
     this.#record = null;
     const fn = this.#fn!;
     const args = this.#args!;
@@ -95,6 +116,7 @@ export class Coroutine<T = unknown> implements PromiseLike<T> {
   close(): void {
     if (this.#promise !== null) return;
     neverAwaited.unregister(this);
+    if (this.#record !== null) unstarted.delete(this.#record);
     this.#record = null;
     this.#fn = null;
     this.#args = null;

@@ -285,12 +285,14 @@ export class Future<T = unknown> implements PromiseLike<T> {
       cb(fut);
       return;
     }
+    let cancelled: CancelledError | null = null;
     if (cb.task !== undefined) {
-      cb.task[kAwaiting](null, fut);
+      cancelled = cb.task[kAwaiting](null, fut);
       fut.#loop[kStats].taskSteps++;
     }
     fut.#markRetrieved();
-    if (fut.#state === 'cancelled') settleWaiter(cb, false, fut.makeCancelledError());
+    if (cancelled !== null) settleWaiter(cb, false, cancelled);
+    else if (fut.#state === 'cancelled') settleWaiter(cb, false, fut.makeCancelledError());
     else if (fut.#hasException) settleWaiter(cb, false, fut.#exception);
     else settleWaiter(cb, true, fut.#result);
   }

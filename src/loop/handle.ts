@@ -3,7 +3,7 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { kRun, kScheduled, kSourceTraceback, kTimerCancelled } from './internal.ts';
+import { kDescribeCall, kRun, kScheduled, kSourceTraceback, kTimerCancelled } from './internal.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 
 /** A callback scheduled on a loop. `cancel()` before it runs and it never runs. */
@@ -55,6 +55,11 @@ export class Handle {
     return this.#cancelled;
   }
 
+  /** Where the handle was scheduled (the user's frames, most recent call last), in debug mode; undefined otherwise. */
+  get sourceTraceback(): string | undefined {
+    return this[kSourceTraceback];
+  }
+
   /** @internal Runs the callback; an exception goes to the loop's exception handler. */
   [kRun](): void {
     const cb = this.#callback;
@@ -67,7 +72,7 @@ export class Handle {
         default: cb(...this.#args!);
       }
     } catch (exception) {
-      const ctx: ExceptionContext = { message: `Exception in callback ${callbackName(cb, this.#argList())}`, exception, handle: this };
+      const ctx: ExceptionContext = { message: `Exception in callback ${callbackName(cb, this.#argList(), this.loop.getDebug())}`, exception, handle: this };
       if (this[kSourceTraceback] !== undefined) ctx.sourceTraceback = this[kSourceTraceback];
       this.loop.callExceptionHandler(ctx);
     }
@@ -75,14 +80,23 @@ export class Handle {
 
   /** The callback and its arguments, as the slow-callback report names them. @internal */
   describeCallback(): string {
-    return this.#callback === null ? (this.#repr ?? 'cancelled') : callbackName(this.#callback, this.#argList());
+    return this.#callback === null ? (this.#repr ?? 'cancelled') : callbackName(this.#callback, this.#argList(), this.loop.getDebug());
+  }
+
+  /**
+   * @internal What the handle runs, for debug reports: the Task when it runs a task's
+   * step, a text for protoloop's own callbacks that describe themselves, else undefined.
+   */
+  subject(): unknown {
+    const describe = (this.#callback as { [kDescribeCall]?: (args: unknown[]) => unknown } | null)?.[kDescribeCall];
+    return typeof describe === 'function' ? describe(this.#argList()) : undefined;
   }
 
   toString(): string {
     if (this.#repr !== null) return this.#repr;
     const parts = [this.constructor.name];
     if (this.#cancelled) parts.push('cancelled');
-    if (this.#callback !== null) parts.push(callbackName(this.#callback, this.#argList()));
+    if (this.#callback !== null) parts.push(callbackName(this.#callback, this.#argList(), this.loop.getDebug()));
     const site = this[kSourceTraceback]?.split('\n').at(-1)?.trim();
     if (site) parts.push(`created ${site}`);
     return `<${parts.join(' ')}>`;
@@ -125,10 +139,17 @@ export class TimerHandle extends Handle {
   }
 }
 
-/** A readable name for a callback and its arguments. @internal */
-export function callbackName(cb: (...args: any[]) => unknown, args: readonly unknown[]): string {
+/**
+ * A readable name for a callback and its arguments. The arguments are shown only when
+ * `showArgs` (debug mode), as asyncio does: they may hold secrets. A function with a
+ * `kDescribeCall` describer (protoloop's own callbacks) is named by it. @internal
+ */
+export function callbackName(cb: (...args: any[]) => unknown, args: readonly unknown[], showArgs = true): string {
+  const describe = (cb as { [kDescribeCall]?: (args: readonly unknown[]) => unknown })[kDescribeCall];
+  if (typeof describe === 'function') return String(describe(args));
   const name = cb.name ? cb.name.replace(/^bound /, '') : '<anonymous>';
   if (args.length === 0) return `${name}()`;
+  if (!showArgs) return `${name}(...)`;
   const shown = args.slice(0, 3).map((a) => inspect(a, { depth: 0, breakLength: Infinity, maxStringLength: 40, maxArrayLength: 5 }));
   if (args.length > 3) shown.push('...');
   return `${name}(${shown.join(', ')})`;

@@ -37,6 +37,11 @@ export const kResources = Symbol('protoloop.resources');
 export const kStats = Symbol('protoloop.stats');
 /** Describes an awaited object for task introspection. */
 export const kDescribe = Symbol('protoloop.describe');
+/**
+ * On a function protoloop schedules for itself: `(args) => what the call is for`, used
+ * by reports instead of the function's name: the Task for a task step, else a text.
+ */
+export const kDescribeCall = Symbol('protoloop.describeCall');
 
 /**
  * The task whose code is running now. Task bodies run inside `taskStorage.run(task, ...)`;
@@ -65,7 +70,7 @@ let cwdPrefixes: { cwd: string; url: string; path: string } | null = null;
 
 /** Whether a stack line is a frame of protoloop itself or of Node's internals. @internal */
 export function isInternalFrame(line: string): boolean {
-  return line.includes(libraryRoot.href) || line.includes(libraryRootPath) || line.includes('node:internal/');
+  return line.includes(libraryRoot.href) || line.includes(libraryRootPath) || /[( ]node:/.test(line);
 }
 
 /**
@@ -77,23 +82,35 @@ export function isInternalFrame(line: string): boolean {
  * callers written before the filtering).
  */
 export function captureStack(_skip = 1): string | undefined {
+  // Structured call sites: only the kept frames are formatted (about twice as fast as
+  // formatting the whole stack and filtering the text).
+  const prepare = Error.prepareStackTrace;
   const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 50; // room for protoloop's frames, which are dropped below
-  const err: { stack?: string } = {};
-  Error.captureStackTrace(err, captureStack);
+  Error.prepareStackTrace = returnCallSites;
+  Error.stackTraceLimit = 20; // room for protoloop's own frames above the user's
+  const holder: { stack?: NodeJS.CallSite[] } = {};
+  Error.captureStackTrace(holder, captureStack);
+  const sites = holder.stack;
+  Error.prepareStackTrace = prepare;
   Error.stackTraceLimit = limit;
+  if (!Array.isArray(sites)) return undefined;
   const frames: string[] = [];
-  for (const line of (err.stack ?? '').split('\n')) {
-    const frame = line.trim();
-    if (!frame.startsWith('at ') || isInternalFrame(frame)) continue;
-    frames.push(`  ${relativePath(frame)}`);
+  for (const site of sites) {
+    const file = site.getFileName();
+    // No file: native frames (new Promise, Array.map); node: and protoloop's own modules.
+    if (file === undefined || file === null || file.startsWith('node:') || file.startsWith(libraryRoot.href) || file.startsWith(libraryRootPath)) continue;
+    frames.push(`  at ${relativePath(String(site))}`);
     if (frames.length === STACK_DEPTH) break;
   }
   return frames.length === 0 ? undefined : frames.reverse().join('\n');
 }
 
-/** Shortens the paths of a stack line that lie under the working directory. */
-function relativePath(frame: string): string {
+function returnCallSites(_err: Error, sites: NodeJS.CallSite[]): NodeJS.CallSite[] {
+  return sites;
+}
+
+/** Shortens the paths of a stack line that lie under the working directory. @internal */
+export function relativePath(frame: string): string {
   const cwd = process.cwd();
   if (cwdPrefixes?.cwd !== cwd) cwdPrefixes = { cwd, url: pathToFileURL(cwd).href + '/', path: cwd + sep };
   return frame.replaceAll(cwdPrefixes.url, '').replaceAll(cwdPrefixes.path, '');

@@ -2,7 +2,8 @@
  * The `protoloop` logger: pino-compatible, injectable, readable by default.
  * @module
  */
-import { format } from 'node:util';
+import { format, inspect } from 'node:util';
+import { isInternalFrame, relativePath } from './internal.ts';
 
 /** Log levels, lowest first. */
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -65,7 +66,7 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
         else if (objOrMsg !== null && typeof objOrMsg === 'object') err = (objOrMsg as { err?: unknown }).err;
         text = msg === undefined ? (err instanceof Error ? err.message : '') : format(msg, ...args);
       }
-      let out = `${level.toUpperCase()} ${name}: ${text}\n`;
+      let out = `${level.toUpperCase()} ${name}: ${text.replaceAll('\n', '\n  ')}\n`;
       if (err !== undefined && !text.includes(errorText(err))) out += indent(errorText(err)) + '\n';
       stream.write(out);
     };
@@ -74,8 +75,35 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
 }
 
 function errorText(err: unknown): string {
-  if (err instanceof Error) return err.stack ?? `${err.name}: ${err.message}`;
+  if (err instanceof Error) return hideMachinery(inspect(err));
   return String(err);
+}
+
+/**
+ * Drops, from each stack of an error (its own, its causes'), the frames of protoloop
+ * and of Node's internals below the last frame of the user's code: the loop machinery
+ * that ran the code says nothing to the reader. A stack made only of such frames (an
+ * error raised by protoloop itself) is kept whole.
+ */
+function hideMachinery(text: string): string {
+  const out: string[] = [];
+  let run: string[] = [];
+  const flush = (): void => {
+    let end = run.length;
+    while (end > 0 && isInternalFrame(run[end - 1]!)) end--;
+    for (const frame of end === 0 ? run : run.slice(0, end)) out.push(relativePath(frame));
+    run = [];
+  };
+  for (const line of text.split('\n')) {
+    if (/^\s+at /.test(line)) {
+      run.push(line);
+    } else {
+      flush();
+      out.push(line);
+    }
+  }
+  flush();
+  return out.join('\n');
 }
 
 function indent(s: string): string {

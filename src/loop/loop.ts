@@ -18,7 +18,7 @@
 import { inspect } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError, LoopClosedError, LoopRunningError, LoopStoppedError, NoRunningLoopError } from '../errors.ts';
-import { Coroutine } from './coroutine.ts';
+import { Coroutine, reportUnstartedCoroutines } from './coroutine.ts';
 import { contextLevel, formatExceptionContext, hints, reportSlowHandle, startStepTiming, stopStepTiming } from './debug.ts';
 import { Future, reportUnretrieved, type UnretrievedRecord } from './future.ts';
 import { Handle, TimerHandle } from './handle.ts';
@@ -344,6 +344,7 @@ export class Loop {
       if (task[kSourceTraceback] !== undefined) ctx.sourceTraceback = task[kSourceTraceback];
       this.callExceptionHandler(ctx);
     }
+    reportUnstartedCoroutines(this);
     for (const rec of [...this[kUnretrieved]]) reportUnretrieved(rec);
     closeUnclosedResources(this);
     for (const hook of this[kCloseHooks].splice(0)) {

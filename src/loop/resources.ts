@@ -6,6 +6,7 @@
  * @module
  * @internal
  */
+import { hints } from './debug.ts';
 import { captureStack, kDescribe, kResources } from './internal.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 
@@ -30,8 +31,9 @@ const collected = new FinalizationRegistry<Entry>((entry) => {
 
 function report(entry: Entry, description: string): void {
   const ctx: ExceptionContext = {
-    message: `unclosed ${entry.kind} ${description}: close it (or use 'await using') when you are done with it`,
-    [entry.kind.includes('server') ? 'server' : 'transport']: description,
+    message: `unclosed ${entry.kind} ${description}`,
+    [entry.kind.includes('server') ? 'server' : 'transport']: entry.ref.deref() ?? description,
+    hint: hints.unclosed,
   };
   if (entry.sourceTraceback !== undefined) ctx.sourceTraceback = entry.sourceTraceback;
   entry.loop.callExceptionHandler(ctx);

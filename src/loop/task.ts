@@ -17,7 +17,7 @@ import { AsyncResource } from 'node:async_hooks';
 import { CancelledError, InvalidStateError } from '../errors.ts';
 import { Coroutine } from './coroutine.ts';
 import { Future } from './future.ts';
-import { kAwaiting, kCallSoon, kDescribe, kDescribeCall, kLogDestroyPending, kSourceTraceback, kStart, kStats, kTaskDone, kTaskStarted, taskStorage } from './internal.ts';
+import { kAwaiting, kCallSoon, kDescribe, kDescribeCall, kStats, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted, taskStorage } from './internal.ts';
 import type { Loop } from './loop.ts';
 
 /** What a task can run: a lazy {@link Coroutine}, or a function returning a promise (or a value). */
@@ -165,7 +165,14 @@ export class Task<T = unknown> extends Future<T> {
    */
   [kAwaiting](fut: Future<any> | null, resumed?: Future<any>): CancelledError | null {
     if (fut === null) {
-      if (this.#futWaiter === resumed) this.#futWaiter = null;
+      if (this.#futWaiter !== resumed) return null;
+      this.#futWaiter = null;
+      // Cancelled after the awaited future completed but before the task resumed: the
+      // await throws, as asyncio throws CancelledError into the coroutine at that point.
+      if (this.#mustCancel) {
+        this.#mustCancel = false;
+        return new CancelledError(this.#cancelMessage);
+      }
       return null;
     }
     if (this.#mustCancel) {
