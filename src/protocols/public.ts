@@ -2,3 +2,10 @@
 export {};
 export { BaseProtocol, Protocol, BufferedProtocol, DatagramProtocol, MessageProtocol, SubprocessProtocol } from './protocols.ts';
 export type { DatagramAddress } from './protocols.ts';
+export { StreamReader, DEFAULT_LIMIT } from './stream-reader.ts';
+export type { StreamReaderOptions } from './stream-reader.ts';
+export { StreamWriter } from './stream-writer.ts';
+export type { StreamStartTlsOptions } from './stream-writer.ts';
+export type { ClientConnectedCallback } from './stream-protocol.ts';
+export { openConnection, startServer, openUnixConnection, startUnixServer } from './streams.ts';
+export type { StreamPair, StreamLimitOption, OpenConnectionOptions, StartServerOptions, OpenUnixConnectionOptions, StartUnixServerOptions } from './streams.ts';
