@@ -1,0 +1,360 @@
+/**
+ * What both pools share: the job queue, the lifecycle and shutdown.
+ *
+ * ```
+ * running --shutdown()--> shuttingDown --(queue empty, jobs settled, workers gone)--> shutdown
+ * ```
+ *
+ * At most `maxWorkers` jobs are handed to workers at a time; the rest wait here, in
+ * FIFO order, so that "not started yet" is exact (what `cancelFutures` drops, and what
+ * a cancelled job can leave without costing a worker). A subclass runs a job on a
+ * worker ({@link BaseExecutor.startJob}), stops one ({@link BaseExecutor.abortJob})
+ * and lets its workers go ({@link BaseExecutor.releaseWorkers}).
+ * @module
+ * @internal
+ */
+import { inspect } from 'node:util';
+import { ExecutorShutdownError, InvalidArgumentError, NotCloneableError } from '../errors.ts';
+import { allPrimitive, findUncloneable } from './clone-check.ts';
+import { normalizeTask, type Executor, type ExecutorState, type ExecutorShutdownOptions, type SubmitOptions, type WorkerTask } from './executor.ts';
+import { unwrapTransfers, type TransferItem } from './transfer.ts';
+
+type JobState = 'queued' | 'running' | 'done';
+
+/** @internal Receives a job's outcome: `ok` with the result, or not with the error. */
+export type JobSink<T> = (arg: T, ok: boolean, value: unknown) => void;
+
+/**
+ * @internal One submitted job. It doubles as the minimal AbortSignal-like object that
+ * piscina accepts (`aborted` + `addEventListener('abort')`), so that cancelling a job
+ * costs no AbortController per job.
+ */
+export class Job {
+  state: JobState = 'queued';
+  readonly url: string;
+  readonly name: string;
+  readonly args: unknown[];
+  readonly transferList: TransferItem[];
+  /** Where the outcome goes: a promise's resolve/reject, or a sink (loop futures, without a promise). */
+  resolve: ((v: unknown) => void) | null = null;
+  reject: ((e: unknown) => void) | null = null;
+  sink: JobSink<any> | null = null;
+  sinkArg: unknown = null;
+  /** The user's signal, and our listener on it. */
+  signal: AbortSignal | null = null;
+  onUserAbort: (() => void) | null = null;
+  /** Set by the subclass: what runs the job (a worker, a child process). */
+  worker: unknown = null;
+  /** The AbortSignal-like face, for piscina. */
+  aborted = false;
+  #abortListener: (() => void) | null = null;
+
+  constructor(url: string, name: string, args: unknown[], transferList: TransferItem[]) {
+    this.url = url;
+    this.name = name;
+    this.args = args;
+    this.transferList = transferList;
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.#abortListener = listener;
+  }
+
+  removeEventListener(): void {
+    this.#abortListener = null;
+  }
+
+  /** Fires the abort listener (piscina's), once. */
+  fireAbort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const l = this.#abortListener;
+    this.#abortListener = null;
+    l?.();
+  }
+}
+
+function validateShutdownOptions(options: ExecutorShutdownOptions): void {
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('shutdown() options must be an object');
+  const { wait, cancelFutures, timeout } = options;
+  if (wait !== undefined && typeof wait !== 'boolean') throw new InvalidArgumentError('shutdown(): wait must be a boolean');
+  if (cancelFutures !== undefined && typeof cancelFutures !== 'boolean') throw new InvalidArgumentError('shutdown(): cancelFutures must be a boolean');
+  if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0)) throw new InvalidArgumentError('shutdown(): timeout must be a number of milliseconds >= 0');
+}
+
+/** @internal Validates `maxWorkers`-like options: a positive integer or undefined. */
+export function positiveInt(value: unknown, what: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`${what} must be an integer >= 1, got ${inspect(value)}`);
+  return value;
+}
+
+/** @internal Validates a duration option: a number of ms >= 0 or undefined. */
+export function durationMs(value: unknown, what: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) throw new InvalidArgumentError(`${what} must be a number of milliseconds >= 0, got ${inspect(value)}`);
+  return value;
+}
+
+let executorCounter = 0;
+
+/** @internal The shared machinery of ThreadPoolExecutor and ProcessPoolExecutor. */
+export abstract class BaseExecutor implements Executor {
+  #state: ExecutorState = 'running';
+  #queue: Job[] = [];
+  #queueHead = 0;
+  #running = new Set<Job>();
+  #maxWorkers: number;
+  #closed: Promise<void> | null = null;
+  #resolveClosed: (() => void) | null = null;
+  #releasing = false;
+  #deadline: NodeJS.Timeout | null = null;
+  #completed = 0;
+  /** The executor's name in messages: `ThreadPoolExecutor-1`. */
+  readonly executorName: string;
+
+  constructor(maxWorkers: number) {
+    this.#maxWorkers = maxWorkers;
+    this.executorName = `${new.target.name}-${++executorCounter}`;
+  }
+
+  /** The lifecycle state. */
+  get state(): ExecutorState {
+    return this.#state;
+  }
+
+  /** At most this many jobs run at once, each on its own worker. */
+  get maxWorkers(): number {
+    return this.#maxWorkers;
+  }
+
+  /** Whether workers can receive moved buffers and ports (threads) or only copies (processes). */
+  protected abstract readonly canMove: boolean;
+  /** Starts `job` on a worker; calls {@link settle} when it ends. */
+  protected abstract startJob(job: Job): void;
+  /** Stops the worker running `job` (already settled by the caller). */
+  protected abstract abortJob(job: Job): void;
+  /** Lets every worker go; `force` also kills those still running something. Resolves once all have exited. */
+  protected abstract releaseWorkers(force: boolean): Promise<void>;
+  /** Live details for inspect (worker counts). */
+  protected abstract describeWorkers(): string;
+
+  /** See {@link Executor.submit}. */
+  submit<A extends unknown[], R>(task: WorkerTask<A, R>, args: A, options?: SubmitOptions): Promise<R> {
+    let signal: AbortSignal | null = null;
+    if (options !== undefined) {
+      if (options === null || typeof options !== 'object') throw new InvalidArgumentError('submit() options must be an object');
+      if (options.signal !== undefined) {
+        if (!(options.signal instanceof AbortSignal)) throw new InvalidArgumentError('submit(): options.signal must be an AbortSignal');
+        signal = options.signal;
+      }
+    }
+    const job = this.#makeJob(task, args);
+    if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
+    const promise = new Promise<R>((resolve, reject) => {
+      job.resolve = resolve as (v: unknown) => void;
+      job.reject = reject;
+    });
+    if (signal !== null) {
+      job.signal = signal;
+      job.onUserAbort = () => this.cancelJob(job, signal.reason);
+      signal.addEventListener('abort', job.onUserAbort, { once: true });
+    }
+    this.#enqueue(job);
+    return promise;
+  }
+
+  /**
+   * @internal {@link submit} without a promise: the outcome goes to `sink(sinkArg, ok, value)`.
+   * Returns the job, for {@link cancelJob}. Throws as submit() does.
+   */
+  submitToSink<T>(task: WorkerTask, args: unknown[], sink: JobSink<T>, sinkArg: T): Job {
+    const job = this.#makeJob(task, args);
+    job.sink = sink;
+    job.sinkArg = sinkArg;
+    this.#enqueue(job);
+    return job;
+  }
+
+  #makeJob(task: WorkerTask, args: unknown[]): Job {
+    if (this.#state !== 'running') throw new ExecutorShutdownError(`${this.executorName} was shut down: it takes no new jobs`);
+    const { url, name } = normalizeTask(task, 'submit()');
+    if (!Array.isArray(args)) throw new InvalidArgumentError('submit(): args must be an array');
+    const transferList: TransferItem[] = [];
+    let plain: unknown[] = args;
+    if (!allPrimitive(args)) {
+      plain = unwrapTransfers(args, transferList);
+      // Processes share no memory: moving means copying (and ports cannot go at all).
+      if (transferList.length > 0 && !this.canMove) transferList.length = 0;
+      const bad = findUncloneable(plain, 'args', this.canMove ? new Set<unknown>(transferList) : null);
+      if (bad !== null) throw new NotCloneableError(`cannot send the arguments of ${name}() to a worker: ${bad}`);
+    }
+    return new Job(url, name, plain, transferList);
+  }
+
+  #enqueue(job: Job): void {
+    if (this.#running.size < this.#maxWorkers && this.#queueHead === this.#queue.length) this.#start(job);
+    else this.#queue.push(job);
+  }
+
+  /**
+   * @internal Cancels `job`: dropped if queued, its worker stopped if running. The job's
+   * promise rejects with `reason`. Returns false if the job had already settled.
+   */
+  cancelJob(job: Job, reason: unknown): boolean {
+    if (job.state === 'done') return false;
+    const wasRunning = job.state === 'running';
+    this.settle(job, false, reason);
+    if (wasRunning) this.abortJob(job);
+    return true;
+  }
+
+  #start(job: Job): void {
+    job.state = 'running';
+    this.#running.add(job);
+    this.startJob(job);
+  }
+
+  /** Ends `job` (once) and starts the next queued one. */
+  protected settle(job: Job, ok: boolean, value: unknown): void {
+    if (job.state === 'done') return;
+    const wasRunning = job.state === 'running';
+    job.state = 'done';
+    if (job.signal !== null && job.onUserAbort !== null) job.signal.removeEventListener('abort', job.onUserAbort);
+    job.onUserAbort = null;
+    this.#completed++;
+    if (wasRunning) this.#running.delete(job);
+    if (job.sink !== null) {
+      const sink = job.sink;
+      job.sink = null;
+      sink(job.sinkArg, ok, value);
+    } else if (ok) job.resolve!(value);
+    else job.reject!(value);
+    this.#pump();
+  }
+
+  #pump(): void {
+    const q = this.#queue;
+    while (this.#running.size < this.#maxWorkers && this.#queueHead < q.length) {
+      const job = q[this.#queueHead]!;
+      q[this.#queueHead++] = undefined as never;
+      if (job.state === 'queued') this.#start(job);
+    }
+    if (this.#queueHead === q.length && this.#queueHead > 0) {
+      this.#queue = [];
+      this.#queueHead = 0;
+    } else if (this.#queueHead > 1024 && this.#queueHead * 2 > q.length) {
+      this.#queue = q.slice(this.#queueHead);
+      this.#queueHead = 0;
+    }
+    if (this.#state !== 'running') this.#maybeRelease();
+  }
+
+  /** Jobs waiting for a worker (cancelled ones excluded). */
+  get queued(): number {
+    let n = 0;
+    for (let i = this.#queueHead; i < this.#queue.length; i++) if (this.#queue[i]!.state === 'queued') n++;
+    return n;
+  }
+
+  /** Jobs running on a worker now. */
+  get running(): number {
+    return this.#running.size;
+  }
+
+  /** Jobs settled so far (done, failed or cancelled). */
+  get completed(): number {
+    return this.#completed;
+  }
+
+  /**
+   * Stops taking jobs. With `cancelFutures`, jobs not started fail with
+   * {@link ExecutorShutdownError}; the others run to the end unless `timeout` ms pass,
+   * then their workers are stopped and they fail with ExecutorShutdownError. With
+   * `wait` (default true) resolves once every worker has exited. May be called again
+   * to tighten the options; never throws for being called twice.
+   */
+  async shutdown(options: ExecutorShutdownOptions = {}): Promise<void> {
+    validateShutdownOptions(options);
+    const { wait = true, cancelFutures = false, timeout } = options;
+    if (this.#state === 'running') this.#state = 'shuttingDown';
+    this.#closed ??= new Promise<void>((resolve) => {
+      this.#resolveClosed = resolve;
+    });
+    if (cancelFutures) this.#dropQueued(`${this.executorName} was shut down before this job started (cancelFutures)`);
+    if (timeout !== undefined && this.#state !== 'shutdown') {
+      if (timeout === 0) {
+        this.#forceStop(`${this.executorName} was shut down: the job was stopped (shutdown timeout 0 ms)`);
+      } else if (this.#deadline === null) {
+        this.#deadline = setTimeout(() => {
+          this.#deadline = null;
+          this.#forceStop(`${this.executorName} was shut down: the job did not finish within the shutdown timeout of ${timeout} ms and was stopped`);
+        }, timeout);
+        // The deadline alone must not keep the process alive: running jobs do.
+        this.#deadline.unref();
+      }
+    }
+    this.#maybeRelease();
+    if (wait) await this.#closed;
+  }
+
+  /** `shutdown({ wait: true })`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown({ wait: true });
+  }
+
+  #dropQueued(message: string): void {
+    const q = this.#queue;
+    const start = this.#queueHead;
+    this.#queue = [];
+    this.#queueHead = 0;
+    for (let i = start; i < q.length; i++) {
+      const job = q[i]!;
+      if (job.state === 'queued') this.settle(job, false, new ExecutorShutdownError(message));
+    }
+  }
+
+  #forceStop(message: string): void {
+    this.#dropQueued(message);
+    for (const job of [...this.#running]) this.settle(job, false, new ExecutorShutdownError(message));
+    this.#release(true);
+  }
+
+  #maybeRelease(): void {
+    if (this.#state === 'running' || this.#releasing) return;
+    if (this.#running.size > 0 || this.#queueHead < this.#queue.length) return;
+    this.#release(false);
+  }
+
+  #release(force: boolean): void {
+    if (this.#releasing && !force) return;
+    this.#releasing = true;
+    if (this.#deadline !== null && !force) {
+      clearTimeout(this.#deadline);
+      this.#deadline = null;
+    }
+    this.releaseWorkers(force).then(
+      () => this.#finish(),
+      () => this.#finish(),
+    );
+  }
+
+  #finish(): void {
+    if (this.#state === 'shutdown') return;
+    this.#state = 'shutdown';
+    if (this.#deadline !== null) {
+      clearTimeout(this.#deadline);
+      this.#deadline = null;
+    }
+    this.#resolveClosed?.();
+  }
+
+  toString(): string {
+    return `<${this.executorName} ${this.#state} maxWorkers=${this.#maxWorkers} running=${this.#running.size} queued=${this.queued} ${this.describeWorkers()}>`;
+  }
+
+  /** @internal */
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * The worker side of the executors: loads a task's module (once per worker), calls
+ * the named export with the arguments and hands back the result, or a serialized
+ * error (see remote-error.ts). `thread-worker.ts` (piscina's workers) and
+ * `process-worker.ts` (child processes) wrap {@link runJob}.
+ *
+ * It imports nothing of the loop, so that a worker starts quickly.
+ * @module
+ * @internal
+ */
+import { findUncloneable } from './clone-check.ts';
+import { serializeError } from './remote-error.ts';
+import { isTransferMarker, type TransferItem } from './transfer.ts';
+
+type TaskFn = (...args: unknown[]) => unknown;
+
+const modules = new Map<string, Promise<Record<string, unknown>>>();
+
+async function loadModule(url: string): Promise<Record<string, unknown>> {
+  let p = modules.get(url);
+  if (p === undefined) {
+    p = import(url) as Promise<Record<string, unknown>>;
+    modules.set(url, p);
+  }
+  try {
+    return await p;
+  } catch (e) {
+    modules.delete(url);
+    const reason = e instanceof Error ? e.message : String(e);
+    throw serializeError(new Error(`cannot load the task module ${url}: ${reason}`, { cause: e }), 'module');
+  }
+}
+
+async function resolveTask(url: string, name: string): Promise<TaskFn> {
+  const mod = await loadModule(url);
+  const fn = mod[name];
+  if (typeof fn !== 'function') {
+    const why = fn === undefined ? `has no export named '${name}'` : `exports '${name}' as a ${typeof fn}, not a function`;
+    throw serializeError(new Error(`the task module ${url} ${why} (exports: ${Object.keys(mod).join(', ') || 'none'})`), 'module');
+  }
+  return fn as TaskFn;
+}
+
+/**
+ * Runs one job: `name` of module `url` with `args`. Resolves with the result (and
+ * what to move with it, in `transferList`); rejects with a SerializedError.
+ * `movable` says whether results may move buffers (threads) or must be copied (processes).
+ */
+export async function runJob(url: string, name: string, args: unknown[], movable: boolean, transferList: TransferItem[]): Promise<unknown> {
+  const fn = await resolveTask(url, name);
+  let result: unknown;
+  try {
+    result = await fn(...args);
+  } catch (e) {
+    throw serializeError(e);
+  }
+  if (isTransferMarker(result)) {
+    if (movable) for (const item of result.list) transferList.push(item);
+    result = result.value;
+  }
+  const bad = findUncloneable(result, 'the result', movable ? new Set<unknown>(transferList) : null);
+  if (bad !== null) throw serializeError(new Error(`the result of ${name}() cannot be sent back: ${bad}`), 'uncloneable');
+  return result;
+}

@@ -1,0 +1,133 @@
+// ProcessPoolExecutor with real child processes.
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  CancelledError,
+  ExecutorShutdownError,
+  InvalidArgumentError,
+  NotCloneableError,
+  ProcessPoolExecutor,
+  RemoteError,
+  TaskModuleError,
+  WorkerCrashedError,
+  getRunningLoop,
+  run,
+  sleep,
+  transfer,
+} from '../../src/index.ts';
+import { alive, rejection, runScript, tasks, thrown, until } from './helpers.ts';
+
+const pool = new ProcessPoolExecutor({ maxWorkers: 2 });
+afterAll(() => pool.shutdown({ wait: true, timeout: 0 }));
+
+describe('ProcessPoolExecutor', () => {
+  it('runs jobs in another process and returns structured-cloned results', async () => {
+    await run(async () => {
+      const loop = getRunningLoop();
+      expect(await loop.runInExecutor(pool, tasks.add, 2, 3)).toBe(5);
+      const w = await loop.runInExecutor(pool, tasks.where);
+      expect(w.pid).not.toBe(process.pid);
+      const big = { when: new Date(0), set: new Set([1, 2]), bytes: new Uint8Array([1, 2, 3]) };
+      expect(await loop.runInExecutor(pool, tasks.echo, big)).toEqual(big);
+      // transfer() copies to a process: the caller keeps its buffer.
+      const bytes = new Uint8Array(10);
+      expect(await loop.runInExecutor(pool, tasks.byteLength, transfer(bytes))).toBe(10);
+      expect(bytes.byteLength).toBe(10);
+    });
+  });
+
+  it('brings errors back: built-in classes as themselves, others as RemoteError, load failures as TaskModuleError', async () => {
+    await run(async () => {
+      const loop = getRunningLoop();
+      const t = await rejection(loop.runInExecutor(pool, tasks.throwType, 'x'));
+      expect(t).toBeInstanceOf(TypeError);
+      expect(t.stack).toContain('throwType');
+      expect((await rejection(loop.runInExecutor(pool, tasks.throwSystem))).code).toBe('ENOENT');
+      const c = await rejection(loop.runInExecutor(pool, tasks.throwCustom, 'y'));
+      expect(c).toBeInstanceOf(RemoteError);
+      expect(c.remoteName).toBe('ValidationError');
+      expect(await rejection(loop.runInExecutor(pool, tasks.missingModule))).toBeInstanceOf(TaskModuleError);
+      expect(await rejection(loop.runInExecutor(pool, tasks.missingExport))).toBeInstanceOf(TaskModuleError);
+    });
+  });
+
+  it('raises NotCloneableError in the caller for functions and MessagePorts, and for results', async () => {
+    await run(async () => {
+      const loop = getRunningLoop();
+      expect(thrown(() => loop.runInExecutor(pool, tasks.echo, [1, () => 2]))).toBeInstanceOf(NotCloneableError);
+      const { port1, port2 } = new MessageChannel();
+      const e = thrown(() => loop.runInExecutor(pool, tasks.echo, transfer(port1)));
+      expect(e).toBeInstanceOf(NotCloneableError);
+      expect(e.message).toContain('child process cannot receive one');
+      port1.close();
+      port2.close();
+      expect(await rejection(loop.runInExecutor(pool, tasks.returnFunction))).toBeInstanceOf(NotCloneableError);
+    });
+  });
+
+  it('a child that exits or is killed fails its job with WorkerCrashedError; the next job gets a new child', async () => {
+    await run(async () => {
+      const loop = getRunningLoop();
+      const e = await rejection(loop.runInExecutor(pool, tasks.exitNow, 7));
+      expect(e).toBeInstanceOf(WorkerCrashedError);
+      expect(e.message).toContain('exited with code 7');
+      const k = await rejection(loop.runInExecutor(pool, tasks.killSelf));
+      expect(k).toBeInstanceOf(WorkerCrashedError);
+      expect(k.message).toContain('SIGKILL');
+      expect(await loop.runInExecutor(pool, tasks.add, 1, 1)).toBe(2);
+    });
+  });
+
+  it('cancelling the future kills the child running the job', async () => {
+    const p = new ProcessPoolExecutor({ maxWorkers: 1 });
+    try {
+      await run(async () => {
+        const loop = getRunningLoop();
+        const fut = loop.runInExecutor(p, tasks.spin, 20_000);
+        let pid = -1;
+        expect(await until(() => p.running === 1 && (pid = p.pids[0] ?? -1) > 0)).toBe(true);
+        await sleep(100);
+        fut.cancel();
+        expect(await rejection(fut)).toBeInstanceOf(CancelledError);
+        expect(await until(() => !alive(pid))).toBe(true);
+        expect(await loop.runInExecutor(p, tasks.add, 2, 2)).toBe(4);
+      });
+    } finally {
+      await p.shutdown({ timeout: 0 });
+    }
+  });
+
+  it('shutdown: wait lets jobs finish, cancelFutures fails queued ones, timeout stops the rest; children exit', async () => {
+    const p = new ProcessPoolExecutor({ maxWorkers: 1 });
+    const a = p.submit(tasks.sleepMs, [200]);
+    const b = rejection(p.submit(tasks.add, [1, 2]));
+    expect(await until(() => p.pids.length === 1)).toBe(true);
+    const pids = p.pids;
+    await new Promise((r) => setTimeout(r, 50));
+    await p.shutdown({ wait: true, cancelFutures: true });
+    expect(await a).toBe(200);
+    expect(await b).toBeInstanceOf(ExecutorShutdownError);
+    expect(p.state).toBe('shutdown');
+    expect(await until(() => pids.every((pid) => !alive(pid)))).toBe(true);
+    expect(thrown(() => p.submit(tasks.add, [1, 1]))).toBeInstanceOf(ExecutorShutdownError);
+
+    const q = new ProcessPoolExecutor({ maxWorkers: 1 });
+    const spinning = rejection(q.submit(tasks.spin, [20_000]));
+    expect(await until(() => q.running === 1 && q.pids.length === 1)).toBe(true);
+    await q.shutdown({ wait: true, timeout: 100 });
+    expect(await spinning).toBeInstanceOf(ExecutorShutdownError);
+  });
+
+  it('validates options', () => {
+    expect(thrown(() => new ProcessPoolExecutor({ maxWorkers: 1.5 }))).toBeInstanceOf(InvalidArgumentError);
+    expect(thrown(() => new ProcessPoolExecutor({ execArgv: 'x' as never }))).toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('idle children do not keep the parent alive, and exit with it', async () => {
+    const r = await runScript(new URL('../fixtures/executors/idle-process-pool.ts', import.meta.url));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const childPid = Number(r.stdout.trim());
+    expect(childPid).toBeGreaterThan(0);
+    expect(await until(() => !alive(childPid))).toBe(true);
+  });
+});
