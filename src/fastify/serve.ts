@@ -1,0 +1,171 @@
+/**
+ * `serveFastify(app, { host, port })`: listens and makes the app one of the loop's
+ * servers, with the lifecycle every protoloop server has (`close`, `waitClosed`,
+ * `serveForever`, `shutdown`, `await using`).
+ * @module
+ */
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { InvalidArgumentError, InvalidStateError } from '../errors.ts';
+import { outsideTask } from '../loop/internal.ts';
+import { getRunningLoop } from '../loop/loop.ts';
+import { BaseServer, type ServerClient } from '../transports/server.ts';
+import type { FastifyAdapter } from './adapter.ts';
+import { declaredRoutes, protoloopFastify, type ProtoloopFastifyOptions } from './plugin.ts';
+
+/** Options of {@link serveFastify}. */
+export interface ServeFastifyOptions {
+  /** Interface to listen on. Default Fastify's (`localhost`). */
+  host?: string;
+  /** Port; 0 picks a free one. Default 0. */
+  port?: number;
+  /** listen() backlog. Default Node's (511). */
+  backlog?: number;
+  /** Options for the plugin, when `serveFastify` registers it (the app has not). */
+  plugin?: ProtoloopFastifyOptions;
+}
+
+/**
+ * The connections of the app, as one client of its server: closing them closes the
+ * idle keep-alive connections, aborting them drops every connection.
+ */
+class AppConnections implements ServerClient {
+  readonly #server: FastifyServer;
+  constructor(server: FastifyServer) {
+    this.#server = server;
+  }
+  close(): void {
+    this.#server.httpServer.closeIdleConnections?.();
+  }
+  abort(): void {
+    this.#server.httpServer.closeAllConnections?.();
+  }
+}
+
+/**
+ * A Fastify app listening as a protoloop server. `close()` closes the app (see the
+ * plugin: in-flight handlers get `closeTimeout` ms); `waitClosed()` resolves once it
+ * is closed. Closing the loop or ending `run()` closes it too.
+ */
+export class FastifyServer extends BaseServer {
+  /** The app. */
+  readonly app: FastifyInstance;
+  readonly #adapter: FastifyAdapter;
+  readonly #listen: { host?: string; port: number; backlog?: number };
+  readonly #connections: AppConnections;
+  #address: AddressInfo | null = null;
+
+  /** @internal Use {@link serveFastify}. */
+  constructor(app: FastifyInstance, listen: { host?: string; port: number; backlog?: number }) {
+    super(app.protoloop.loop);
+    this.app = app;
+    this.#adapter = app.protoloop;
+    this.#listen = listen;
+    this.#connections = new AppConnections(this);
+  }
+
+  /** @internal Fastify's HTTP server. */
+  get httpServer(): HttpServer {
+    return this.app.server as HttpServer;
+  }
+
+  protected async listen(): Promise<void> {
+    // Outside any task: the server's requests must not inherit the caller's context.
+    if (!this.httpServer.listening) await outsideTask(() => this.app.listen(this.#listen));
+    const a = this.httpServer.address();
+    this.#address = a !== null && typeof a === 'object' ? a : null;
+    this.attach(this.#connections);
+    this.track('Fastify server');
+    // However the app closes (app.close(), run() ending), the server follows.
+    this.#adapter.waitClosed().then(
+      () => this.close(),
+      () => this.close(),
+    );
+  }
+
+  protected stopListening(): void {
+    this.#adapter.close().then(
+      () => this.detach(this.#connections),
+      (exception: unknown) => {
+        this.loop.callExceptionHandler({ message: 'closing a Fastify app failed', exception, server: this });
+        this.detach(this.#connections);
+      },
+    );
+  }
+
+  /** Where the app listens, or null before it does. */
+  address(): AddressInfo | null {
+    return this.#address;
+  }
+
+  /** `http://host:port` (IPv6 in brackets, a wildcard address as loopback), or null before listening. */
+  get url(): string | null {
+    const a = this.#address;
+    if (a === null) return null;
+    const host = a.family === 'IPv6' ? `[${a.address === '::' ? '::1' : a.address}]` : a.address === '0.0.0.0' ? '127.0.0.1' : a.address;
+    return `http://${host}:${a.port}`;
+  }
+
+  protected describeAddress(): string {
+    const a = this.#address;
+    if (a === null) return `${this.#listen.host ?? 'localhost'}:${this.#listen.port}`;
+    return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+}
+
+function validate(options: unknown): ServeFastifyOptions {
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('serveFastify() options must be an object');
+  const { host, port, backlog, plugin } = options as ServeFastifyOptions;
+  if (host !== undefined && typeof host !== 'string') throw new InvalidArgumentError('serveFastify(): host must be a string');
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
+    throw new InvalidArgumentError(`serveFastify(): port must be an integer in 0..65535, got ${String(port)}`);
+  }
+  if (backlog !== undefined && !(Number.isInteger(backlog) && backlog > 0)) throw new InvalidArgumentError('serveFastify(): backlog must be a positive integer');
+  if (plugin !== undefined && (plugin === null || typeof plugin !== 'object')) throw new InvalidArgumentError('serveFastify(): plugin must be an object');
+  return options as ServeFastifyOptions;
+}
+
+/**
+ * Makes `app` listen on `host`/`port` and returns it as a {@link FastifyServer} of the
+ * loop: graceful shutdown (`run()` ending, `server.close()`, `server.shutdown()`)
+ * covers HTTP like any other server. Registers {@link protoloopFastify} (with
+ * `options.plugin`) when the app has not and has no routes yet. Call it from code the
+ * loop runs.
+ *
+ * Throws `NoRunningLoopError` outside a running loop, `InvalidArgumentError` for bad
+ * options, `InvalidStateError` when the app started, or declared routes, without the
+ * plugin; rejects
+ * with Fastify's error when it cannot listen.
+ *
+ * ```ts
+ * const server = await serveFastify(app, { host: '127.0.0.1', port: 8080 });
+ * console.log(`listening on ${server.url}`);
+ * await server.serveForever();
+ * ```
+ */
+export async function serveFastify(app: FastifyInstance, options: ServeFastifyOptions = {}): Promise<FastifyServer> {
+  if (app === null || typeof app !== 'object' || typeof (app as { listen?: unknown }).listen !== 'function') {
+    throw new InvalidArgumentError('serveFastify() needs a Fastify app');
+  }
+  const { host, port = 0, backlog, plugin } = validate(options);
+  const loop = plugin?.loop ?? getRunningLoop();
+  if (!app.hasDecorator('protoloop')) {
+    if (app.server.listening) throw new InvalidStateError('serveFastify(): the app is already listening without protoloopFastify');
+    // Load what was registered so far: the plugin may be among it.
+    await app.after();
+    if (!app.hasDecorator('protoloop')) {
+      const routes = declaredRoutes(app);
+      if (routes !== null) {
+        throw new InvalidStateError(
+          `serveFastify(): the app has routes but not protoloopFastify, and routes declared before the plugin cannot run as loop tasks: ` +
+            `\`await app.register(protoloopFastify)\` before declaring them. Routes:\n${routes}`,
+        );
+      }
+      await app.register(protoloopFastify, { ...plugin, loop });
+    }
+  }
+  const server = new FastifyServer(app, { host, port, backlog });
+  await server.startServing();
+  return server;
+}
