@@ -1,0 +1,153 @@
+/**
+ * HTTP next to everything else on one loop: a Fastify app whose handlers are loop tasks.
+ *
+ *   node examples/servers/http.ts [--host 127.0.0.1] [--port 8080]
+ *
+ * Routes (all on the one port):
+ *   GET /proxy?ms=500  asks an upstream server (a second app this script starts on
+ *                      127.0.0.1) with undici, passing request.signal: when the client
+ *                      goes away, the upstream request stops, and the upstream sees it.
+ *   GET /run?n=5       runs a child process and streams its output as it comes; the
+ *                      child is stopped if the client goes away.
+ *   WS  /chat          a chat room: every message goes to everyone connected.
+ *   GET /tasks         the loop's tasks and counters, as JSON.
+ *
+ * Prints `listening on http://HOST:PORT` (port 0 picks a free one). SIGINT or SIGTERM
+ * shut it down cleanly: no new connections, in-flight requests get up to 5 s, chat
+ * clients are closed with 1001, the child processes are stopped.
+ */
+import { Readable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { request as httpRequest } from 'undici';
+import { MessageProtocol, PIPE, allTasks, createSubprocessExec, getRunningLoop, run, sleep, type Process, type WebSocketTransport } from '../../src/index.ts';
+import { protoloopFastify, serveFastify, type FastifyServer } from '../../src/fastify/index.ts';
+
+const { values } = parseArgs({ options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '8080' } } });
+
+// --------------------------------------------------------------- upstream
+
+/** The "remote" service: answers /slow after `ms` milliseconds of (cancellable) work. */
+async function startUpstream(): Promise<FastifyServer> {
+  const app = Fastify();
+  await app.register(protoloopFastify);
+  app.get('/slow', async (request) => {
+    const ms = Math.min(Number((request.query as { ms?: string }).ms ?? 500) || 0, 60_000);
+    request.signal.addEventListener('abort', () => console.log(`upstream: ${request.task?.getName()} cancelled (${String(request.signal.reason)})`));
+    await sleep(ms);
+    return { waitedMs: ms };
+  });
+  return serveFastify(app, { host: '127.0.0.1', port: 0 });
+}
+
+// ------------------------------------------------------------------ chat
+
+/** A chat member: one WebSocket connection, a MessageProtocol. */
+class ChatMember extends MessageProtocol {
+  static readonly room = new Set<ChatMember>();
+  static #counter = 0;
+  readonly name = `guest-${++ChatMember.#counter}`;
+  #transport: WebSocketTransport | null = null;
+
+  override connectionMade(transport: WebSocketTransport): void {
+    this.#transport = transport;
+    ChatMember.room.add(this);
+    ChatMember.broadcast(`* ${this.name} joined`);
+  }
+
+  override messageReceived(data: Buffer | string): void {
+    ChatMember.broadcast(`${this.name}: ${String(data).slice(0, 1000)}`);
+  }
+
+  override connectionLost(): void {
+    ChatMember.room.delete(this);
+    this.#transport = null;
+    ChatMember.broadcast(`* ${this.name} left`);
+  }
+
+  static broadcast(line: string): void {
+    for (const m of ChatMember.room) {
+      // A member whose connection is closing (the server shuts down) hears nothing more.
+      const t = m.#transport;
+      if (t !== null && !t.isClosing()) t.send(line);
+    }
+  }
+}
+
+// ----------------------------------------------------------- subprocesses
+
+/** The child: prints `n` numbered lines, one every 200 ms. */
+const CHILD = 'let i = 0; const n = Number(process.argv[1]); const t = setInterval(() => { console.log(`line ${++i} of ${n}`); if (i >= n) clearInterval(t); }, 200);';
+
+/** The child's stdout, line by line, then its exit status; stops the child if the reader quits early. */
+async function* output(proc: Process): AsyncGenerator<Buffer | string> {
+  try {
+    for await (const line of proc.stdout!) yield line;
+    yield `exit status ${await proc.wait()}\n`;
+  } finally {
+    if (proc.returncode === null) proc.kill();
+  }
+}
+
+// -------------------------------------------------------------------- app
+
+function routes(app: FastifyInstance, upstream: FastifyServer): void {
+  const loop = getRunningLoop();
+
+  app.get('/proxy', async (request) => {
+    const ms = Number((request.query as { ms?: string }).ms ?? 500) || 0;
+    // request.signal aborts when our client leaves: undici then drops the upstream request.
+    const res = await httpRequest(`${upstream.url}/slow?ms=${ms}`, { signal: request.signal });
+    return { upstream: await res.body.json(), status: res.statusCode };
+  });
+
+  app.get('/run', async (request, reply) => {
+    const n = Math.max(1, Math.min(Number((request.query as { n?: string }).n ?? 5) || 5, 50));
+    // The signal stops the child when the client leaves, even while its output is streaming.
+    const proc = await createSubprocessExec(process.execPath, ['-e', CHILD, String(n)], { stdout: PIPE, signal: request.signal, timeout: 30_000 });
+    reply.type('text/plain; charset=utf-8');
+    return Readable.from(output(proc));
+  });
+
+  app.get('/tasks', async () => ({
+    tasks: [...allTasks(loop)].map((t) => ({
+      name: t.getName(),
+      ageMs: Math.round(loop.time() - t.createdAt),
+      awaiting: t.awaiting()?.toString() ?? null,
+    })),
+    loop: loop.stats(),
+    http: app.protoloop.stats(),
+    chat: ChatMember.room.size,
+  }));
+}
+
+async function main(): Promise<void> {
+  const loop = getRunningLoop();
+  const upstream = await startUpstream();
+  const app = Fastify();
+  await app.register(protoloopFastify, { closeTimeout: 5000 });
+  routes(app, upstream);
+  await app.protoloop.websocket('/chat', () => new ChatMember());
+  const server = await serveFastify(app, { host: values.host, port: Number(values.port) });
+  console.log(`listening on ${server.url}`);
+
+  const stop = loop.createFuture<string>('a SIGINT or SIGTERM');
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    loop.addSignalHandler(sig, () => {
+      if (!stop.done()) stop.setResult(sig);
+    });
+  }
+  try {
+    console.log(`${await stop}: shutting down`);
+    server.close();
+    await server.waitClosed();
+    upstream.close();
+    await upstream.waitClosed();
+  } finally {
+    loop.removeSignalHandler('SIGINT');
+    loop.removeSignalHandler('SIGTERM');
+  }
+  console.log('bye');
+}
+
+await run(main, { handleSigint: false });
