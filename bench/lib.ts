@@ -3,14 +3,17 @@
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+
+/** The system Python (where Debian's python3-uvloop installs), else whatever `python3` is on PATH. */
+export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 export function machine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   return `${cpus().length} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${process.platform}/${process.arch}`;
 }
 
-export function pythonVersion(python = 'python3'): string | null {
+export function pythonVersion(python = PYTHON): string | null {
   try {
     return execFileSync(python, ['--version'], { encoding: 'utf8' }).trim();
   } catch {
@@ -18,7 +21,7 @@ export function pythonVersion(python = 'python3'): string | null {
   }
 }
 
-export function hasPythonModule(mod: string, python = 'python3'): boolean {
+export function hasPythonModule(mod: string, python = PYTHON): boolean {
   try {
     execFileSync(python, ['-c', `import ${mod}`], { stdio: 'ignore' });
     return true;
@@ -28,7 +31,7 @@ export function hasPythonModule(mod: string, python = 'python3'): boolean {
 }
 
 /** Runs a python script and parses the last JSON line it prints. */
-export function runPythonJson(args: string[], python = 'python3'): Record<string, number> {
+export function runPythonJson(args: string[], python = PYTHON): Record<string, number> {
   const out = execFileSync(python, args, { encoding: 'utf8', timeout: 120_000 });
   const line = out.trim().split('\n').at(-1)!;
   return JSON.parse(line) as Record<string, number>;

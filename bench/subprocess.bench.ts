@@ -203,7 +203,7 @@ async def main():
     s.sort(); c.sort()
     print(json.dumps({'spawn': s[1], 'cat': c[1]}))
 if use_uvloop:
-    import uvloop; uvloop.run(main())
+    import uvloop; uvloop.install(); asyncio.run(main())
 else:
     asyncio.run(main())
 `;

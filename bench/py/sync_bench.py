@@ -71,6 +71,7 @@ async def main():
 
 if use_uvloop:
     import uvloop
-    uvloop.run(main())
+    uvloop.install()  # uvloop.run() is only in uvloop >= 0.18; Debian ships 0.17
+    asyncio.run(main())
 else:
     asyncio.run(main())
