@@ -42,7 +42,7 @@ export class InvalidStateError extends ProtoloopError {
   }
 }
 
-/** A deadline passed: `waitFor`, `timeout`, `timeoutAt`, `wait`, `asCompleted`, subprocess and executor timeouts. */
+/** A deadline passed: `waitFor`, `timeout`, `timeoutAt`, `asCompleted`, and the TLS and WebSocket handshake timeouts. (`wait()` returns instead; a subprocess `timeout` ends the child and sets `timedOut`.) */
 export class TimeoutError extends ProtoloopError {
   constructor(message = 'the operation timed out', options?: ErrorOptions) {
     super('ERR_PROTOLOOP_TIMEOUT', message, options);

@@ -277,7 +277,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
   }
 
   static {
-    (Future.#runCallback as { [kDescribeCall]?: unknown })[kDescribeCall] = describeRunCallback;
+    (this.#runCallback as { [kDescribeCall]?: unknown })[kDescribeCall] = describeRunCallback;
   }
 
   static #runCallback<T>(fut: Future<T>, cb: Callback<T>): void {

@@ -14,6 +14,7 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { InvalidStateError } from '../errors.ts';
 import { outsideTask } from './internal.ts';
 import { LoopMonitor, taskInfos } from './introspect.ts';
 import type { Loop } from './loop.ts';
@@ -39,7 +40,7 @@ function ensurePrivateDir(dir: string): void {
   const st = lstatSync(dir);
   const uid = process.getuid?.();
   if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) {
-    throw new Error(`refusing inspection directory ${dir}: it is not a directory owned by this user`);
+    throw new InvalidStateError(`refusing the inspection directory ${dir}: it is not a directory owned by this user (remove it, or set TMPDIR to a private directory)`);
   }
   if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
 }

@@ -190,7 +190,7 @@ export class Task<T = unknown> extends Future<T> {
 
   static {
     // Reports name a task step's handle by the task, not by this function.
-    (Task.#step as { [kDescribeCall]?: unknown })[kDescribeCall] = (args: readonly unknown[]) => args[0];
+    (this.#step as { [kDescribeCall]?: unknown })[kDescribeCall] = (args: readonly unknown[]) => args[0];
   }
 
   static #step<T>(task: Task<T>): void {

@@ -18,6 +18,6 @@ import './websocket-loop-methods.ts';
 export { WebSocketTransport } from './websocket-transport.ts';
 export type { WebSocketTransportState } from './websocket-transport.ts';
 export { WebSocketServer } from './websocket-server.ts';
-export type { WebSocketServerOptions, WebSocketConnectOptions, WebSocketCommonOptions, HeartbeatOptions, VerifyClient, VerifyClientInfo } from './websocket-options.ts';
+export type { WebSocketServerOptions, WebSocketConnectOptions, WebSocketCommonOptions, HeartbeatOptions, VerifyClient, VerifyClientCallback, VerifyClientInfo } from './websocket-options.ts';
 export { WebSocketStream, openWebSocket, startWebSocketServer } from './websocket-streams.ts';
 export type { WebSocketMessage, WebSocketStreamOptions, OpenWebSocketOptions, StartWebSocketServerOptions, WebSocketHandler } from './websocket-streams.ts';

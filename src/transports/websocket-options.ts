@@ -37,15 +37,20 @@ export interface VerifyClientInfo {
   req: IncomingMessage;
 }
 
+/** How a two-argument {@link VerifyClient} answers: `(accept, status?, message?, headers?)`. */
+export type VerifyClientCallback = (accept: boolean, status?: number, message?: string, headers?: Record<string, string>) => void;
+
 /**
- * Accepts or refuses an opening handshake. Return a boolean, or call `callback`
- * (two-argument form) with `(accept, status?, message?, headers?)`. A refusal answers
- * with HTTP `status` (default 401). A throw refuses with 500 and is reported to the
- * loop's exception handler.
+ * Accepts or refuses an opening handshake. Return a boolean (or a promise of one), or
+ * declare the second parameter and call `callback` with `(accept, status?, message?,
+ * headers?)`. A refusal answers with HTTP `status` (default 401). A throw or a rejected
+ * promise refuses with 500 and is reported to the loop's exception handler.
+ *
+ * ```ts
+ * verifyClient: ({ origin }) => origin === 'https://example.com'
+ * ```
  */
-export type VerifyClient =
-  | ((info: VerifyClientInfo) => boolean)
-  | ((info: VerifyClientInfo, callback: (accept: boolean, status?: number, message?: string, headers?: Record<string, string>) => void) => void);
+export type VerifyClient = (info: VerifyClientInfo, callback: VerifyClientCallback) => boolean | PromiseLike<boolean> | void;
 
 /** Options shared by the server and the client. */
 export interface WebSocketCommonOptions {

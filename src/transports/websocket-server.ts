@@ -283,10 +283,10 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
     };
     try {
       if (user.length >= 2) {
-        (user as (i: VerifyClientInfo, cb: typeof done) => void)(info, done);
+        user(info, done);
         return;
       }
-      const ok: unknown = (user as (i: VerifyClientInfo) => unknown)(info);
+      const ok: unknown = (user as (i: VerifyClientInfo) => unknown)(info); // one-parameter form: its return value answers
       if (ok !== null && typeof ok === 'object' && typeof (ok as PromiseLike<unknown>).then === 'function') {
         (ok as PromiseLike<unknown>).then((v) => done(Boolean(v)), fail);
       } else {
