@@ -9,6 +9,7 @@
  * which starts the server on the running loop and returns at once, and keeps its own
  * command-line entry point behind `if (import.meta.main)`.
  */
+import { getRunningLoop } from '../../src/index.ts';
 
 /** Where to listen, and whether to narrate. */
 export interface ServeOptions {
@@ -30,4 +31,24 @@ export interface Served {
   readonly port: number;
   /** Graceful shutdown: stop accepting, let clients finish briefly, then close them. Idempotent. */
   close(): Promise<void>;
+}
+
+/**
+ * Resolves with the first SIGINT or SIGTERM the process receives (as a loop signal
+ * handler); the handlers are removed after, so a second signal gets Node's default.
+ */
+export async function untilSignal(): Promise<string> {
+  const loop = getRunningLoop();
+  const stop = loop.createFuture<string>('SIGINT or SIGTERM');
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    loop.addSignalHandler(sig, () => {
+      if (!stop.done()) stop.setResult(sig);
+    });
+  }
+  try {
+    return await stop;
+  } finally {
+    loop.removeSignalHandler('SIGINT');
+    loop.removeSignalHandler('SIGTERM');
+  }
 }

@@ -23,21 +23,15 @@
  * many it missed. A client that stays paused for `--slow-ms` (default 5000 ms) is
  * disconnected with close code 4008 ("too slow"). So one slow client costs the server
  * at most one buffer of 64 KiB plus one message, and never slows the others down.
+ *
+ * `serve()` starts the same server on the running loop (each call has its own rooms).
  */
 import { parseArgs } from 'node:util';
 import { MessageProtocol, getRunningLoop, run, type TimerHandle, type WebSocketTransport } from '../../src/index.ts';
+import { untilSignal, type ServeOptions, type Served } from './_served.ts';
 
 const NAME = /^[A-Za-z0-9_-]{1,20}$/;
 const MAX_LINE = 2000;
-
-const { values } = parseArgs({
-  options: {
-    host: { type: 'string', default: '127.0.0.1' },
-    port: { type: 'string', default: '8080' },
-    'slow-ms': { type: 'string', default: '5000' },
-  },
-});
-const SLOW_MS = Number(values['slow-ms']);
 
 /** Everyone, by room. */
 class ChatRooms {
@@ -72,24 +66,30 @@ class ChatRooms {
   }
 }
 
-const chat = new ChatRooms();
-
 /** One connected person. */
 class ChatClient extends MessageProtocol {
   nick = '';
   room = '';
+  readonly #chat: ChatRooms;
+  readonly #slowMs: number;
   #transport: WebSocketTransport | null = null;
   /** Writing is paused: the client reads more slowly than the room talks. */
   #paused = false;
   #dropped = 0;
   #slowTimer: TimerHandle | null = null;
 
+  constructor(chat: ChatRooms, slowMs: number) {
+    super();
+    this.#chat = chat;
+    this.#slowMs = slowMs;
+  }
+
   override connectionMade(transport: WebSocketTransport): void {
     this.#transport = transport;
-    this.nick = chat.guestName();
-    chat.nicks.add(this.nick);
+    this.nick = this.#chat.guestName();
+    this.#chat.nicks.add(this.nick);
     this.deliver(`* welcome, ${this.nick}. Commands: /nick NAME, /join ROOM, /rooms, /who, /quit`);
-    chat.join(this, 'lobby');
+    this.#chat.join(this, 'lobby');
   }
 
   override messageReceived(data: Buffer | string, isBinary: boolean): void {
@@ -104,7 +104,7 @@ class ChatClient extends MessageProtocol {
       return;
     }
     if (!line.startsWith('/')) {
-      chat.broadcast(this.room, `<${this.nick}> ${line}`);
+      this.#chat.broadcast(this.room, `<${this.nick}> ${line}`);
       return;
     }
     const space = line.search(/\s/);
@@ -113,28 +113,28 @@ class ChatClient extends MessageProtocol {
     switch (command) {
       case '/nick':
         if (!NAME.test(arg)) this.deliver('! usage: /nick NAME (letters, digits, _ and -, at most 20)');
-        else if (chat.nicks.has(arg)) this.deliver(`! ${arg} is taken`);
+        else if (this.#chat.nicks.has(arg)) this.deliver(`! ${arg} is taken`);
         else {
           const old = this.nick;
-          chat.nicks.delete(old);
-          chat.nicks.add(arg);
+          this.#chat.nicks.delete(old);
+          this.#chat.nicks.add(arg);
           this.nick = arg;
-          chat.broadcast(this.room, `* ${old} is now ${arg}`);
+          this.#chat.broadcast(this.room, `* ${old} is now ${arg}`);
         }
         break;
       case '/join':
         if (!NAME.test(arg)) this.deliver('! usage: /join ROOM (letters, digits, _ and -, at most 20)');
         else if (arg === this.room) this.deliver(`! you are in #${arg} already`);
         else {
-          chat.leave(this);
-          chat.join(this, arg);
+          this.#chat.leave(this);
+          this.#chat.join(this, arg);
         }
         break;
       case '/rooms':
-        this.deliver(`* rooms: ${[...chat.rooms].map(([name, m]) => `#${name} (${m.size})`).join(', ')}`);
+        this.deliver(`* rooms: ${[...this.#chat.rooms].map(([name, m]) => `#${name} (${m.size})`).join(', ')}`);
         break;
       case '/who':
-        this.deliver(`* in #${this.room}: ${[...(chat.rooms.get(this.room) ?? [])].map((c) => c.nick).join(', ')}`);
+        this.deliver(`* in #${this.room}: ${[...(this.#chat.rooms.get(this.room) ?? [])].map((c) => c.nick).join(', ')}`);
         break;
       case '/quit':
         this.#transport?.close(1000, 'bye');
@@ -157,7 +157,7 @@ class ChatClient extends MessageProtocol {
 
   override pauseWriting(): void {
     this.#paused = true;
-    this.#slowTimer = getRunningLoop().callLater(SLOW_MS, disconnectSlow, this);
+    this.#slowTimer = getRunningLoop().callLater(this.#slowMs, disconnectSlow, this);
   }
 
   override resumeWriting(): void {
@@ -180,8 +180,8 @@ class ChatClient extends MessageProtocol {
 
   override connectionLost(): void {
     this.#slowTimer?.cancel();
-    chat.leave(this, 'quit');
-    chat.nicks.delete(this.nick);
+    this.#chat.leave(this, 'quit');
+    this.#chat.nicks.delete(this.nick);
     this.#transport = null;
   }
 }
@@ -190,27 +190,53 @@ function disconnectSlow(client: ChatClient): void {
   client.tooSlow();
 }
 
-async function main(): Promise<void> {
-  const loop = getRunningLoop();
-  const server = await loop.createWebSocketServer(() => new ChatClient(), {
-    host: values.host,
-    port: Number(values.port),
+/** Options of the chat server. */
+export interface ChatServeOptions extends ServeOptions {
+  /** How long (ms) a client may stay behind before it is disconnected. Default 5000. */
+  slowMs?: number;
+}
+
+/** Starts the chat server on the running loop, with rooms of its own. */
+export async function serve(options: ChatServeOptions = {}): Promise<Served> {
+  const log = options.log ?? console.error;
+  const slowMs = options.slowMs ?? 5000;
+  const chat = new ChatRooms();
+  const server = await getRunningLoop().createWebSocketServer(() => new ChatClient(chat, slowMs), {
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 8080,
     maxPayload: 16 * 1024,
     closeTimeout: 2000,
   });
   const { address, port } = server.address()!;
-  console.log(`listening on ws://${address.includes(':') ? `[${address}]` : address}:${port}`);
-  const stop = loop.createFuture<string>('shutdown signal');
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    loop.addSignalHandler(sig, () => {
-      if (!stop.done()) stop.setResult(sig);
-    });
-  }
-  const sig = await stop;
-  console.error(`${sig}: shutting down`);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) loop.removeSignalHandler(sig);
-  const { aborted } = await server.shutdown({ closeClients: true, timeout: 3000 });
-  console.error(`closed${aborted > 0 ? ` (${aborted} clients aborted)` : ''}`);
+  let closing: Promise<void> | null = null;
+  return {
+    name: 'websocket chat',
+    url: `ws://${address.includes(':') ? `[${address}]` : address}:${port}`,
+    host: address,
+    port,
+    // Stop accepting, close every client with 1001 ("going away"), abort those still open after 3 s.
+    close: () =>
+      (closing ??= server.shutdown({ closeClients: true, timeout: 3000 }).then(({ aborted }) => {
+        log(`closed${aborted > 0 ? ` (${aborted} clients aborted)` : ''}`);
+      })),
+  };
 }
 
-await run(main, { handleSigint: false });
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '8080' },
+      'slow-ms': { type: 'string', default: '5000' },
+    },
+  });
+  await run(
+    async () => {
+      const server = await serve({ host: values.host, port: Number(values.port), slowMs: Number(values['slow-ms']) });
+      console.log(`listening on ${server.url}`);
+      console.error(`${await untilSignal()}: shutting down`);
+      await server.close();
+    },
+    { handleSigint: false },
+  );
+}

@@ -14,7 +14,8 @@
  *
  * Prints `listening on http://HOST:PORT` (port 0 picks a free one). SIGINT or SIGTERM
  * shut it down cleanly: no new connections, in-flight requests get up to 5 s, chat
- * clients are closed with 1001, the child processes are stopped.
+ * clients are closed with 1001, the child processes are stopped. `serve()` starts the
+ * same app (and its upstream) on the running loop.
  */
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
@@ -22,18 +23,17 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { request as httpRequest } from 'undici';
 import { MessageProtocol, PIPE, allTasks, createSubprocessExec, getRunningLoop, run, sleep, type Process, type WebSocketTransport } from '../../src/index.ts';
 import { protoloopFastify, serveFastify, type FastifyServer } from '../../src/fastify/index.ts';
-
-const { values } = parseArgs({ options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '8080' } } });
+import { untilSignal, type ServeOptions, type Served } from './_served.ts';
 
 // --------------------------------------------------------------- upstream
 
 /** The "remote" service: answers /slow after `ms` milliseconds of (cancellable) work. */
-async function startUpstream(): Promise<FastifyServer> {
+async function startUpstream(log: (line: string) => void): Promise<FastifyServer> {
   const app = Fastify();
   await app.register(protoloopFastify);
   app.get('/slow', async (request) => {
     const ms = Math.min(Number((request.query as { ms?: string }).ms ?? 500) || 0, 60_000);
-    request.signal.addEventListener('abort', () => console.log(`upstream: ${request.task?.getName()} cancelled (${String(request.signal.reason)})`));
+    request.signal.addEventListener('abort', () => log(`upstream: ${request.task?.getName()} cancelled (${String(request.signal.reason)})`));
     await sleep(ms);
     return { waitedMs: ms };
   });
@@ -42,35 +42,52 @@ async function startUpstream(): Promise<FastifyServer> {
 
 // ------------------------------------------------------------------ chat
 
+/** The chat room of one app: everyone connected to its /chat. */
+class ChatRoom {
+  readonly members = new Set<ChatMember>();
+  #counter = 0;
+
+  nextName(): string {
+    return `guest-${++this.#counter}`;
+  }
+
+  broadcast(line: string): void {
+    for (const m of this.members) m.send(line);
+  }
+}
+
 /** A chat member: one WebSocket connection, a MessageProtocol. */
 class ChatMember extends MessageProtocol {
-  static readonly room = new Set<ChatMember>();
-  static #counter = 0;
-  readonly name = `guest-${++ChatMember.#counter}`;
+  readonly #room: ChatRoom;
+  readonly name: string;
   #transport: WebSocketTransport | null = null;
+
+  constructor(room: ChatRoom) {
+    super();
+    this.#room = room;
+    this.name = room.nextName();
+  }
 
   override connectionMade(transport: WebSocketTransport): void {
     this.#transport = transport;
-    ChatMember.room.add(this);
-    ChatMember.broadcast(`* ${this.name} joined`);
+    this.#room.members.add(this);
+    this.#room.broadcast(`* ${this.name} joined`);
   }
 
   override messageReceived(data: Buffer | string): void {
-    ChatMember.broadcast(`${this.name}: ${String(data).slice(0, 1000)}`);
+    this.#room.broadcast(`${this.name}: ${String(data).slice(0, 1000)}`);
   }
 
   override connectionLost(): void {
-    ChatMember.room.delete(this);
+    this.#room.members.delete(this);
     this.#transport = null;
-    ChatMember.broadcast(`* ${this.name} left`);
+    this.#room.broadcast(`* ${this.name} left`);
   }
 
-  static broadcast(line: string): void {
-    for (const m of ChatMember.room) {
-      // A member whose connection is closing (the server shuts down) hears nothing more.
-      const t = m.#transport;
-      if (t !== null && !t.isClosing()) t.send(line);
-    }
+  send(line: string): void {
+    // A member whose connection is closing (the server shuts down) hears nothing more.
+    const t = this.#transport;
+    if (t !== null && !t.isClosing()) t.send(line);
   }
 }
 
@@ -91,7 +108,7 @@ async function* output(proc: Process): AsyncGenerator<Buffer | string> {
 
 // -------------------------------------------------------------------- app
 
-function routes(app: FastifyInstance, upstream: FastifyServer): void {
+function routes(app: FastifyInstance, upstream: FastifyServer, room: ChatRoom): void {
   const loop = getRunningLoop();
 
   app.get('/proxy', async (request) => {
@@ -117,37 +134,55 @@ function routes(app: FastifyInstance, upstream: FastifyServer): void {
     })),
     loop: loop.stats(),
     http: app.protoloop.stats(),
-    chat: ChatMember.room.size,
+    chat: room.members.size,
   }));
 }
 
-async function main(): Promise<void> {
-  const loop = getRunningLoop();
-  const upstream = await startUpstream();
-  const app = Fastify();
-  await app.register(protoloopFastify, { closeTimeout: 5000 });
-  routes(app, upstream);
-  await app.protoloop.websocket('/chat', () => new ChatMember());
-  const server = await serveFastify(app, { host: values.host, port: Number(values.port) });
-  console.log(`listening on ${server.url}`);
-
-  const stop = loop.createFuture<string>('a SIGINT or SIGTERM');
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    loop.addSignalHandler(sig, () => {
-      if (!stop.done()) stop.setResult(sig);
-    });
-  }
+/** Starts the app (and the upstream it proxies to, on a free port) on the running loop. */
+export async function serve(options: ServeOptions = {}): Promise<Served> {
+  const log = options.log ?? console.error;
+  const upstream = await startUpstream(log);
   try {
-    console.log(`${await stop}: shutting down`);
-    server.close();
-    await server.waitClosed();
+    const app = Fastify();
+    await app.register(protoloopFastify, { closeTimeout: 5000 });
+    const room = new ChatRoom();
+    routes(app, upstream, room);
+    await app.protoloop.websocket('/chat', () => new ChatMember(room));
+    const server = await serveFastify(app, { host: options.host ?? '127.0.0.1', port: options.port ?? 8080 });
+    const { address, port } = server.address()!;
+    let closing: Promise<void> | null = null;
+    return {
+      name: 'http (fastify)',
+      url: server.url!,
+      host: address,
+      port,
+      // In-flight requests get up to 5 s (the plugin's closeTimeout), chat clients 1001.
+      close: () =>
+        (closing ??= (async () => {
+          server.close();
+          await server.waitClosed();
+          upstream.close();
+          await upstream.waitClosed();
+        })()),
+    };
+  } catch (e) {
     upstream.close();
     await upstream.waitClosed();
-  } finally {
-    loop.removeSignalHandler('SIGINT');
-    loop.removeSignalHandler('SIGTERM');
+    throw e;
   }
-  console.log('bye');
 }
 
-await run(main, { handleSigint: false });
+if (import.meta.main) {
+  const { values } = parseArgs({ options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '8080' } } });
+  await run(
+    async () => {
+      // Notes go to stdout here, as the tests of this example expect.
+      const server = await serve({ host: values.host, port: Number(values.port), log: console.log });
+      console.log(`listening on ${server.url}`);
+      console.log(`${await untilSignal()}: shutting down`);
+      await server.close();
+      console.log('bye');
+    },
+    { handleSigint: false },
+  );
+}

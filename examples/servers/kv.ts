@@ -16,30 +16,22 @@
  * closed (the rest of that line cannot be told from a command). A client beyond
  * --max-connections gets `ERROR too many connections` and is closed at once.
  * Prints `listening on HOST:PORT`; SIGINT/SIGTERM stop it cleanly. See kv-client.ts.
+ * `serve()` starts the same server on the running loop (each call has its own store).
  */
 import { parseArgs } from 'node:util';
-import { CancelledError, ConnectionError, LimitOverrunError, currentTask, run, startServer, type StreamReader, type StreamWriter } from '../../src/index.ts';
+import { ConnectionError, InvalidArgumentError, LimitOverrunError, run, startServer, type StreamReader, type StreamWriter } from '../../src/index.ts';
+import { untilSignal, type ServeOptions, type Served } from './_served.ts';
 
-const { values } = parseArgs({
-  options: {
-    host: { type: 'string', default: '127.0.0.1' },
-    port: { type: 'string', default: '7379' },
-    'max-line': { type: 'string', default: '4096' },
-    'max-connections': { type: 'string', default: '1000' },
-  },
-});
-const maxLine = Number(values['max-line']);
-const maxConnections = Number(values['max-connections']);
-if (!(Number.isInteger(maxLine) && maxLine > 0) || !(Number.isInteger(maxConnections) && maxConnections > 0)) {
-  console.error('--max-line and --max-connections must be positive integers');
-  process.exit(2);
+/** Options of the key-value server. */
+export interface KvServeOptions extends ServeOptions {
+  /** The longest command line, in bytes. Default 4096. */
+  maxLine?: number;
+  /** Clients served at once; more are turned away. Default 1000. */
+  maxConnections?: number;
 }
 
-const store = new Map<string, string>();
-let connections = 0;
-
-/** Runs one command line; returns the reply, and whether to close afterwards. */
-function execute(line: string): [reply: string, close: boolean] {
+/** Runs one command line against `store`; returns the reply, and whether to close afterwards. */
+function execute(store: Map<string, string>, line: string): [reply: string, close: boolean] {
   const space = line.indexOf(' ');
   const verb = (space === -1 ? line : line.slice(0, space)).toUpperCase();
   const args = space === -1 ? '' : line.slice(space + 1);
@@ -68,60 +60,97 @@ function execute(line: string): [reply: string, close: boolean] {
   }
 }
 
-async function serveClient(reader: StreamReader, writer: StreamWriter): Promise<void> {
-  if (connections >= maxConnections) {
-    writer.write('ERROR too many connections\n');
-    writer.close();
-    return;
-  }
-  connections++;
-  try {
-    for (;;) {
-      let raw: Buffer;
-      try {
-        raw = await reader.readLine();
-      } catch (e) {
-        if (!(e instanceof LimitOverrunError)) throw e;
-        writer.write(`ERROR line too long (limit ${maxLine} bytes)\n`);
-        break;
-      }
-      if (raw.length === 0 || writer.isClosing()) break; // the client closed its side, or we are shutting down
-      if (raw[raw.length - 1] !== 0x0a) break; // a last line without newline: the client is gone
-      const line = raw.toString('utf8', 0, raw.length - (raw.length > 1 && raw[raw.length - 2] === 0x0d ? 2 : 1));
-      const [reply, close] = execute(line);
-      writer.write(reply + '\n');
-      await writer.drain();
-      if (close) break;
+function positiveInteger(value: number | undefined, fallback: number, what: string): number {
+  const n = value ?? fallback;
+  if (!(Number.isInteger(n) && n > 0)) throw new InvalidArgumentError(`kv: ${what} must be a positive integer, got ${String(value)}`);
+  return n;
+}
+
+/**
+ * Starts the key-value server on the running loop, with a store of its own.
+ * Throws InvalidArgumentError for a bad `maxLine` or `maxConnections`.
+ */
+export async function serve(options: KvServeOptions = {}): Promise<Served> {
+  const log = options.log ?? console.error;
+  const maxLine = positiveInteger(options.maxLine, 4096, 'maxLine');
+  const maxConnections = positiveInteger(options.maxConnections, 1000, 'maxConnections');
+  const store = new Map<string, string>();
+  let connections = 0;
+
+  async function serveClient(reader: StreamReader, writer: StreamWriter): Promise<void> {
+    if (connections >= maxConnections) {
+      writer.write('ERROR too many connections\n');
+      writer.close();
+      return;
     }
-  } catch (e) {
-    // The client reset the connection, or the server is shutting down.
-    if (!(e instanceof ConnectionError)) throw e;
-  } finally {
-    connections--;
-    writer.close();
+    connections++;
+    try {
+      for (;;) {
+        let raw: Buffer;
+        try {
+          raw = await reader.readLine();
+        } catch (e) {
+          if (!(e instanceof LimitOverrunError)) throw e;
+          writer.write(`ERROR line too long (limit ${maxLine} bytes)\n`);
+          break;
+        }
+        if (raw.length === 0 || writer.isClosing()) break; // the client closed its side, or we are shutting down
+        if (raw[raw.length - 1] !== 0x0a) break; // a last line without newline: the client is gone
+        const line = raw.toString('utf8', 0, raw.length - (raw.length > 1 && raw[raw.length - 2] === 0x0d ? 2 : 1));
+        const [reply, close] = execute(store, line);
+        writer.write(reply + '\n');
+        await writer.drain();
+        if (close) break;
+      }
+    } catch (e) {
+      // The client reset the connection, or the server is shutting down.
+      if (!(e instanceof ConnectionError)) throw e;
+    } finally {
+      connections--;
+      writer.close();
+    }
   }
-}
 
-async function main(): Promise<void> {
   // The reader's limit is the line limit: readLine() throws LimitOverrunError past it.
-  const server = await startServer(serveClient, { host: values.host, port: Number(values.port), limit: maxLine });
+  const server = await startServer(serveClient, { host: options.host ?? '127.0.0.1', port: options.port ?? 7379, limit: maxLine });
   const { address, port } = server.sockets[0] as { address: string; port: number };
-  console.log(`listening on ${address}:${port}`);
-  const main = currentTask()!;
-  const stop = (signal: string): void => {
-    main.cancel(`received ${signal}`);
+  let closing: Promise<void> | null = null;
+  return {
+    name: 'key-value',
+    url: `tcp://${address.includes(':') ? `[${address}]` : address}:${port}`,
+    host: address,
+    port,
+    // Stop accepting, close the clients (a pending command still gets its reply), abort after 3 s.
+    close: () =>
+      (closing ??= server.shutdown({ closeClients: true, timeout: 3000 }).then(({ aborted }) => {
+        if (aborted > 0) log(`key-value: ${aborted} client(s) aborted`);
+      })),
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  try {
-    await server.serveForever();
-  } catch (e) {
-    if (!(e instanceof CancelledError)) throw e;
-    console.error(`shut down: ${e.message}`);
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-  }
 }
 
-await run(main, { handleSigint: false });
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '7379' },
+      'max-line': { type: 'string', default: '4096' },
+      'max-connections': { type: 'string', default: '1000' },
+    },
+  });
+  const maxLine = Number(values['max-line']);
+  const maxConnections = Number(values['max-connections']);
+  if (!(Number.isInteger(maxLine) && maxLine > 0) || !(Number.isInteger(maxConnections) && maxConnections > 0)) {
+    console.error('--max-line and --max-connections must be positive integers');
+    process.exit(2);
+  }
+  await run(
+    async () => {
+      const server = await serve({ host: values.host, port: Number(values.port), maxLine, maxConnections });
+      console.log(`listening on ${server.host}:${server.port}`);
+      const signal = await untilSignal();
+      await server.close();
+      console.error(`shut down: received ${signal}`);
+    },
+    { handleSigint: false },
+  );
+}

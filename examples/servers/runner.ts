@@ -53,7 +53,7 @@ import {
   type Task,
   type WebSocketTransport,
 } from '../../src/index.ts';
-import type { ServeOptions, Served } from './_served.ts';
+import { untilSignal, type ServeOptions, type Served } from './_served.ts';
 
 /** Options of the command runner. */
 export interface RunnerServeOptions extends ServeOptions {
@@ -338,23 +338,6 @@ export async function serve(options: RunnerServeOptions = {}): Promise<Served> {
     port,
     close: () => (closing ??= shutdown()),
   };
-}
-
-/** Resolves with the first SIGINT or SIGTERM; a second one gets Node's default (exit). */
-async function untilSignal(): Promise<string> {
-  const loop = getRunningLoop();
-  const stop = loop.createFuture<string>('SIGINT or SIGTERM');
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    loop.addSignalHandler(sig, () => {
-      if (!stop.done()) stop.setResult(sig);
-    });
-  }
-  try {
-    return await stop;
-  } finally {
-    loop.removeSignalHandler('SIGINT');
-    loop.removeSignalHandler('SIGTERM');
-  }
 }
 
 if (import.meta.main) {

@@ -223,7 +223,7 @@ describe('runner example (child process)', () => {
     expect(isDead(sleeper)).toBe(false);
     expect(isDead(writer)).toBe(false);
     c.ws.terminate();
-    expect(await eventually(() => isDead(sleeper) && isDead(writer), 5000)).toBe(true);
+    expect(await eventually(() => isDead(sleeper) && isDead(writer), 15_000)).toBe(true);
     expect(() => process.kill(sleeper, 0)).toThrow();
     expect(() => process.kill(writer, 0)).toThrow();
     // The server is fine and serves the next client.
