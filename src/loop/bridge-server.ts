@@ -4,8 +4,9 @@
  * worker side and the wire protocol).
  *
  * Each endpoint is one MessageChannel: the loop keeps one port, the worker gets the
- * other. A `'soon'` message runs the handler as a loop callback; a `'call'` message
- * runs it as a task named `bridge:<name>#<id>` and answers with its result. Closing
+ * other. A callSoon message runs the handler as a loop callback; a call message runs
+ * it as a task named `bridge:<name>#<id>` (started at once, see onMessage) and answers
+ * with its result. Closing
  * the loop closes every endpoint, which rejects whatever the workers still wait for
  * with `ERR_PROTOLOOP_BRIDGE_CLOSED`.
  * @module
@@ -55,6 +56,10 @@ class BridgeEndpoint {
   readonly calls = new Map<number, Task<unknown>>();
   /** Calls the worker cancelled: their task's end must not be answered. */
   readonly cancelledByWorker = new Set<number>();
+  /** `'soon'` handlers received but not run yet: while there are some, calls start lazily, behind them. */
+  soonPending = 0;
+  /** Handler names by the number the worker uses for them (order of first use). */
+  readonly names: string[] = [];
 
   constructor(server: BridgeServer, port: MessagePort) {
     this.server = server;
@@ -69,9 +74,19 @@ class BridgeEndpoint {
     if (this.state !== 'open') return;
     try {
       this.port.postMessage(msg);
+    } catch {
+      // Answers other than results are strings and plain records: nothing else to send.
+    }
+  }
+
+  /** Answers call `id` with a handler's result. The real clone is the check; on failure the walk names the culprit. */
+  sendResult(id: number, value: unknown, task: Task<unknown>): void {
+    if (this.state !== 'open') return;
+    try {
+      this.port.postMessage([id, value]);
     } catch (e) {
-      // A result the pre-check let through but the real clone refused.
-      if (msg[0] === 'ok') this.port.postMessage(['err', msg[1], serializeError(new Error(`the handler's result cannot be sent to the worker: ${String(e)}`), 'uncloneable')]);
+      const bad = findUncloneable(value, 'the result', null) ?? (e instanceof Error ? e.message : String(e));
+      this.port.postMessage([id, 'err', serializeError(new Error(`the result of the bridge handler "${task.getName()}" cannot be sent to the worker: ${bad}`), 'uncloneable')]);
     }
   }
 
@@ -97,44 +112,62 @@ class BridgeServer {
   }
 
   onMessage(ep: BridgeEndpoint, msg: unknown): void {
-    if (!Array.isArray(msg) || ep.state !== 'open') return;
+    if (!Array.isArray(msg) || msg.length === 0 || ep.state !== 'open') return;
     const loop = this.loop;
-    switch (msg[0]) {
-      case 'soon': {
-        const [, name, args] = msg as [string, string, unknown[]];
-        if (loop.isClosed()) return;
-        loop.callSoon(runSoonHandler, this, name, args);
-        return;
-      }
-      case 'call': {
-        const [, id, name, args] = msg as [string, number, string, unknown[]];
-        const fn = this.handlers.get(name);
-        if (fn === undefined) {
-          ep.send(['unknown', id, name]);
-          return;
-        }
-        if (loop.isClosed()) {
-          ep.close();
-          return;
-        }
-        const task = loop.createTask(() => fn(...args), { name: `bridge:${name}#${id}` });
-        ep.calls.set(id, task);
-        task.addDoneCallback(answerCall.bind(null, ep, id));
-        return;
-      }
-      case 'cancel': {
-        const id = msg[1] as number;
-        const task = ep.calls.get(id);
-        if (task === undefined) return;
-        ep.cancelledByWorker.add(id);
-        task.cancel('cancelled by the worker that called it');
-        return;
-      }
+    const op = msg[msg.length - 1] as number;
+    if (op < 0) {
+      // [-id]: the worker cancelled call id.
+      const id = -op;
+      const task = ep.calls.get(id);
+      if (task === undefined) return;
+      ep.cancelledByWorker.add(id);
+      task.cancel('cancelled by the worker that called it');
+      return;
+    }
+    // [...args, handler, op]: the message is the arguments once the last two are taken off.
+    const ref = msg[msg.length - 2] as string | number;
+    let name: string;
+    if (typeof ref === 'string') {
+      name = ref;
+      ep.names.push(ref);
+    } else {
+      name = ep.names[ref]!;
+    }
+    const args = msg as unknown[];
+    args.length -= 2;
+    if (op === 0) {
+      if (loop.isClosed()) return;
+      ep.soonPending++;
+      loop.callSoon(runSoonHandler, this, ep, name, args);
+      return;
+    }
+    const id = op;
+    const fn = this.handlers.get(name);
+    if (fn === undefined) {
+      ep.send([id, 'unknown', name]);
+      return;
+    }
+    if (loop.isClosed()) {
+      ep.close();
+      return;
+    }
+    // Start the handler's task now (it runs to its first await here, in this event)
+    // rather than one loop iteration later; a handler that finishes at once is
+    // answered at once. Not behind 'soon' handlers still waiting (they came first),
+    // and not in debug mode (slow steps are timed in loop iterations).
+    const eager = ep.soonPending === 0 && loop.isRunning() && !loop.getDebug();
+    const task = loop.createTask(() => fn(...args), eager ? { name: `bridge:${name}#${id}`, eagerStart: true } : { name: `bridge:${name}#${id}` });
+    if (task.done()) {
+      answerCall(ep, id, task);
+    } else {
+      ep.calls.set(id, task);
+      task.addDoneCallback(answerCall.bind(null, ep, id));
     }
   }
 }
 
-function runSoonHandler(server: BridgeServer, name: string, args: unknown[]): void {
+function runSoonHandler(server: BridgeServer, ep: BridgeEndpoint, name: string, args: unknown[]): void {
+  ep.soonPending--;
   const fn = server.handlers.get(name);
   const loop = server.loop;
   if (fn === undefined) {
@@ -159,21 +192,15 @@ function answerCall(ep: BridgeEndpoint, id: number, fut: Future<unknown>): void 
     return;
   }
   if (task.cancelled()) {
-    ep.send(['cancelled', id]);
+    ep.send([id, 'cancelled', null]);
     return;
   }
   const exception = task.exception();
   if (exception !== null) {
-    ep.send(['err', id, serializeError(exception)]);
+    ep.send([id, 'err', serializeError(exception)]);
     return;
   }
-  const value = task.result();
-  const bad = findUncloneable(value, 'the result', null);
-  if (bad !== null) {
-    ep.send(['err', id, serializeError(new Error(`the result of the bridge handler "${task.getName()}" cannot be sent to the worker: ${bad}`), 'uncloneable')]);
-    return;
-  }
-  ep.send(['ok', id, value]);
+  ep.sendResult(id, task.result(), task);
 }
 
 function endpointOnMessage(this: BridgeEndpoint, msg: unknown): void {

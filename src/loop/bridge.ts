@@ -6,14 +6,17 @@
  * `workerData` with a transfer list). In the worker, {@link connectBridge} wraps the
  * port; {@link callSoonThreadsafe} and {@link runCoroutineThreadsafe} call handlers.
  *
- * Wire protocol (one MessagePort pair per endpoint, messages are arrays):
+ * Wire protocol (one MessagePort pair per endpoint). Messages are flat arrays, small
+ * to clone: the arguments themselves, then the handler, then the operation last. A
+ * handler is named by its string the first time this endpoint uses it, and by its
+ * number (order of first use, 0, 1, ...) after that.
  *
  * ```
- * worker -> main   ['soon', name, args]           run the handler as a loop callback
- *                  ['call', id, name, args]       run the handler as a task, answer id
- *                  ['cancel', id]                 cancel the task of call id
- * main -> worker   ['ok', id, value] | ['err', id, SerializedError]
- *                  ['unknown', id, name] | ['cancelled', id]
+ * worker -> main   [...args, handler, 0]          run the handler as a loop callback
+ *                  [...args, handler, id]         (id >= 1) run the handler as a task, answer id
+ *                  [-id]                          cancel the task of call id
+ * main -> worker   [id, value]                    the call's result
+ *                  [id, 'err', SerializedError] | [id, 'unknown', name] | [id, 'cancelled', null]
  * ```
  *
  * The port closing (the main loop closed, or the endpoint was closed) rejects every
@@ -51,6 +54,8 @@ export class BridgeClient {
   #state: ClientState = 'open';
   #nextId = 0;
   #pending = new Map<number, PendingCall>();
+  /** Handler names already sent on this port, with the number that stands for them now. */
+  #names = new Map<string, number>();
 
   /** @internal Use {@link connectBridge}. */
   constructor(port: MessagePort) {
@@ -75,8 +80,7 @@ export class BridgeClient {
   callSoonThreadsafe(name: string, ...args: unknown[]): void {
     this.#checkOpen(name);
     const transferList: TransferItem[] = [];
-    const plain = this.#prepare(name, args, transferList);
-    this.#port.postMessage(['soon', name, plain], transferList);
+    this.#post(this.#prepare(args, transferList), name, 0, transferList);
   }
 
   /**
@@ -109,15 +113,16 @@ export class BridgeClient {
     signal ??= taskStorage.getStore()?.signal ?? null;
     if (this.#state === 'closed') return Promise.reject(closedError(name));
     const transferList: TransferItem[] = [];
-    const plain = this.#prepare(name, args, transferList);
+    const plain = this.#prepare(args, transferList);
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
     const id = ++this.#nextId;
+    // Sent before anything is registered: a value the clone refuses throws here, synchronously.
+    this.#post(plain, name, id, transferList);
     return new Promise<R>((resolve, reject) => {
       const onAbort = signal !== null ? this.#cancel.bind(this, id) : null;
       this.#pending.set(id, { name, resolve: resolve as (v: unknown) => void, reject, signal, onAbort });
       if (signal !== null) signal.addEventListener('abort', onAbort!, { once: true });
       if (this.#pending.size === 1) this.#port.ref();
-      this.#port.postMessage(['call', id, name, plain], transferList);
     });
   }
 
@@ -132,19 +137,38 @@ export class BridgeClient {
     if (this.#state === 'closed') throw closedError(name);
   }
 
-  #prepare(name: string, args: unknown[], transferList: TransferItem[]): unknown[] {
-    if (allPrimitive(args)) return args;
-    const plain = unwrapTransfers(args, transferList);
-    const bad = findUncloneable(plain, 'args', new Set<unknown>(transferList));
-    if (bad !== null) throw new NotCloneableError(`cannot send the arguments of the bridge call "${name}" to the main thread: ${bad}`);
-    return plain;
+  /**
+   * Unwraps `transfer()` markers of `args` (a rest-parameter array, so ours) into
+   * `transferList`. The result is ours too: the message is built on it.
+   */
+  #prepare(args: unknown[], transferList: TransferItem[]): unknown[] {
+    return allPrimitive(args) ? args : unwrapTransfers(args, transferList);
+  }
+
+  /**
+   * Sends `args` (an array of ours: the message is built on it) to handler `name` with
+   * operation `op` (0: callSoon, else the call id). The real structured clone is the
+   * check (no walk before every call); when it refuses, the walk names the culprit in
+   * a {@link NotCloneableError}.
+   */
+  #post(args: unknown[], name: string, op: number, transferList: TransferItem[]): void {
+    const known = this.#names.get(name);
+    args.push(known ?? name, op);
+    try {
+      this.#port.postMessage(args, transferList);
+    } catch (e) {
+      args.length -= 2;
+      const bad = findUncloneable(args, 'args', new Set<unknown>(transferList)) ?? (e instanceof Error ? e.message : String(e));
+      throw new NotCloneableError(`cannot send the arguments of the bridge call "${name}" to the main thread: ${bad}`, { cause: e });
+    }
+    if (known === undefined) this.#names.set(name, this.#names.size);
   }
 
   #cancel(id: number): void {
     const call = this.#take(id);
     if (call === undefined) return;
     call.reject(call.signal!.reason);
-    if (this.#state === 'open') this.#port.postMessage(['cancel', id]);
+    if (this.#state === 'open') this.#port.postMessage([-id]);
   }
 
   #take(id: number): PendingCall | undefined {
@@ -159,12 +183,13 @@ export class BridgeClient {
   /** @internal */
   onMessage(msg: unknown): void {
     if (!Array.isArray(msg)) return;
-    const call = this.#take(msg[1] as number);
+    const call = this.#take(msg[0] as number);
     if (call === undefined) return;
-    switch (msg[0]) {
-      case 'ok':
-        call.resolve(msg[2]);
-        break;
+    if (msg.length === 2) {
+      call.resolve(msg[1]);
+      return;
+    }
+    switch (msg[1]) {
       case 'err':
         call.reject(isSerializedError(msg[2]) ? rebuildError(msg[2], `main thread, bridge handler "${call.name}"`) : msg[2]);
         break;
@@ -175,7 +200,7 @@ export class BridgeClient {
         call.reject(new BridgeError('ERR_PROTOLOOP_BRIDGE_CLOSED', `the main loop cancelled the handler "${call.name}" before it answered (is it shutting down?)`));
         break;
       default:
-        call.reject(new BridgeError('ERR_PROTOLOOP_BRIDGE_CLOSED', `unexpected bridge message ${inspect(msg[0])}`));
+        call.reject(new BridgeError('ERR_PROTOLOOP_BRIDGE_CLOSED', `unexpected bridge message ${inspect(msg[1])}`));
     }
   }
 

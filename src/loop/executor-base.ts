@@ -165,15 +165,18 @@ export abstract class BaseExecutor implements Executor {
   }
 
   /**
-   * @internal {@link submit} without a promise: the outcome goes to `sink(sinkArg, ok, value)`.
-   * Returns the job, for {@link cancelJob}. Throws as submit() does.
+   * @internal {@link submit} without a promise, in two steps: this one checks the call
+   * and builds the job (throwing as submit() does, before anything exists); the caller
+   * sets `job.sink`/`job.sinkArg` (where the outcome goes) and hands the job to
+   * {@link enqueueJob}.
    */
-  submitToSink<T>(task: WorkerTask, args: unknown[], sink: JobSink<T>, sinkArg: T): Job {
-    const job = this.#makeJob(task, args);
-    job.sink = sink;
-    job.sinkArg = sinkArg;
+  prepareJob(task: WorkerTask, args: unknown[]): Job {
+    return this.#makeJob(task, args);
+  }
+
+  /** @internal Queues (or starts) a job from {@link prepareJob}. The sink may be called before this returns. */
+  enqueueJob(job: Job): void {
     this.#enqueue(job);
-    return job;
   }
 
   #makeJob(task: WorkerTask, args: unknown[]): Job {

@@ -8,7 +8,7 @@
  */
 import { CancelledError, ExecutorShutdownError, InvalidArgumentError, LoopClosedError } from '../errors.ts';
 import { isExecutor, type Executor, type WorkerTask } from './executor.ts';
-import type { Future } from './future.ts';
+import { Future as LoopFuture, type Future } from './future.ts';
 import { kCloseHooks, kShutdownHooks } from './internal.ts';
 import { Loop } from './loop.ts';
 import { BaseExecutor, type Job } from './executor-base.ts';
@@ -84,42 +84,40 @@ function defaultExecutor(loop: Loop): Executor {
 }
 
 /**
- * One runInExecutor() call: the loop future and how to cancel the job behind it.
- * For protoloop's own pools the job reports straight to {@link settleCall} (no promise,
- * no AbortController); other executors get a signal.
+ * The future runInExecutor() returns: cancelling it aborts the job behind it at once
+ * (no done callback, no side table). For protoloop's own pools the job reports
+ * straight to {@link settleFuture} (no promise, no AbortController); other executors
+ * get a signal. Named `Future` so that it reads as one in reports and `toString()`.
  */
-class ExecutorCall<R> {
-  readonly fut: Future<R>;
-  readonly executor: BaseExecutor | null;
+const ExecutorFuture = class Future<R> extends LoopFuture<R> {
+  /** The job, until it settles (protoloop's pools). */
   job: Job | null = null;
+  executor: BaseExecutor | null = null;
+  /** The signal's controller (other executors). */
   controller: AbortController | null = null;
-  constructor(fut: Future<R>, executor: BaseExecutor | null) {
-    this.fut = fut;
-    this.executor = executor;
-  }
-}
 
-function settleCall(call: ExecutorCall<unknown>, ok: boolean, value: unknown): void {
-  const fut = call.fut;
+  override cancel(msg?: string): boolean {
+    if (!super.cancel(msg)) return false;
+    const reason = new CancelledError('the executor job was cancelled');
+    const job = this.job;
+    if (job !== null) {
+      this.job = null;
+      this.executor!.cancelJob(job, reason);
+    } else {
+      this.controller?.abort(reason);
+    }
+    return true;
+  }
+};
+type ExecutorFuture<R> = InstanceType<typeof ExecutorFuture<R>>;
+
+function settleFuture(fut: ExecutorFuture<unknown>, ok: boolean, value: unknown): void {
+  fut.job = null;
+  fut.controller = null;
   if (fut.done() || fut.getLoop().isClosed()) return;
-  // Done without a cancellation: drop the cancel watcher first, so it costs no loop callback.
-  fut.removeDoneCallback(cancelIfCancelled);
   if (ok) fut.setResult(value);
   else fut.setException(value);
 }
-
-function cancelIfCancelled(fut: Future<unknown>): void {
-  if (!fut.cancelled()) return;
-  const call = calls.get(fut);
-  if (call === undefined) return;
-  calls.delete(fut);
-  const reason = new CancelledError('the executor job was cancelled');
-  if (call.job !== null) call.executor!.cancelJob(call.job, reason);
-  else call.controller?.abort(reason);
-}
-
-/** Pending calls by future: done callbacks receive only the future. */
-const calls = new WeakMap<Future<unknown>, ExecutorCall<unknown>>();
 
 Loop.prototype.runInExecutor = function runInExecutor<A extends unknown[], R>(this: Loop, executor: Executor | null, task: WorkerTask<A, R>, ...args: A): Future<R> {
   if (this.isClosed()) throw new LoopClosedError();
@@ -127,42 +125,27 @@ Loop.prototype.runInExecutor = function runInExecutor<A extends unknown[], R>(th
   if (executor === null || executor === undefined) ex = defaultExecutor(this);
   else if (isExecutor(executor)) ex = executor;
   else throw new InvalidArgumentError('runInExecutor() needs an Executor (a ThreadPoolExecutor, a ProcessPoolExecutor) or null for the default one');
-  let call: ExecutorCall<R>;
   if (ex instanceof BaseExecutor) {
-    // Submit first: it throws (NotCloneableError, ExecutorShutdownError) before any future exists.
-    const pending: { call: ExecutorCall<R> | null; ok: boolean; value: unknown; early: boolean } = { call: null, ok: false, value: undefined, early: false };
-    const job = ex.submitToSink(task, args, settleOrPark, pending as never);
-    call = new ExecutorCall(this.createFuture<R>(`runInExecutor(${task.name})`), ex);
-    call.job = job;
-    pending.call = call;
-    if (pending.early) settleCall(call as ExecutorCall<unknown>, pending.ok, pending.value);
-  } else {
-    const controller = new AbortController();
-    const promise = ex.submit(task, args, { signal: controller.signal });
-    call = new ExecutorCall(this.createFuture<R>(`runInExecutor(${task.name})`), null);
-    call.controller = controller;
-    promise.then(
-      (value) => settleCall(call as ExecutorCall<unknown>, true, value),
-      (exception: unknown) => settleCall(call as ExecutorCall<unknown>, false, exception),
-    );
+    // Check first: it throws (NotCloneableError, ExecutorShutdownError) before any future exists.
+    const job = ex.prepareJob(task, args);
+    const fut = new ExecutorFuture<R>(this, `runInExecutor(${task.name})`);
+    fut.job = job;
+    fut.executor = ex;
+    job.sink = settleFuture;
+    job.sinkArg = fut;
+    ex.enqueueJob(job);
+    return fut;
   }
-  if (!call.fut.done()) {
-    calls.set(call.fut as Future<unknown>, call as ExecutorCall<unknown>);
-    call.fut.addDoneCallback(cancelIfCancelled);
-  }
-  return call.fut;
+  const controller = new AbortController();
+  const promise = ex.submit(task, args, { signal: controller.signal });
+  const fut = new ExecutorFuture<R>(this, `runInExecutor(${task.name})`);
+  fut.controller = controller;
+  promise.then(
+    (value) => settleFuture(fut as ExecutorFuture<unknown>, true, value),
+    (exception: unknown) => settleFuture(fut as ExecutorFuture<unknown>, false, exception),
+  );
+  return fut;
 };
-
-/** A job can settle inside submitToSink() (an aborted signal, a synchronous failure): park the outcome until the future exists. */
-function settleOrPark(p: { call: ExecutorCall<unknown> | null; ok: boolean; value: unknown; early: boolean }, ok: boolean, value: unknown): void {
-  if (p.call !== null) {
-    settleCall(p.call, ok, value);
-    return;
-  }
-  p.early = true;
-  p.ok = ok;
-  p.value = value;
-}
 
 Loop.prototype.setDefaultExecutor = function setDefaultExecutor(this: Loop, executor: Executor): void {
   if (!isExecutor(executor)) throw new InvalidArgumentError('setDefaultExecutor() needs an Executor (a ThreadPoolExecutor, a ProcessPoolExecutor)');

@@ -31,6 +31,9 @@ async function loadModule(url: string): Promise<Record<string, unknown>> {
   }
 }
 
+/** Resolved task functions by module URL, then export name: a job of a known task costs two map reads. */
+const resolved = new Map<string, Map<string, TaskFn>>();
+
 async function resolveTask(url: string, name: string): Promise<TaskFn> {
   const mod = await loadModule(url);
   const fn = mod[name];
@@ -38,22 +41,47 @@ async function resolveTask(url: string, name: string): Promise<TaskFn> {
     const why = fn === undefined ? `has no export named '${name}'` : `exports '${name}' as a ${typeof fn}, not a function`;
     throw serializeError(new Error(`the task module ${url} ${why} (exports: ${Object.keys(mod).join(', ') || 'none'})`), 'module');
   }
+  let byName = resolved.get(url);
+  if (byName === undefined) resolved.set(url, (byName = new Map()));
+  byName.set(name, fn as TaskFn);
   return fn as TaskFn;
 }
 
 /**
- * Runs one job: `name` of module `url` with `args`. Resolves with the result (and
- * what to move with it, in `transferList`); rejects with a SerializedError.
+ * Runs one job: `name` of module `url` with `args`. Returns the result (and what to
+ * move with it, in `transferList`), or a promise of it when the module is not loaded
+ * yet or the task is async; throws (or rejects with) a SerializedError. A synchronous
+ * task of a loaded module costs no promise at all.
  * `movable` says whether results may move buffers (threads) or must be copied (processes).
  */
-export async function runJob(url: string, name: string, args: unknown[], movable: boolean, transferList: TransferItem[]): Promise<unknown> {
-  const fn = await resolveTask(url, name);
+export function runJob(url: string, name: string, args: unknown[], movable: boolean, transferList: TransferItem[]): unknown {
+  const fn = resolved.get(url)?.get(name);
+  if (fn === undefined) return resolveTask(url, name).then((f) => callTask(f, name, args, movable, transferList));
+  return callTask(fn, name, args, movable, transferList);
+}
+
+function callTask(fn: TaskFn, name: string, args: unknown[], movable: boolean, transferList: TransferItem[]): unknown {
   let result: unknown;
   try {
-    result = await fn(...args);
+    result = fn(...args);
   } catch (e) {
     throw serializeError(e);
   }
+  if (result !== null && (typeof result === 'object' || typeof result === 'function') && typeof (result as PromiseLike<unknown>).then === 'function') {
+    return Promise.resolve(result).then(
+      (value) => finishJob(value, name, movable, transferList),
+      (e: unknown) => {
+        throw serializeError(e);
+      },
+    );
+  }
+  return finishJob(result, name, movable, transferList);
+}
+
+function finishJob(result: unknown, name: string, movable: boolean, transferList: TransferItem[]): unknown {
+  const t = typeof result;
+  // Primitives clone as they are: nothing to unwrap or check.
+  if (result === null || (t !== 'object' && t !== 'function' && t !== 'symbol')) return result;
   if (isTransferMarker(result)) {
     if (movable) for (const item of result.list) transferList.push(item);
     result = result.value;

@@ -80,6 +80,8 @@ export class ThreadPoolExecutor extends BaseExecutor {
         idleTimeout: o.idleTimeout,
         // Our queue holds what waits; piscina gets only jobs a worker can start.
         maxQueue: o.maxThreads,
+        // Nothing reads piscina's run/wait-time histograms: skip their clock reads and records per job.
+        recordTiming: false,
         ...(o.resourceLimits !== undefined ? { resourceLimits: o.resourceLimits } : {}),
         ...(o.execArgv !== undefined ? { execArgv: o.execArgv } : {}),
       });

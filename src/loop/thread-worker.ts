@@ -1,6 +1,7 @@
 /**
  * Entry point of the ThreadPoolExecutor's piscina workers: `[url, name, args]` in,
  * the task's result out; a result wrapped in `transfer()` moves its buffers back.
+ * A synchronous task answers without a promise (piscina awaits whatever we return).
  * @module
  * @internal
  */
@@ -12,9 +13,14 @@ import type { TransferItem } from './transfer.ts';
 const kTransferable = Symbol.for('Piscina.transferable');
 const kValue = Symbol.for('Piscina.valueOf');
 
-export default async function threadWorkerEntry(msg: [string, string, unknown[]]): Promise<unknown> {
+export default function threadWorkerEntry(msg: [string, string, unknown[]]): unknown {
   const transferList: TransferItem[] = [];
-  const result = await runJob(msg[0], msg[1], msg[2], true, transferList);
+  const result = runJob(msg[0], msg[1], msg[2], true, transferList);
+  if (result instanceof Promise) return result.then((value: unknown) => withMoves(value, transferList));
+  return withMoves(result, transferList);
+}
+
+function withMoves(result: unknown, transferList: TransferItem[]): unknown {
   if (transferList.length === 0) return result;
   return move({ [kTransferable]: transferList, [kValue]: result } as never);
 }
