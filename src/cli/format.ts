@@ -78,6 +78,9 @@ export function formatStats(s: LoopSnapshot): string {
     `slow callbacks      ${s.totals.slowCallbacks}`,
     `open resources      ${res}`,
   ];
-  for (const [k, v] of Object.entries(s.extra)) lines.push(`${k.padEnd(20)}${JSON.stringify(v)}`);
+  for (const [k, v] of Object.entries(s.extra)) {
+    const text = v !== null && typeof v === 'object' ? Object.entries(v).map(([key, val]) => `${key} ${String(val)}`).join(', ') : String(v);
+    lines.push(`${k.padEnd(19)} ${text}`);
+  }
   return lines.join('\n');
 }

@@ -13,6 +13,7 @@ import { kCloseHooks, kShutdownHooks } from './internal.ts';
 import { Loop } from './loop.ts';
 import { BaseExecutor, type Job } from './executor-base.ts';
 import { ThreadPoolExecutor } from './thread-pool.ts';
+import { registerStatsProvider } from './introspect.ts';
 
 declare module './loop.ts' {
   interface Loop {
@@ -83,6 +84,19 @@ function defaultExecutor(loop: Loop): Executor {
   return s.executor;
 }
 
+const seenExecutors = new WeakSet<BaseExecutor>();
+let executorsShown = 0;
+
+/** Adds an executor's queue to `protoloop stats` (once per executor). */
+function showInStats(loop: Loop, ex: BaseExecutor): void {
+  seenExecutors.add(ex);
+  const ref = new WeakRef(ex);
+  registerStatsProvider(loop, `executor ${++executorsShown}`, () => {
+    const e = ref.deref();
+    return e === undefined ? 'collected' : { kind: e.constructor.name, state: e.state, workers: e.maxWorkers, running: e.running, queued: e.queued, completed: e.completed };
+  });
+}
+
 /**
  * The future runInExecutor() returns: cancelling it aborts the job behind it at once
  * (no done callback, no side table). For protoloop's own pools the job reports
@@ -126,6 +140,7 @@ Loop.prototype.runInExecutor = function runInExecutor<A extends unknown[], R>(th
   else if (isExecutor(executor)) ex = executor;
   else throw new InvalidArgumentError('runInExecutor() needs an Executor (a ThreadPoolExecutor, a ProcessPoolExecutor) or null for the default one');
   if (ex instanceof BaseExecutor) {
+    if (!seenExecutors.has(ex)) showInStats(this, ex);
     // Check first: it throws (NotCloneableError, ExecutorShutdownError) before any future exists.
     const job = ex.prepareJob(task, args);
     const fut = new ExecutorFuture<R>(this, `runInExecutor(${task.name})`);

@@ -82,6 +82,7 @@ describe('protoloop ps / pstree / stats', () => {
     const stats = await protoloop('stats', String(pid));
     expect(stats.stdout).toMatch(/loop running/);
     expect(stats.stdout).toMatch(/tasks\s+5 pending, 5 created/);
+    expect(stats.stdout).toMatch(/^executor 1\s+kind ThreadPoolExecutor, state running, workers \d+, running 0, queued 0, completed 1$/m);
     const statsJson = JSON.parse((await protoloop('stats', String(pid), '--json')).stdout) as { tasksPending: number; lagMs: { last: number } };
     expect(statsJson.tasksPending).toBe(5);
     expect(typeof statsJson.lagMs.last).toBe('number');
