@@ -8,9 +8,10 @@
  * ```
  *
  * The handler's first step runs eagerly, inside Fastify's own call, so a handler that
- * answers without awaiting costs no trip through the loop; the answer of an async
- * handler reaches Fastify straight from the handler's promise (the task has settled
- * just before, since it subscribed first), so no loop iteration sits on the hot path.
+ * answers without awaiting costs no trip through the loop. For an async handler, the
+ * {@link HandlerCall} stands in for its promise: the task and Fastify subscribe to the
+ * call, the call to the promise, and one reaction settles the task and hands the
+ * answer to Fastify. No loop iteration, and no extra promise, sits on the hot path.
  * @internal
  * @module
  */
@@ -21,7 +22,7 @@ import { CancelledError, LoopClosedError } from '../errors.ts';
 import type { Future } from '../loop/future.ts';
 import { kCloseHooks, kShutdownHooks, outsideTask, taskStorage } from '../loop/internal.ts';
 import { currentTask, type Loop } from '../loop/loop.ts';
-import type { Task } from '../loop/task.ts';
+import type { Task, TaskOptions } from '../loop/task.ts';
 import { probeSignalSlot } from './fastify-internals.ts';
 import { HandlerCall, type CallOwner } from './handler-call.ts';
 
@@ -53,10 +54,10 @@ export type RouteHandler = (this: FastifyInstance, request: FastifyRequest, repl
 /** @internal A wrapped route. */
 interface RouteRecord {
   readonly handler: RouteHandler;
-  /** The task name (`GET /users/:id`). */
-  readonly name: string;
-  /** Task names by method, for routes declared with several methods. */
-  readonly names: Readonly<Record<string, string>> | null;
+  /** The task options (the name, `GET /users/:id`, and eager start), made once per route. */
+  readonly options: TaskOptions;
+  /** The same by method, for routes declared with several methods (`GET /x`, `POST /x`). */
+  readonly optionsByMethod: Readonly<Record<string, TaskOptions>> | null;
 }
 
 const kOriginal = Symbol('protoloop.fastify.originalHandler');
@@ -94,7 +95,9 @@ export class FastifyAdapter implements CallOwner {
   readonly closeTimeout: number;
   #state: AdapterState = 'open';
   #app: FastifyInstance;
-  #calls = new Set<HandlerCall>();
+  // The calls in flight: an intrusive list (HandlerCall.prev/next), cheaper than a Set.
+  #head: HandlerCall | null = null;
+  #inFlight = 0;
   #servers = new Set<ClosableServer>();
   #slotMode: 'unknown' | 'own' | 'public' = 'unknown';
   #emptyWaiter: Future<void> | null = null;
@@ -129,13 +132,13 @@ export class FastifyAdapter implements CallOwner {
 
   /** Counters of the adapter's work. */
   stats(): FastifyAdapterStats {
-    return { ...this.#stats, inFlight: this.#calls.size };
+    return { ...this.#stats, inFlight: this.#inFlight };
   }
 
   /** The tasks of the handlers running now. */
   tasks(): Task<unknown>[] {
     const out: Task<unknown>[] = [];
-    for (const call of this.#calls) if (call.task !== null && !call.task.done()) out.push(call.task);
+    for (let call = this.#head; call !== null; call = call.next) if (call.task !== null && !call.task.done()) out.push(call.task);
     return out;
   }
 
@@ -167,8 +170,8 @@ export class FastifyAdapter implements CallOwner {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const record: RouteRecord = {
       handler,
-      name: `${methods.join(',')} ${route.url}`,
-      names: methods.length > 1 ? Object.fromEntries(methods.map((m) => [m, `${m} ${route.url}`])) : null,
+      options: { name: `${methods.join(',')} ${route.url}`, eagerStart: true },
+      optionsByMethod: methods.length > 1 ? Object.fromEntries(methods.map((m) => [m, { name: `${m} ${route.url}`, eagerStart: true }])) : null,
     };
     const adapter = this;
     const wrapped: Wrapped = function protoloopRouteHandler(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): unknown {
@@ -196,88 +199,115 @@ export class FastifyAdapter implements CallOwner {
       reply.hijack();
       return undefined;
     }
-    this.#calls.add(call);
+    this.#link(call);
     this.#stats.requests++;
-    const name = route.names?.[request.method] ?? route.name;
+    const options = route.optionsByMethod === null ? route.options : (route.optionsByMethod[request.method] ?? route.options);
     const handler = route.handler;
+    // eager: the first step runs inside createTask(); its promise is then `pending`,
+    // and the task subscribes to the call instead.
+    let eager = true;
     let started = false;
+    let pending: PromiseLike<unknown> | null = null;
     let result: unknown;
     const target = (): unknown => {
       started = true;
       call.task = request.task = currentTask();
       result = handler.call(instance, request, reply);
+      if (eager && isThenable(result)) {
+        pending = result;
+        return call;
+      }
       return result;
     };
     const debug = loop.getDebug();
     const t0 = debug ? performance.now() : 0;
     let task: Task<unknown>;
     try {
-      task = loop.createTask(target, { name, eagerStart: true });
+      task = loop.createTask(target, options);
     } catch (e) {
       call.taskSettled();
       reply.code(503);
       throw e;
+    } finally {
+      eager = false;
     }
     call.task = task;
-    if (debug) this.#checkSlow(task, name, performance.now() - t0);
+    if (debug) this.#checkSlow(task, options.name!, performance.now() - t0);
     if (!started) return this.#late(call, task);
-    if (task.done()) {
-      call.taskSettled();
-      if (task.cancelled()) return this.#failed(call, task.makeCancelledError());
-      const exception = task.exception();
-      if (exception !== null) {
-        this.#stats.errors++;
-        throw exception;
+    if (pending !== null) {
+      const thenable: PromiseLike<unknown> = pending;
+      // Fastify's callbacks run in the context where then() is called: if the server
+      // was started inside a task, do not let that task's context leak into them.
+      if (taskStorage.getStore() !== undefined) {
+        this.#warnContext();
+        outsideTask(() => thenable.then((v) => call.settle(true, v), (e: unknown) => call.settle(false, e)));
+      } else {
+        thenable.then((v) => call.settle(true, v), (e: unknown) => call.settle(false, e));
       }
-      return result;
+      return call;
     }
-    const thenable = result as PromiseLike<unknown>;
-    // Fastify's callbacks run in the context where then() is called: if the server
-    // was started inside a task, do not let that task's context leak into them.
-    if (taskStorage.getStore() !== undefined) {
-      this.#warnContext();
-      return outsideTask(() => thenable.then((v) => this.#answered(call, v), (e: unknown) => this.#failed(call, e)));
+    if (!task.done()) return this.#late(call, task);
+    // The handler returned a value, or threw, without awaiting.
+    if (task.cancelled()) return this.#viaPromise(call, false, task.makeCancelledError());
+    const exception = task.exception();
+    if (exception !== null) {
+      call.taskSettled();
+      this.#stats.errors++;
+      throw exception;
     }
-    return thenable.then((v) => this.#answered(call, v), (e: unknown) => this.#failed(call, e));
+    call.taskSettled();
+    return result;
   }
 
-  #answered(call: HandlerCall, value: unknown): unknown {
+  /** @internal The handler's promise settled: what Fastify gets (`call.outcome`), and whether it is an answer (true) or an error. */
+  decide(call: HandlerCall, ok: boolean, value: unknown): boolean {
     call.taskSettled();
-    if (call.isGone()) {
-      call.reply.hijack();
-      return undefined;
+    const reply = call.reply;
+    if (ok) {
+      if (call.isGone()) {
+        reply.hijack();
+        call.outcome = undefined;
+        return true;
+      }
+      // Cancelled, but finished anyway, after Fastify answered (its handler timeout).
+      call.outcome = call.cancelRequested() && reply.sent ? undefined : value;
+      return true;
     }
-    // Cancelled, but finished anyway, after Fastify answered (its handler timeout).
-    if (call.cancelRequested() && call.reply.sent) return undefined;
-    return value;
-  }
-
-  #failed(call: HandlerCall, error: unknown): unknown {
-    call.taskSettled();
     const task = call.task!;
     // Fastify gets the error: the task's copy of it is retrieved here, so it is never
     // reported as "Task exception was never retrieved".
     if (task.done()) retrieveException(task);
     else task.addDoneCallback(retrieveException);
-    const reply = call.reply;
+    call.outcome = undefined;
     if (call.isGone()) {
       // Cancelled because the client left: no answer, and nothing to log.
       reply.hijack();
-      return undefined;
+      return true;
     }
-    if (error instanceof CancelledError || call.cancelRequested() || task.cancelled()) {
+    if (value instanceof CancelledError || call.cancelRequested() || task.cancelled()) {
       // Cancelled by the app's shutdown (or Fastify's handler timeout, which answered already).
-      if (reply.sent) return undefined;
+      if (reply.sent) return true;
       reply.code(503);
-      throw error;
+      call.outcome = value;
+      return false;
     }
     this.#stats.errors++;
-    throw error;
+    call.outcome = value;
+    return false;
+  }
+
+  /** {@link decide} as a promise reaction: returns the answer or throws the error. */
+  #viaPromise(call: HandlerCall, ok: boolean, value: unknown): unknown {
+    const fine = this.decide(call, ok, value);
+    const out = call.outcome;
+    call.outcome = undefined;
+    if (fine) return out;
+    throw out;
   }
 
   /** The loop was not running when the request came: the task starts when it runs. */
   #late(call: HandlerCall, task: Task<unknown>): Promise<unknown> {
-    return outsideTask(() => task.then((v) => this.#answered(call, v), (e: unknown) => this.#failed(call, e)));
+    return outsideTask(() => task.then((v) => this.#viaPromise(call, true, v), (e: unknown) => this.#viaPromise(call, false, e)));
   }
 
   #checkSlow(task: Task<unknown>, name: string, ms: number): void {
@@ -295,11 +325,34 @@ export class FastifyAdapter implements CallOwner {
 
   // --------------------------------------------------------- HandlerCall
 
+  #link(call: HandlerCall): void {
+    const head = this.#head;
+    call.next = head;
+    if (head !== null) head.prev = call;
+    this.#head = call;
+    call.listed = true;
+    this.#inFlight++;
+  }
+
+  /** The calls in flight, as an array (for loops that may unlink). */
+  #callList(): HandlerCall[] {
+    const out: HandlerCall[] = [];
+    for (let call = this.#head; call !== null; call = call.next) out.push(call);
+    return out;
+  }
+
   /** @internal */
   callClosed(call: HandlerCall): void {
-    this.#calls.delete(call);
+    if (!call.listed) return;
+    call.listed = false;
+    const { prev, next } = call;
+    if (prev !== null) prev.next = next;
+    else this.#head = next;
+    if (next !== null) next.prev = prev;
+    call.prev = call.next = null;
+    this.#inFlight--;
     const waiter = this.#emptyWaiter;
-    if (this.#calls.size === 0 && waiter !== null && !waiter.done()) waiter.setResult();
+    if (this.#inFlight === 0 && waiter !== null && !waiter.done()) waiter.setResult();
   }
 
   /** @internal */
@@ -325,7 +378,7 @@ export class FastifyAdapter implements CallOwner {
   beginClose(): void {
     if (this.#state !== 'open') return;
     this.#state = 'closing';
-    for (const call of this.#calls) {
+    for (let call = this.#head; call !== null; call = call.next) {
       // Answers still to come close their keep-alive connection behind them.
       const res = call.reply.raw;
       if (!res.headersSent && !res.destroyed) res.setHeader('connection', 'close');
@@ -357,9 +410,9 @@ export class FastifyAdapter implements CallOwner {
 
   async #drainCalls(): Promise<void> {
     try {
-      if (this.#calls.size > 0) await this.#waitCalls(this.closeTimeout);
-      if (this.#calls.size > 0) {
-        for (const call of [...this.#calls]) {
+      if (this.#inFlight > 0) await this.#waitCalls(this.closeTimeout);
+      if (this.#inFlight > 0) {
+        for (const call of this.#callList()) {
           this.#stats.cancelledAtClose++;
           call.cancel('the Fastify app is closing');
         }
@@ -368,7 +421,7 @@ export class FastifyAdapter implements CallOwner {
     } finally {
       const server = this.#app.server as Server;
       server.closeIdleConnections?.();
-      if (this.#calls.size > 0) server.closeAllConnections?.();
+      if (this.#inFlight > 0) server.closeAllConnections?.();
     }
   }
 
@@ -386,7 +439,7 @@ export class FastifyAdapter implements CallOwner {
 
   /** No loop to drain with: cancel what runs and drop the connections. */
   #force(): void {
-    for (const call of [...this.#calls]) call.cancel('the Fastify app is closing');
+    for (const call of this.#callList()) call.cancel('the Fastify app is closing');
     for (const server of this.#servers) server.abortClients();
     const server = this.#app.server as Server;
     server.closeAllConnections?.();
@@ -422,13 +475,18 @@ export class FastifyAdapter implements CallOwner {
   }
 
   toString(): string {
-    return `<FastifyAdapter ${this.#state} inFlight=${this.#calls.size} requests=${this.#stats.requests} closeTimeout=${this.closeTimeout}ms>`;
+    return `<FastifyAdapter ${this.#state} inFlight=${this.#inFlight} requests=${this.#stats.requests} closeTimeout=${this.closeTimeout}ms>`;
   }
 
   /** @internal */
   [inspect.custom](): string {
     return this.toString();
   }
+}
+
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  if (x instanceof Promise) return true;
+  return x !== null && (typeof x === 'object' || typeof x === 'function') && typeof (x as { then?: unknown }).then === 'function';
 }
 
 function settleWaiter(waiter: Future<void>): void {

@@ -27,6 +27,11 @@ export type HandlerCallState = 'running' | 'answered' | 'gone' | 'closed';
 export interface CallOwner {
   callClosed(call: HandlerCall): void;
   clientGone(call: HandlerCall): void;
+  /**
+   * The handler's promise settled: sets `call.outcome` to what Fastify gets, and
+   * returns true for an answer, false for an error.
+   */
+  decide(call: HandlerCall, ok: boolean, value: unknown): boolean;
 }
 
 const kCall = Symbol('protoloop.fastify.call');
@@ -50,11 +55,21 @@ function foreignSignalOnAbort(this: AbortSignal & { [kCall]?: HandlerCall }): vo
 /** The message of a task cancelled because its client disconnected. */
 export const CLIENT_GONE = 'client disconnected';
 
+/** A `then()` subscriber of a {@link HandlerCall}. */
+type OnOk = (value: unknown) => unknown;
+type OnErr = (error: unknown) => unknown;
+
 /**
  * A request in flight: the task, the response, and the controller behind
  * `request.signal` (it sits in Fastify's `kRequestSignal` slot, see fastify-internals).
+ *
+ * When the handler's first step returns a promise, the call stands in for it: both the
+ * task and Fastify subscribe to the call with `then()`, and the call subscribes to the
+ * handler's promise once. When that promise settles, the task's callbacks run first
+ * (the task is done), then the adapter decides the answer and hands it to Fastify's
+ * callbacks, all in the same reaction: no extra promise and no extra microtask.
  */
-export class HandlerCall implements SignalSlot {
+export class HandlerCall implements SignalSlot, PromiseLike<unknown> {
   state: HandlerCallState = 'running';
   /** The handler's task (null until created). */
   task: Task<unknown> | null = null;
@@ -62,6 +77,11 @@ export class HandlerCall implements SignalSlot {
   probed = false;
   readonly request: FastifyRequest;
   readonly reply: FastifyReply;
+  /** The adapter's list of calls in flight (intrusive: no Set per request). */
+  prev: HandlerCall | null = null;
+  next: HandlerCall | null = null;
+  /** Whether the call is in its owner's list. */
+  listed = false;
   #owner: CallOwner;
   #controller: AbortController | null = null;
   #abortReason: CancelledError | null = null;
@@ -69,6 +89,15 @@ export class HandlerCall implements SignalSlot {
   #foreignAbort: (() => void) | null = null;
   #taskSettled = false;
   #responseClosed = false;
+  // then() subscribers: the first is the task, the second Fastify.
+  #subscribers = 0;
+  /** Settled before Fastify subscribed: 1 with an answer, 2 with an error. */
+  #early: 0 | 1 | 2 = 0;
+  #settled = false;
+  #taskOk: OnOk | null = null;
+  #taskErr: OnErr | null = null;
+  #replyOk: OnOk | null = null;
+  #replyErr: OnErr | null = null;
 
   constructor(owner: CallOwner, request: FastifyRequest, reply: FastifyReply) {
     this.#owner = owner;
@@ -120,6 +149,57 @@ export class HandlerCall implements SignalSlot {
     }
     return true;
   }
+
+  // ------------------------------------------------- standing in for the handler's promise
+
+  /** Subscribes the task (first call) or Fastify (second call); the return value is not a new promise. */
+  then<R1 = unknown, R2 = never>(onOk?: ((value: unknown) => R1 | PromiseLike<R1>) | null, onErr?: ((reason: any) => R2 | PromiseLike<R2>) | null): PromiseLike<R1 | R2> {
+    if (this.#subscribers++ === 0) {
+      this.#taskOk = onOk ?? null;
+      this.#taskErr = onErr ?? null;
+    } else if (this.#early === 0) {
+      this.#replyOk = onOk ?? null;
+      this.#replyErr = onErr ?? null;
+    } else {
+      // Settled before Fastify subscribed (a thenable that calls back at once): deliver
+      // in a microtask, as a promise would.
+      const cb = this.#early === 1 ? onOk : onErr;
+      const answer = this.outcome;
+      this.outcome = undefined;
+      this.#early = 0;
+      if (typeof cb === 'function') queueMicrotask(() => void cb(answer));
+    }
+    return this as PromiseLike<R1 | R2>;
+  }
+
+  /**
+   * The handler's promise settled (`ok`: fulfilled with `value`, else rejected with it):
+   * the task's callback runs first, then the owner decides the answer, which goes to
+   * Fastify's callback.
+   */
+  settle(ok: boolean, value: unknown): void {
+    if (this.#settled) return; // a thenable that calls back twice
+    this.#settled = true;
+    const taskCb = ok ? this.#taskOk : this.#taskErr;
+    this.#taskOk = this.#taskErr = null;
+    if (taskCb !== null) taskCb(value);
+    const fine = this.#owner.decide(this, ok, value);
+    if (this.#subscribers < 2) {
+      // Fastify has not subscribed yet: then() delivers `outcome`.
+      this.#early = fine ? 1 : 2;
+      return;
+    }
+    const answer = this.outcome;
+    this.outcome = undefined;
+    const replyCb = fine ? this.#replyOk : this.#replyErr;
+    this.#replyOk = this.#replyErr = null;
+    if (replyCb !== null) replyCb(answer);
+  }
+
+  /** @internal The answer {@link CallOwner.decide} leaves for Fastify. */
+  outcome: unknown = undefined;
+
+  // ---------------------------------------------------------------------------
 
   /** Cancels the task and aborts `request.signal`, with `msg` as the reason. */
   cancel(msg: string): void {

@@ -67,6 +67,50 @@ describe('protoloopFastify: handlers as tasks', () => {
     }, opts);
   });
 
+  it('settles the task before Fastify sends the answer, also for thenables that call back at once or twice', async () => {
+    await run(async () => {
+      const app = Fastify();
+      await app.register(protoloopFastify);
+      const doneAtSend: boolean[] = [];
+      app.addHook('onSend', async (req, _reply, payload) => {
+        if (req.task !== null) doneAtSend.push(req.task.done());
+        return payload;
+      });
+      app.get('/async', async () => {
+        await sleep(1);
+        return 'async value';
+      });
+      // Not promises: a thenable that calls back inside then(), one that calls back twice, one that rejects.
+      app.get('/at-once', () => ({ then: (ok: (v: unknown) => void) => ok('at once') }));
+      app.get('/twice', () => ({
+        then: (ok: (v: unknown) => void) => {
+          ok('first');
+          ok('second');
+        },
+      }));
+      app.get('/rejects', () => ({ then: (_ok: unknown, fail: (e: unknown) => void) => fail(Object.assign(new Error('thenable failed'), { statusCode: 409 })) }));
+      const server = await serveFastify(app, { host: '127.0.0.1' });
+      const dispatcher = agent();
+      try {
+        const a = await request(`${server.url}/async`, { dispatcher });
+        expect(await a.body.text()).toBe('async value');
+        const b = await request(`${server.url}/at-once`, { dispatcher });
+        expect(await b.body.text()).toBe('at once');
+        const c = await request(`${server.url}/twice`, { dispatcher });
+        expect(await c.body.text()).toBe('first');
+        const d = await request(`${server.url}/rejects`, { dispatcher });
+        expect(d.statusCode).toBe(409);
+        expect(((await d.body.json()) as { message: string }).message).toBe('thenable failed');
+        expect(doneAtSend).toEqual([true, true, true, true]);
+        expect(app.protoloop.stats()).toMatchObject({ requests: 4, errors: 1, inFlight: 0 });
+      } finally {
+        await dispatcher.close();
+        server.close();
+        await server.waitClosed();
+      }
+    }, opts);
+  });
+
   it('answers handler errors as Fastify does (500, its body, its log) and never reports them as never retrieved', async () => {
     const leaked: unknown[] = [];
     await run(async () => {
@@ -215,6 +259,41 @@ describe('protoloopFastify: handlers as tasks', () => {
         await server.waitClosed();
       }
     }, opts);
+  });
+
+  it('keeps the task context of an app listening from inside a task out of Fastify\'s callbacks, with one warning', async () => {
+    const { logger, text } = captureLogger();
+    await run(
+      async () => {
+        const app = Fastify();
+        await app.register(protoloopFastify);
+        const atSend: (string | null)[] = [];
+        app.addHook('onSend', async (_req, _reply, payload) => {
+          atSend.push(currentTask()?.getName() ?? null);
+          return payload;
+        });
+        app.get('/ctx', async (req) => {
+          await sleep(1);
+          return { task: currentTask()?.getName() ?? null, same: currentTask() === req.task };
+        });
+        // app.listen() from the main task, not serveFastify(): requests inherit its context.
+        await app.listen({ host: '127.0.0.1', port: 0 });
+        const { port } = app.server.address() as { port: number };
+        const dispatcher = agent();
+        try {
+          for (let i = 0; i < 2; i++) {
+            const r = await request(`http://127.0.0.1:${port}/ctx`, { dispatcher });
+            expect(await r.body.json()).toEqual({ task: 'GET /ctx', same: true });
+          }
+          expect(atSend).toEqual([null, null]);
+        } finally {
+          await dispatcher.close();
+          await app.close();
+        }
+      },
+      { ...opts, logger },
+    );
+    expect(text().match(/Fastify requests run inside task 'main'/g)).toHaveLength(1);
   });
 
   it('warns about routes declared before it loaded, which it cannot run as tasks', async () => {
