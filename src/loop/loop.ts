@@ -15,6 +15,7 @@
  * deadline.
  * @module
  */
+import { AsyncResource } from 'node:async_hooks';
 import { inspect } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError, LoopClosedError, LoopRunningError, LoopStoppedError, NoRunningLoopError } from '../errors.ts';
@@ -370,7 +371,7 @@ export class Loop {
 
   #scheduleWake(): void {
     this.#wakeScheduled = true;
-    outsideTask(() => setImmediate(this.#runBurst));
+    setImmediate(this.#runBurstOutside);
   }
 
   #runBurst = (): void => {
@@ -393,7 +394,7 @@ export class Loop {
       if (++this.#burstIterations < MAX_BURST_ITERATIONS && this.#clock() - this.#burstStart < MAX_BURST_MS) {
         queueMicrotask(this.#runIteration);
       } else {
-        setImmediate(this.#runBurst);
+        setImmediate(this.#runBurstOutside);
       }
       return;
     }
@@ -504,9 +505,7 @@ export class Loop {
     this.#clearNativeTimer();
     const delay = Math.max(0, Math.ceil(when - this.#clock()));
     this.#nativeWhen = when;
-    outsideTask(() => {
-      this.#nativeTimer = setTimeout(this.#onNativeTimer, delay);
-    });
+    this.#nativeTimer = setTimeout(this.#onNativeTimerOutside, delay);
   }
 
   #onNativeTimer = (): void => {
@@ -516,6 +515,11 @@ export class Loop {
     this.#wakeScheduled = true;
     this.#runBurst();
   };
+
+  // The native wake-ups, bound once outside any task: they run in no task's async
+  // context whoever scheduled them, with no closure or context copy per wake-up.
+  #runBurstOutside = outsideTask(() => AsyncResource.bind(this.#runBurst));
+  #onNativeTimerOutside = outsideTask(() => AsyncResource.bind(this.#onNativeTimer));
 
   #clearNativeTimer(): void {
     if (this.#nativeTimer !== null) {
