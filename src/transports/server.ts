@@ -41,9 +41,8 @@ export interface ServerShutdownOptions {
 export type ServerState = 'idle' | 'serving' | 'closed';
 
 /**
- * The lifecycle shared by every protoloop server. Subclasses implement
- * {@link BaseServer.listen} and {@link BaseServer.stopListening}, and call
- * {@link BaseServer.attach}/{@link BaseServer.detach} for each client.
+ * The lifecycle shared by every protoloop server. Subclasses implement the protected
+ * `listen()` and `stopListening()`, and call `attach()`/`detach()` for each client.
  */
 export abstract class BaseServer implements ServerLike {
   /** The loop the server belongs to. */
