@@ -9,7 +9,8 @@
  * which starts the server on the running loop and returns at once, and keeps its own
  * command-line entry point behind `if (import.meta.main)`.
  */
-import { getRunningLoop } from '../../src/index.ts';
+import { parseArgs } from 'node:util';
+import { getRunningLoop, run, type Server } from '../../src/index.ts';
 
 /** Where to listen, and whether to narrate. */
 export interface ServeOptions {
@@ -51,4 +52,43 @@ export async function untilSignal(): Promise<string> {
     loop.removeSignalHandler('SIGINT');
     loop.removeSignalHandler('SIGTERM');
   }
+}
+
+/**
+ * The {@link Served} of a TCP server: its first listening address, and a graceful
+ * close that stops accepting, closes the clients (flushing what they were sent) and
+ * aborts those still open after 3 s. Idempotent.
+ */
+export function tcpServed(name: string, server: Server, log: (line: string) => void): Served {
+  const { address, port } = server.sockets[0] as { address: string; port: number };
+  let closing: Promise<void> | null = null;
+  return {
+    name,
+    url: `tcp://${address.includes(':') ? `[${address}]` : address}:${port}`,
+    host: address,
+    port,
+    close: () =>
+      (closing ??= server.shutdown({ closeClients: true, timeout: 3000 }).then(({ aborted }) => {
+        if (aborted > 0) log(`${name}: ${aborted} client(s) aborted`);
+      })),
+  };
+}
+
+/**
+ * The command line of a server example: `--host`, `--port` (and `extra` options, given
+ * to `serve` as parsed strings); prints `listening on HOST:PORT`, serves until SIGINT or
+ * SIGTERM, then closes gracefully.
+ */
+export async function serveFromCommandLine(serve: (options: ServeOptions) => Promise<Served>, defaultPort: number): Promise<void> {
+  const { values } = parseArgs({ options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: String(defaultPort) } } });
+  await run(
+    async () => {
+      const server = await serve({ host: values.host, port: Number(values.port) });
+      console.log(`listening on ${server.host}:${server.port}`);
+      const signal = await untilSignal();
+      await server.close();
+      console.error(`shut down: received ${signal}`);
+    },
+    { handleSigint: false },
+  );
 }

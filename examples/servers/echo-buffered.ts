@@ -9,9 +9,8 @@
  * Prints `listening on HOST:PORT` and shuts down cleanly on SIGINT or SIGTERM.
  * `serve()` starts the same server on the running loop.
  */
-import { parseArgs } from 'node:util';
-import { BufferedProtocol, getRunningLoop, run, type Transport } from '../../src/index.ts';
-import { untilSignal, type ServeOptions, type Served } from './_served.ts';
+import { BufferedProtocol, getRunningLoop, type Transport } from '../../src/index.ts';
+import { serveFromCommandLine, tcpServed, type ServeOptions, type Served } from './_served.ts';
 
 /**
  * Buffer sizes: start small (an idle connection costs half a page), grow while reads
@@ -51,31 +50,7 @@ class EchoBufferedProtocol extends BufferedProtocol {
 export async function serve(options: ServeOptions = {}): Promise<Served> {
   const log = options.log ?? console.error;
   const server = await getRunningLoop().createServer(() => new EchoBufferedProtocol(), { host: options.host ?? '127.0.0.1', port: options.port ?? 8888 });
-  const { address, port } = server.sockets[0] as { address: string; port: number };
-  let closing: Promise<void> | null = null;
-  return {
-    name: 'tcp echo (BufferedProtocol)',
-    url: `tcp://${address.includes(':') ? `[${address}]` : address}:${port}`,
-    host: address,
-    port,
-    // Stop accepting, close the clients (flushing), abort those still open after 3 s.
-    close: () =>
-      (closing ??= server.shutdown({ closeClients: true, timeout: 3000 }).then(({ aborted }) => {
-        if (aborted > 0) log(`tcp echo: ${aborted} client(s) aborted`);
-      })),
-  };
+  return tcpServed('tcp echo (BufferedProtocol)', server, log);
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({ options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '8888' } } });
-  await run(
-    async () => {
-      const server = await serve({ host: values.host, port: Number(values.port) });
-      console.log(`listening on ${server.host}:${server.port}`);
-      const signal = await untilSignal();
-      await server.close();
-      console.error(`shut down: received ${signal}`);
-    },
-    { handleSigint: false },
-  );
-}
+if (import.meta.main) await serveFromCommandLine(serve, 8888);

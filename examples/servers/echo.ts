@@ -7,9 +7,8 @@
  * SIGINT or SIGTERM: stops accepting, closes the clients, waits for them.
  * `serve()` starts the same server on the running loop (examples/demo.ts does).
  */
-import { parseArgs } from 'node:util';
-import { Protocol, getRunningLoop, run, type Transport } from '../../src/index.ts';
-import { untilSignal, type ServeOptions, type Served } from './_served.ts';
+import { Protocol, getRunningLoop, type Transport } from '../../src/index.ts';
+import { serveFromCommandLine, tcpServed, type ServeOptions, type Served } from './_served.ts';
 
 class EchoProtocol extends Protocol {
   #transport: Transport | null = null;
@@ -32,31 +31,7 @@ class EchoProtocol extends Protocol {
 export async function serve(options: ServeOptions = {}): Promise<Served> {
   const log = options.log ?? console.error;
   const server = await getRunningLoop().createServer(() => new EchoProtocol(), { host: options.host ?? '127.0.0.1', port: options.port ?? 8888 });
-  const { address, port } = server.sockets[0] as { address: string; port: number };
-  let closing: Promise<void> | null = null;
-  return {
-    name: 'tcp echo',
-    url: `tcp://${address.includes(':') ? `[${address}]` : address}:${port}`,
-    host: address,
-    port,
-    // Stop accepting, close the clients (flushing), abort those still open after 3 s.
-    close: () =>
-      (closing ??= server.shutdown({ closeClients: true, timeout: 3000 }).then(({ aborted }) => {
-        if (aborted > 0) log(`tcp echo: ${aborted} client(s) aborted`);
-      })),
-  };
+  return tcpServed('tcp echo', server, log);
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({ options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '8888' } } });
-  await run(
-    async () => {
-      const server = await serve({ host: values.host, port: Number(values.port) });
-      console.log(`listening on ${server.host}:${server.port}`);
-      const signal = await untilSignal();
-      await server.close();
-      console.error(`shut down: received ${signal}`);
-    },
-    { handleSigint: false },
-  );
-}
+if (import.meta.main) await serveFromCommandLine(serve, 8888);

@@ -20,7 +20,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ConnectionError, InvalidArgumentError, LimitOverrunError, run, startServer, type StreamReader, type StreamWriter } from '../../src/index.ts';
-import { untilSignal, type ServeOptions, type Served } from './_served.ts';
+import { tcpServed, untilSignal, type ServeOptions, type Served } from './_served.ts';
 
 /** Options of the key-value server. */
 export interface KvServeOptions extends ServeOptions {
@@ -113,19 +113,7 @@ export async function serve(options: KvServeOptions = {}): Promise<Served> {
 
   // The reader's limit is the line limit: readLine() throws LimitOverrunError past it.
   const server = await startServer(serveClient, { host: options.host ?? '127.0.0.1', port: options.port ?? 7379, limit: maxLine });
-  const { address, port } = server.sockets[0] as { address: string; port: number };
-  let closing: Promise<void> | null = null;
-  return {
-    name: 'key-value',
-    url: `tcp://${address.includes(':') ? `[${address}]` : address}:${port}`,
-    host: address,
-    port,
-    // Stop accepting, close the clients (a pending command still gets its reply), abort after 3 s.
-    close: () =>
-      (closing ??= server.shutdown({ closeClients: true, timeout: 3000 }).then(({ aborted }) => {
-        if (aborted > 0) log(`key-value: ${aborted} client(s) aborted`);
-      })),
-  };
+  return tcpServed('key-value', server, log);
 }
 
 if (import.meta.main) {
