@@ -1,5 +1,6 @@
 import { spawn, execFile } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,6 +10,20 @@ const execFileP = promisify(execFile);
 const target = fileURLToPath(new URL('../fixtures/inspect/target.ts', import.meta.url));
 const cli = fileURLToPath(new URL('../../bin/protoloop.js', import.meta.url));
 const children: ReturnType<typeof spawn>[] = [];
+
+/** Whether any user has `bits` (0o004 read, 0o001 execute) on `file` and can reach it. */
+function reachableByOthers(file: string, bits: number): boolean {
+  let p = realpathSync(file);
+  if ((statSync(p).mode & bits) !== bits) return false;
+  while (p !== dirname(p)) {
+    p = dirname(p);
+    if ((statSync(p).mode & 0o001) === 0) return false;
+  }
+  return true;
+}
+// The other-user test runs node and the fixture as `nobody`: a checkout under a private
+// directory (mktemp -d) cannot be reached by that user at all.
+const otherUserCanRun = process.getuid?.() === 0 && reachableByOthers(process.execPath, 0o005) && reachableByOthers(target, 0o004);
 
 afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -103,7 +118,7 @@ describe('protoloop ps / pstree / stats', () => {
     expect(r.stderr).toMatch(/has no protoloop inspection endpoint .* PROTOLOOP_INSPECT=1/);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('another user cannot read the endpoint', async () => {
+  it.skipIf(!otherUserCanRun)('another user cannot read the endpoint', async () => {
     const nobody = 65534;
     const { pid, child } = await startTarget({}, nobody);
     const path = inspectionPath(pid, nobody);
