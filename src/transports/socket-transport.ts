@@ -17,19 +17,26 @@
  * loop's exception handler and aborts the connection. In debug mode protocol
  * callbacks are timed like loop callbacks.
  *
- * Reading: plain sockets are read through Node's `onread` option. A
- * `BufferedProtocol` gets the bytes in its own buffer (`getBuffer()`/`bufferUpdated()`,
- * no allocation per read); a `Protocol` gets one owned copy out of a module-wide
- * scratch buffer (cheaper than Node's fresh allocation per read plus the stream
- * machinery). TLS sockets and sockets Node created without `onread` are read through
- * `'data'` events.
+ * Reading: plain sockets are read through Node's `onread` option. Node asks for the
+ * next read's buffer right after each read: a `BufferedProtocol` is asked then
+ * (`getBuffer(-1)`) and the read lands in its buffer. When the bytes arrive it is asked
+ * once more, as asyncio asks before each read; if it now answers with another region,
+ * the bytes are copied there (the region it gave before only ever receives bytes it
+ * offered room for). A `Protocol` gets one owned copy out of a module-wide 256 KiB
+ * scratch buffer (one read per large message). TLS sockets and sockets Node created
+ * without `onread` are read through `'data'` events.
  *
- * Writing: `write(view)` never lets a pending write see the caller's bytes change.
- * A view of the buffer the transport reads into (a BufferedProtocol echoing its own
- * buffer) is written as is and reading is held until it is flushed; anything else is
- * copied, because `net.Socket.write` keeps a reference to what it cannot send at once.
+ * Writing: `write(view)` never lets a pending write see the caller's bytes change. On a
+ * plain socket with nothing queued the bytes go to `write(2)` at once (`fs.writeSync`
+ * on the socket's fd, non-blocking) and only the tail the kernel did not take is
+ * copied and queued on the socket, so nothing keeps a reference to the caller's buffer
+ * and the common case costs one system call and no allocation. Otherwise (TLS, a
+ * queue, no fd, `PROTOLOOP_NO_DIRECT_WRITE=1`) the bytes are copied and queued, except
+ * a view of the buffer the transport reads into (a BufferedProtocol echoing its own
+ * buffer), which is queued as is while reading is held until it is flushed.
  * @module
  */
+import { writeSync, writevSync } from 'node:fs';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
@@ -40,7 +47,7 @@ import type { Future } from '../loop/future.ts';
 import type { Loop } from '../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../loop/resources.ts';
 import type { BaseProtocol, BufferedProtocol, Protocol } from '../protocols/protocols.ts';
-import { FlowControl } from './flow-control.ts';
+import { DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, FlowControl } from './flow-control.ts';
 import { mapSocketError } from './map-error.ts';
 import type { Transport } from './transports.ts';
 
@@ -84,14 +91,54 @@ const kMake = Symbol('protoloop.make');
 const kFlush = Symbol('protoloop.flush');
 const kCallProtocol = Symbol('protoloop.callProtocol');
 
-type OwnedSocket = net.Socket & { [kTransport]?: SocketTransport };
+type OwnedSocket = net.Socket & { [kTransport]?: SocketTransport; _handle?: { fd?: unknown } | null };
 
 /**
  * One scratch buffer shared by every `onread` socket that has no protocol buffer to
  * read into: a read fills it and its callback consumes it synchronously, so sockets
- * never see each other's bytes. 64 KiB is what Node reads at most per call.
+ * never see each other's bytes. Large, so that a big message arrives in one read
+ * (one callback, one copy) rather than in 64 KiB pieces.
  */
-const SCRATCH = Buffer.allocUnsafe(64 * 1024);
+const SCRATCH = Buffer.allocUnsafeSlow(256 * 1024);
+
+let directWrites = process.env.PROTOLOOP_NO_DIRECT_WRITE === undefined || process.env.PROTOLOOP_NO_DIRECT_WRITE === '' || process.env.PROTOLOOP_NO_DIRECT_WRITE === '0';
+
+/**
+ * @internal Turns direct writes on or off (tests run both paths). Returns the previous
+ * setting. Off: every write goes through `net.Socket.write` with a copy.
+ */
+export function setDirectWrites(on: boolean): boolean {
+  const was = directWrites;
+  directWrites = on;
+  return was;
+}
+
+/** An owned copy of `src[start, end)` (small ones from Node's buffer pool). */
+function copyOut(src: Uint8Array, start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafe(end - start);
+  out.set(start === 0 && end === src.byteLength ? src : src.subarray(start, end));
+  return out;
+}
+
+/** Bytes `write(2)` took (0 when the socket buffer is full), or -1 on an error the socket should report itself. */
+function tryWrite(fd: number, data: Uint8Array): number {
+  try {
+    return writeSync(fd, data);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'EAGAIN' || code === 'EWOULDBLOCK' ? 0 : -1;
+  }
+}
+
+/** As {@link tryWrite}, for several chunks in one `writev(2)`. */
+function tryWritev(fd: number, chunks: Uint8Array[]): number {
+  try {
+    return writevSync(fd, chunks);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'EAGAIN' || code === 'EWOULDBLOCK' ? 0 : -1;
+  }
+}
 const EOF = Symbol('eof');
 type Pending = Buffer | typeof EOF;
 /** Writes after the connection was lost are dropped; warn from this many on (asyncio's threshold). */
@@ -99,15 +146,20 @@ const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
 
 // ------------------------------------------------------------ module-level listeners
 // Named functions bound through the socket's back-reference, no closure per connection.
-// Node calls onread's `buffer` and `callback` as methods of the socket.
 
-function socketNextBuffer(this: OwnedSocket | undefined): Uint8Array {
-  // Node calls it once without `this` when it sets the handle up.
-  const t = this?.[kTransport];
+/**
+ * Node asks `onread.buffer()` for the next read buffer right after each read callback,
+ * but calls it without a `this`: the callback leaves its socket here for it.
+ */
+let lastReader: OwnedSocket | undefined;
+function socketNextBuffer(): Uint8Array {
+  const t = lastReader?.[kTransport];
+  lastReader = undefined;
   return t === undefined ? SCRATCH : t[kNextBuffer]();
 }
 function socketOnRead(this: OwnedSocket, nread: number, buf: Uint8Array): boolean {
   this[kTransport]?.[kOnRead](nread, buf);
+  lastReader = this;
   return true;
 }
 function socketOnData(this: OwnedSocket, chunk: Buffer): void {
@@ -150,6 +202,24 @@ function addressOf(address: string | undefined, port: number | undefined, family
   return address === undefined ? undefined : { address, port: port ?? 0, family: family ?? '' };
 }
 
+// Bits of SocketTransport's one flags field (a field per boolean costs 8 bytes a connection).
+const F_BUFFERED = 1 << 0;
+const F_MADE = 1 << 1;
+const F_LOST_DELIVERED = 1 << 2;
+const F_FLUSH_SCHEDULED = 1 << 3;
+const F_READING = 1 << 4;
+const F_SOCKET_READING = 1 << 5;
+const F_READ_HOLD = 1 << 6;
+const F_EOF_RECEIVED = 1 << 7;
+const F_EOF_WRITTEN = 1 << 8;
+const F_CLOSED_BY_USER = 1 << 9;
+const F_TLS = 1 << 10;
+const F_DIRECT = 1 << 11;
+
+function abortTransport(t: SocketTransport): void {
+  t.abort();
+}
+
 /**
  * A TCP, Unix-socket or TLS transport. Created by `loop.createConnection()`,
  * `createServer()`, `createUnixConnection()`, `createUnixServer()`,
@@ -159,35 +229,55 @@ export class SocketTransport implements Transport {
   #loop: Loop;
   #socket: OwnedSocket;
   #protocol: StreamProtocol;
-  #buffered: boolean;
   #state: SocketTransportState = 'open';
-  /** connectionMade ran. */
-  #made = false;
-  /** connectionLost ran (or the transport was detached by startTls). */
-  #lostDelivered = false;
+  #flags = F_READING;
   #lostExc: Error | undefined = undefined;
   /** Reads (and EOF) waiting for the loop; non-null while anything waits. */
   #pending: Pending[] | null = null;
-  #flushScheduled = false;
-  /** The protocol's wish (pauseReading/resumeReading). */
-  #reading = true;
-  /** What the socket was last told. */
-  #socketReading = false;
-  /** Reading held until a pending write of our read buffer is flushed. */
-  #readHold = false;
+  /** The buffer the next read goes into when it is the protocol's. */
   #readBuf: Uint8Array | null = null;
-  #eofReceived = false;
-  #eofWritten = false;
-  #closedByUser = false;
   #writesAfterLost = 0;
-  readonly #flow: FlowControl;
+  /** Made on first need (custom water marks, or the buffer above the default high mark). */
+  #flow: FlowControl | null = null;
   #onWritten: ((err?: Error | null) => void) | null = null;
   /** Extra info given up front (peername and sockname are read from the socket when asked). */
   readonly #extra: Record<string, unknown> | null;
   readonly #token: ResourceToken;
   #waiter: Future<void> | null;
   #owner: TransportOwner | null;
-  readonly #isTls: boolean;
+
+  #flag(bit: number, on: boolean): void {
+    this.#flags = on ? this.#flags | bit : this.#flags & ~bit;
+  }
+  /** The protocol is a BufferedProtocol. */
+  get #buffered(): boolean { return (this.#flags & F_BUFFERED) !== 0; }
+  set #buffered(v: boolean) { this.#flag(F_BUFFERED, v); }
+  /** connectionMade ran. */
+  get #made(): boolean { return (this.#flags & F_MADE) !== 0; }
+  set #made(v: boolean) { this.#flag(F_MADE, v); }
+  /** connectionLost ran (or the transport was detached by startTls). */
+  get #lostDelivered(): boolean { return (this.#flags & F_LOST_DELIVERED) !== 0; }
+  set #lostDelivered(v: boolean) { this.#flag(F_LOST_DELIVERED, v); }
+  get #flushScheduled(): boolean { return (this.#flags & F_FLUSH_SCHEDULED) !== 0; }
+  set #flushScheduled(v: boolean) { this.#flag(F_FLUSH_SCHEDULED, v); }
+  /** The protocol's wish (pauseReading/resumeReading). */
+  get #reading(): boolean { return (this.#flags & F_READING) !== 0; }
+  set #reading(v: boolean) { this.#flag(F_READING, v); }
+  /** What the socket was last told. */
+  get #socketReading(): boolean { return (this.#flags & F_SOCKET_READING) !== 0; }
+  set #socketReading(v: boolean) { this.#flag(F_SOCKET_READING, v); }
+  /** Reading held until a pending write of our read buffer is flushed. */
+  get #readHold(): boolean { return (this.#flags & F_READ_HOLD) !== 0; }
+  set #readHold(v: boolean) { this.#flag(F_READ_HOLD, v); }
+  get #eofReceived(): boolean { return (this.#flags & F_EOF_RECEIVED) !== 0; }
+  set #eofReceived(v: boolean) { this.#flag(F_EOF_RECEIVED, v); }
+  get #eofWritten(): boolean { return (this.#flags & F_EOF_WRITTEN) !== 0; }
+  set #eofWritten(v: boolean) { this.#flag(F_EOF_WRITTEN, v); }
+  get #closedByUser(): boolean { return (this.#flags & F_CLOSED_BY_USER) !== 0; }
+  set #closedByUser(v: boolean) { this.#flag(F_CLOSED_BY_USER, v); }
+  get #isTls(): boolean { return (this.#flags & F_TLS) !== 0; }
+  /** Writes may go straight to the fd (a plain socket: not TLS). */
+  get #direct(): boolean { return (this.#flags & F_DIRECT) !== 0; }
 
   /** @internal Use the loop methods. */
   constructor(loop: Loop, socket: net.Socket, protocol: StreamProtocol, options: SocketTransportOptions = {}) {
@@ -197,16 +287,21 @@ export class SocketTransport implements Transport {
     this.#buffered = isBuffered(protocol);
     this.#waiter = options.waiter ?? null;
     this.#owner = options.owner ?? null;
-    this.#isTls = socket instanceof tls.TLSSocket;
-    this.#flow = new FlowControl((method) => this.#flowNotify(method));
+    this.#flag(socket instanceof tls.TLSSocket ? F_TLS : F_DIRECT, true);
     this.#extra = options.extra ?? null;
-    this.#token = trackResource(loop, options.kind ?? 'transport', this, (t) => t.abort());
+    this.#token = trackResource(loop, options.kind ?? 'transport', this, abortTransport);
     const s = this.#socket;
     s[kTransport] = this;
     // TCP_NODELAY as asyncio does: a transport writes whole messages, Nagle only adds latency.
     // (A no-op on Unix sockets.)
     s.setNoDelay(true);
     if (options.onread !== true) s.on('data', socketOnData);
+    // Node's own 'end' listener does nothing on a half-open socket (ours all are); with
+    // ours beside it the event would need a listener array (memory per connection).
+    if (s.allowHalfOpen) {
+      const own = s.listeners('end');
+      if (own.length === 1 && (own[0] as { name?: string }).name === 'onReadableStreamEnd') s.removeListener('end', own[0] as () => void);
+    }
     s.on('end', socketOnEnd);
     s.on('error', socketOnError);
     s.on('close', socketOnClose);
@@ -223,22 +318,18 @@ export class SocketTransport implements Transport {
 
   // -------------------------------------------------------------- reading side
 
-  /** @internal Node asks for the buffer of the next read. */
+  /**
+   * @internal Node asks for the buffer of the next read, right after a read. A
+   * BufferedProtocol that can take data now is asked for it (the read lands in place);
+   * otherwise the read goes to the scratch buffer.
+   */
   [kNextBuffer](): Uint8Array {
     if (this.#buffered && this.#deliverable()) {
-      let buf: Uint8Array;
-      try {
-        buf = (this.#protocol as BufferedProtocol).getBuffer(-1);
-      } catch (exception) {
-        this.#fatal(exception, 'protocol.getBuffer() call failed');
-        return SCRATCH;
+      const buf = this.#getBuffer(-1);
+      if (buf !== null) {
+        this.#readBuf = buf;
+        return buf;
       }
-      if (!(buf instanceof Uint8Array) || buf.byteLength === 0) {
-        this.#fatal(new InvalidArgumentError('BufferedProtocol.getBuffer() must return a non-empty Uint8Array'), 'protocol.getBuffer() returned no buffer');
-        return SCRATCH;
-      }
-      this.#readBuf = buf;
-      return buf;
     }
     return SCRATCH;
   }
@@ -246,24 +337,51 @@ export class SocketTransport implements Transport {
   /** @internal `nread` bytes were read into `buf` (onread path). */
   [kOnRead](nread: number, buf: Uint8Array): void {
     if (this.#state !== 'open') return;
-    if (this.#deliverable()) {
-      if (!this.#buffered) {
-        this.#call('dataReceived', Buffer.copyBytesFrom(buf, 0, nread));
-      } else if (buf === this.#readBuf) {
+    if (!this.#deliverable()) {
+      this.#enqueue(copyOut(buf, 0, nread));
+    } else if (!this.#buffered) {
+      this.#call('dataReceived', copyOut(buf, 0, nread));
+    } else if (buf === SCRATCH) {
+      this.#feedBufferedRead(buf.subarray(0, nread), null, false);
+    } else {
+      // The bytes are in the buffer the protocol gave after the previous read. Ask it
+      // again, as asyncio asks before each read: if it still wants them there (the usual
+      // case), they are in place; if its buffer moved meanwhile, they are copied over.
+      const now = this.#getBuffer(-1);
+      if (now === null) return;
+      if (now.buffer === buf.buffer && now.byteOffset === buf.byteOffset && now.byteLength >= nread) {
+        this.#readBuf = now;
         this.#call('bufferUpdated', nread);
       } else {
-        this.#feedBuffered(buf.subarray(0, nread));
+        // Through the scratch buffer: the protocol's buffers may overlap the bytes.
+        const tmp = nread <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(nread);
+        tmp.set(buf.subarray(0, nread));
+        this.#feedBufferedRead(tmp.subarray(0, nread), now, false);
       }
-    } else {
-      this.#enqueue(Buffer.copyBytesFrom(buf, 0, nread));
     }
+  }
+
+  /** The protocol's buffer for the next `hint` bytes (-1: unknown), or null after a fatal error. */
+  #getBuffer(hint: number): Uint8Array | null {
+    let buf: Uint8Array;
+    try {
+      buf = (this.#protocol as BufferedProtocol).getBuffer(hint);
+    } catch (exception) {
+      this.#fatal(exception, 'protocol.getBuffer() call failed');
+      return null;
+    }
+    if (!(buf instanceof Uint8Array) || buf.byteLength === 0) {
+      this.#fatal(new InvalidArgumentError('BufferedProtocol.getBuffer() must return a non-empty Uint8Array'), 'protocol.getBuffer() returned no buffer');
+      return null;
+    }
+    return buf;
   }
 
   /** @internal An owned chunk arrived ('data' path). */
   [kOnData](chunk: Buffer): void {
     if (this.#state !== 'open') return;
     if (!this.#deliverable()) this.#enqueue(chunk);
-    else if (this.#buffered) this.#feedBuffered(chunk);
+    else if (this.#buffered) this.#feedBufferedRead(chunk, null, true);
     else this.#call('dataReceived', chunk);
   }
 
@@ -278,28 +396,32 @@ export class SocketTransport implements Transport {
     return this.#made && this.#pending === null && this.#reading && !this.#readHold && this.#state === 'open' && this.#loop.isRunning();
   }
 
-  /** Copies `data` into the protocol's buffers, as many as it takes. */
-  #feedBuffered(data: Uint8Array): void {
-    const p = this.#protocol as BufferedProtocol;
+  /**
+   * Copies `data` into the protocol's buffers, as many as it takes; `first`: the buffer
+   * already asked for. Stops early if the protocol pauses reading (or a write of its
+   * buffer is pending) and returns how many bytes it delivered.
+   */
+  #feedBuffered(data: Uint8Array, first: Uint8Array | null): number {
     let off = 0;
+    let buf = first;
     while (off < data.byteLength && this.#state === 'open') {
-      let buf: Uint8Array;
-      try {
-        buf = p.getBuffer(data.byteLength - off);
-      } catch (exception) {
-        this.#fatal(exception, 'protocol.getBuffer() call failed');
-        return;
-      }
-      if (!(buf instanceof Uint8Array) || buf.byteLength === 0) {
-        this.#fatal(new InvalidArgumentError('BufferedProtocol.getBuffer() must return a non-empty Uint8Array'), 'protocol.getBuffer() returned no buffer');
-        return;
-      }
+      buf ??= this.#getBuffer(data.byteLength - off);
+      if (buf === null) break;
       const n = Math.min(buf.byteLength, data.byteLength - off);
       buf.set(n === data.byteLength ? data : data.subarray(off, off + n));
       this.#readBuf = buf;
+      buf = null;
       off += n;
       this.#call('bufferUpdated', n);
+      if (!this.#reading || this.#readHold) break;
     }
+    return off;
+  }
+
+  /** Feeds a read to a BufferedProtocol; what it does not take now waits in the queue (as an owned copy). */
+  #feedBufferedRead(data: Uint8Array, first: Uint8Array | null, owned: boolean): void {
+    const used = this.#feedBuffered(data, first);
+    if (used < data.byteLength && this.#state === 'open') this.#enqueue(owned ? data.subarray(used) as Buffer : copyOut(data, used, data.byteLength));
   }
 
   #deliverEof(): void {
@@ -350,9 +472,18 @@ export class SocketTransport implements Transport {
       while (i < q.length && this.#reading && !this.#readHold && this.#state !== 'closing' && this.#pending === q) {
         const item = q[i++]!;
         if (this.#state === 'closed' && this.#lostDelivered) break;
-        if (item === EOF) this.#deliverEof();
-        else if (this.#buffered) this.#feedBuffered(item);
-        else this.#call('dataReceived', item);
+        if (item === EOF) {
+          this.#deliverEof();
+        } else if (this.#buffered) {
+          const used = this.#feedBuffered(item, null);
+          if (used < item.length && this.#pending === q) {
+            // The protocol paused: the rest of this chunk is first in line.
+            q[--i] = item.subarray(used);
+            break;
+          }
+        } else {
+          this.#call('dataReceived', item);
+        }
       }
       if (this.#pending === q) {
         q.splice(0, i);
@@ -420,7 +551,7 @@ export class SocketTransport implements Transport {
   write(data: Uint8Array | string): void {
     if (!this.#checkWritable(data)) return;
     this.#send(data);
-    this.#flow.afterWrite(this.#socket.writableLength);
+    this.#afterWrite(this.#socket.writableLength);
   }
 
   /** Writes each chunk of `list` in order, in one system call where possible. */
@@ -430,13 +561,42 @@ export class SocketTransport implements Transport {
     const first = chunks.find((c) => c.length > 0);
     if (first === undefined || !this.#checkWritable(first)) return;
     const s = this.#socket;
+    const fd = this.#directFd();
+    if (fd >= 0) {
+      const bufs: Uint8Array[] = [];
+      // Strings are encoded into buffers of our own; the caller's bytes are copied if queued.
+      const owned: boolean[] = [];
+      for (const c of chunks) {
+        if (c.length === 0) continue;
+        bufs.push(typeof c === 'string' ? Buffer.from(c) : c);
+        owned.push(typeof c === 'string');
+      }
+      let n = tryWritev(fd, bufs);
+      if (n >= 0) {
+        let i = 0;
+        while (i < bufs.length && n >= bufs[i]!.byteLength) n -= bufs[i++]!.byteLength;
+        if (i < bufs.length) {
+          s.cork();
+          try {
+            for (; i < bufs.length; i++, n = 0) {
+              const b = bufs[i]!;
+              this.#queue(owned[i] === true ? b.subarray(n) : copyOut(b, n, b.byteLength), false);
+            }
+          } finally {
+            s.uncork();
+          }
+        }
+        this.#afterWrite(s.writableLength);
+        return;
+      }
+    }
     s.cork();
     try {
       for (const c of chunks) if (c.length > 0) this.#send(c);
     } finally {
       s.uncork();
     }
-    this.#flow.afterWrite(s.writableLength);
+    this.#afterWrite(s.writableLength);
   }
 
   /** Whether writing is allowed now; throws the right error when it is not. */
@@ -463,18 +623,50 @@ export class SocketTransport implements Transport {
     );
   }
 
-  #send(data: Uint8Array | string): void {
+  /**
+   * The fd to write to directly, or -1: only for a plain socket with nothing queued,
+   * corked, connecting or ending, so the bytes go out in order. The handle is looked
+   * up each time: once the socket is destroyed it is gone (and its fd may be reused).
+   */
+  #directFd(): number {
     const s = this.#socket;
+    if (!this.#direct || !directWrites || s.writableLength !== 0 || s.connecting || s.writableCorked !== 0 || s.writableEnded || s.destroyed) return -1;
+    const fd = s._handle?.fd;
+    return typeof fd === 'number' && fd >= 0 ? fd : -1;
+  }
+
+  #send(data: Uint8Array | string): void {
+    const fd = this.#directFd();
+    if (fd >= 0) {
+      // write(2) at once: nothing keeps a reference to the caller's bytes, and only the
+      // tail the kernel did not take is copied.
+      const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+      const n = tryWrite(fd, bytes);
+      if (n === bytes.byteLength) return;
+      if (n >= 0) {
+        this.#queue(typeof data === 'string' ? bytes.subarray(n) : copyOut(bytes, n, bytes.byteLength), false);
+        return;
+      }
+      // An error: the socket's own write meets it again and reports it ('error').
+    }
     let chunk = data;
     let hold = false;
     if (typeof data !== 'string') {
       const rb = this.#readBuf;
-      if (rb !== null && data.buffer === rb.buffer) hold = true;
-      else chunk = Buffer.copyBytesFrom(data);
+      // A view inside our read buffer (not merely the same ArrayBuffer: a pool slab is shared).
+      if (rb !== null && data.buffer === rb.buffer && data.byteOffset >= rb.byteOffset && data.byteOffset + data.byteLength <= rb.byteOffset + rb.byteLength) hold = true;
+      else chunk = copyOut(data, 0, data.byteLength);
     }
+    this.#queue(chunk, hold);
+  }
+
+  /** Hands `chunk` to the socket; `hold`: it is a view of our read buffer, so reading waits until it is flushed. */
+  #queue(chunk: Uint8Array | string, hold: boolean): void {
+    const s = this.#socket;
     const before = s.writableLength;
     // A completion callback only when someone waits for the buffer to shrink.
-    const wantCallback = hold || this.#readHold || this.#flow.paused || before + chunk.length > this.#flow.low;
+    const flow = this.#flow;
+    const wantCallback = hold || this.#readHold || (flow !== null && flow.paused) || before + chunk.length > (flow?.low ?? DEFAULT_LOW_WATER);
     if (wantCallback) s.write(chunk, (this.#onWritten ??= this.#writeDone.bind(this)));
     else s.write(chunk);
     if (hold && s.writableLength > 0 && !this.#readHold) {
@@ -491,7 +683,17 @@ export class SocketTransport implements Transport {
       if (this.#pending !== null) this.#scheduleFlush();
       this.#syncReading();
     }
-    if (this.#state !== 'closed') this.#flow.afterDrain(size);
+    if (this.#state !== 'closed') this.#flow?.afterDrain(size);
+  }
+
+  /** The buffer grew to `size` bytes: pauseWriting() above the high-water mark. */
+  #afterWrite(size: number): void {
+    if (this.#flow !== null) this.#flow.afterWrite(size);
+    else if (size > DEFAULT_HIGH_WATER) this.#flowControl().afterWrite(size);
+  }
+
+  #flowControl(): FlowControl {
+    return (this.#flow ??= new FlowControl((method) => this.#flowNotify(method)));
   }
 
   #flowNotify(method: 'pauseWriting' | 'resumeWriting'): void {
@@ -518,12 +720,13 @@ export class SocketTransport implements Transport {
 
   /** See `WriteTransport.setWriteBufferLimits`. Throws {@link InvalidArgumentError} for bad marks. */
   setWriteBufferLimits(high?: number, low?: number): void {
-    this.#flow.setLimits(this.getWriteBufferSize(), high, low);
+    this.#flowControl().setLimits(this.getWriteBufferSize(), high, low);
   }
 
   /** The current water marks, `[low, high]` in bytes (asyncio's order). */
   getWriteBufferLimits(): [low: number, high: number] {
-    return [this.#flow.low, this.#flow.high];
+    const flow = this.#flow;
+    return flow === null ? [DEFAULT_LOW_WATER, DEFAULT_HIGH_WATER] : [flow.low, flow.high];
   }
 
   /** Bytes accepted by `write()` and not yet handed to the OS. */
@@ -718,7 +921,7 @@ export class SocketTransport implements Transport {
     if (this.#eofWritten) parts.push('eof written');
     if (this.#eofReceived) parts.push('eof received');
     if (this.#state !== 'closed') parts.push(`buffered=${this.#socket.writableLength}`);
-    if (this.#flow.paused) parts.push('writing paused');
+    if (this.#flow?.paused === true) parts.push('writing paused');
     return `<SocketTransport ${parts.join(' ')}>`;
   }
 
