@@ -15,13 +15,32 @@ export interface TrackedResource {
   [kDescribe](): string;
 }
 
-interface Entry {
+/** A registration; call `untrack()` when the resource closes. */
+export interface ResourceToken {
+  untrack(): void;
+}
+
+/** One tracked resource; it is its own token (no closure per resource). */
+class Entry implements ResourceToken {
   readonly kind: string;
   readonly ref: WeakRef<TrackedResource>;
   readonly abort: (owner: any) => void;
   readonly description: string;
   readonly sourceTraceback: string | undefined;
   readonly loop: Loop;
+
+  constructor(loop: Loop, kind: string, owner: TrackedResource, abort: (owner: any) => void, sourceTraceback: string | undefined) {
+    this.kind = kind;
+    this.ref = new WeakRef(owner);
+    this.abort = abort;
+    this.description = owner[kDescribe]();
+    this.sourceTraceback = sourceTraceback;
+    this.loop = loop;
+  }
+
+  untrack(): void {
+    if (this.loop[kResources].delete(this)) collected.unregister(this);
+  }
 }
 
 const collected = new FinalizationRegistry<Entry>((entry) => {
@@ -39,31 +58,15 @@ function report(entry: Entry, description: string): void {
   entry.loop.callExceptionHandler(ctx);
 }
 
-/** A registration; call `untrack()` when the resource closes. */
-export interface ResourceToken {
-  untrack(): void;
-}
-
 /**
  * Tracks `owner` on `loop`. `abort` must not capture `owner` (it is called with it),
  * or the owner can never be collected.
  */
 export function trackResource<T extends TrackedResource>(loop: Loop, kind: string, owner: T, abort: (owner: T) => void): ResourceToken {
-  const entry: Entry = {
-    kind,
-    ref: new WeakRef(owner),
-    abort,
-    description: owner[kDescribe](),
-    sourceTraceback: loop.getDebug() ? captureStack(2) : undefined,
-    loop,
-  };
+  const entry = new Entry(loop, kind, owner, abort, loop.getDebug() ? captureStack(2) : undefined);
   loop[kResources].add(entry);
   collected.register(owner, entry, entry);
-  return {
-    untrack() {
-      if (loop[kResources].delete(entry)) collected.unregister(entry);
-    },
-  };
+  return entry;
 }
 
 /** Reports and aborts every resource still open on `loop`. Called by `loop.close()`. */
