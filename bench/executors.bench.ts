@@ -198,8 +198,7 @@ async function main(): Promise<void> {
   const md = `## Executors and the thread bridge
 
 Command: \`node bench/executors.bench.ts\` (${seconds} s; \`BENCH_SCALE\` scales the counts).
-Machine: ${machine()}. The machine was shared with other jobs while this ran, so
-absolute rates move between runs; the ratios compare sides measured alternately in
+Machine: ${machine()}. Absolute rates move between runs; the ratios compare sides measured alternately in
 the same process (median of ${ROUNDS} rounds).
 
 Trivial task (\`add(a, b)\`). protoloop's side runs inside \`run()\` and awaits the

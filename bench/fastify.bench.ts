@@ -169,7 +169,7 @@ async function drive(): Promise<void> {
       '# Fastify adapter benchmark',
       '',
       `Command: \`node bench/fastify.bench.ts\` (BENCH_SCALE=${SCALE}; ${elapsed} s).`,
-      `Machine: ${machine()}. The machine was shared with other work while this ran: read the ratios, not the absolute figures.`,
+      `Machine: ${machine()}. Read the ratios, not the absolute figures: the load generator shares the two cores.`,
       '',
       `Each server in its own process, autocannon (programmatic API, ${CONNECTIONS} connections, no pipelining) in the driver process;`,
       `${WARMUP_S} s warm-up per server and route, then ${ROUNDS} rounds of ${DURATION_S} s per server and route, alternating which server goes first.`,

@@ -264,8 +264,7 @@ async function main(): Promise<void> {
 Command: \`node bench/subprocess.bench.ts\` (BENCH_SCALE=${SCALE}: spawns for ${SPAWN_MS} ms per measurement, ${PIPE_BYTES / 2 ** 20} MiB through \`cat\`).
 Machine: ${machine()}${pyVersion !== null ? `, ${pyVersion}` : ''}. Median of ${rounds} rounds, implementations
 alternating within each round (Python: its own process afterwards, median of 3).
-The machine was shared with other work while this ran: absolute figures are noisy, ratios
-within one run much less so.
+Absolute figures move from run to run; ratios within one run much less so.
 
 - Spawn + wait: one child at a time, stdin \`/dev/null\`, stdout and stderr piped and read
   to the end (\`communicate()\`; execa's default buffering; \`'close'\` for child_process).
@@ -281,7 +280,13 @@ ${table(['implementation', 'spawn+wait `true` (children/s)', '`cat` through (MiB
 protoloop spawns through execa, so its spawn rate is execa's minus the protocol and
 stream objects per child; its pipes are the same Node streams as \`child_process\`'s, with
 one copy per \`write()\` (the transport owns what it buffers, as asyncio's does) and the
-StreamReader's buffer on the reading side. Run time: ${((Date.now() - t0) / 1000).toFixed(0)} s.
+StreamReader's buffer on the reading side. The pipe-throughput gap has not been
+profiled yet. The reading side delivers each chunk straight to the protocol while the loop
+runs; the writing side copies every chunk before Node queues it, where raw \`child_process\`
+hands its buffer over. That copy is the first suspect: the socket transport no longer pays
+it (it writes to the fd at once and copies only what the kernel did not take), and the
+pipe transport does not have that path yet.
+Run time: ${((Date.now() - t0) / 1000).toFixed(0)} s.
 `;
   writeResults('subprocess', md);
   console.log(`wrote bench/results/subprocess.md in ${((Date.now() - t0) / 1000).toFixed(0)} s`);

@@ -244,7 +244,7 @@ async function main(): Promise<void> {
     '## WebSocket echo (issue 6)',
     '',
     `Command: \`node bench/websocket.bench.ts\` (BENCH_SCALE=${SCALE}), ${new Date().toISOString().slice(0, 10)}, ${seconds} s.`,
-    `Machine: ${machine()}. Shared with other jobs while this was measured: treat small differences as noise.`,
+    `Machine: ${machine()}. The load generator shares the two cores: treat differences of a few percent as noise.`,
     `Load: ${CONNECTIONS} connections from a separate Node process (ws client), one binary message in flight on each, ` +
       `${WARMUP_MS} ms warm-up then ${MEASURE_MS} ms measured per cell; each server in its own process; median of ${ROUNDS} alternating rounds.`,
     `ws's optional helpers: ${nativeHelpers()}.`,
@@ -259,7 +259,7 @@ async function main(): Promise<void> {
     ...ratios.map((r) => `- ${r}`),
     '',
     missed
-      ? 'At least one size missed the 0.95x target in this run; on a machine shared with other benchmarks the cells move by several percent from run to run, so re-run before drawing conclusions.'
+      ? 'At least one size missed the 0.95x target in this run; the cells move by several percent from run to run, so re-run before drawing conclusions.'
       : 'Every size meets the 0.95x target.',
     '',
   ].join('\n');
