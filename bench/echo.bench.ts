@@ -343,11 +343,12 @@ Where the misses come from:
   so every read costs one fresh allocation (raw \`net\` pays the same). With the rest of the
   path producing almost no garbage, V8 runs few cheap young-generation collections and
   more full ones driven by external buffer memory; those pauses are the p99 above and the
-  gap to raw \`net\`. BufferedProtocol, which reads into a buffer the protocol reuses, is the
+  gap to raw \`net\` (0.7x to 0.9x at 10 KiB, 0.9x to 1.04x at 100 KiB across runs). BufferedProtocol, which reads into a buffer the protocol reuses, is the
   fast path and meets the target at 10 KiB; at 100 KiB it is 1.3-1.8x raw \`net\` from run
   to run against the 1.5x target.
-- **Streams at 10 KiB and 100 KiB** sit on the Protocol path plus the StreamReader's buffer
-  and a task per connection: 0.8-0.9x raw \`net\` against 0.9x.
+- **Streams** sit on the Protocol path plus the StreamReader's buffer and a task per
+  connection: across the runs on this machine, 0.8x to 1.3x raw \`net\` at 10 and 100 KiB
+  (target 0.9x), so a single run may land on either side of the target.
 - **Memory per idle connection.** raw \`net\` keeps a socket; protoloop adds the transport
   (flags packed, flow control created lazily), its resource-tracking entry (a WeakRef and
   a FinalizationRegistry cell, for unclosed-transport reports) and, for streams, a task,
