@@ -153,8 +153,12 @@ export class StreamReaderProtocol extends Protocol {
   async drainHelper(): Promise<void> {
     if (this.#state === 'lost') throw this.#lostExc ?? new ConnectionResetError('Connection lost');
     if (!this.#writePaused) return;
-    const waiter = this.loop.createFuture<void>('StreamWriter.drain()');
-    const waiters = (this.#drainWaiters ??= []);
+    await this.#waitIn((this.#drainWaiters ??= []), 'StreamWriter.drain()');
+  }
+
+  /** Waits on a new future kept in `waiters` until it is resolved (or the wait cancelled). */
+  async #waitIn(waiters: Future<void>[], what: string): Promise<void> {
+    const waiter = this.loop.createFuture<void>(what);
     waiters.push(waiter);
     try {
       await waiter;
@@ -170,15 +174,7 @@ export class StreamReaderProtocol extends Protocol {
       if (this.#lostExc !== undefined) throw this.#lostExc;
       return;
     }
-    const waiter = this.loop.createFuture<void>('StreamWriter.waitClosed()');
-    const waiters = (this.#closeWaiters ??= []);
-    waiters.push(waiter);
-    try {
-      await waiter;
-    } finally {
-      const i = waiters.indexOf(waiter);
-      if (i !== -1) waiters.splice(i, 1);
-    }
+    await this.#waitIn((this.#closeWaiters ??= []), 'StreamWriter.waitClosed()');
   }
 
   /** @internal After a TLS upgrade: the new transport carries the stream. */
