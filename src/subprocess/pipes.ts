@@ -45,13 +45,32 @@ export function mapPipeError(err: unknown, fd: number): Error {
   return mapSocketError(err, `the child's ${fd === 0 ? 'stdin' : fd === 1 ? 'stdout' : 'stderr'} pipe`);
 }
 
+/** What both pipe transports share: the subprocess transport that owns them holds the protocol. */
+abstract class PipeTransport {
+  /** @internal */
+  protected readonly owner: PipeOwner;
+
+  constructor(owner: PipeOwner) {
+    this.owner = owner;
+  }
+
+  /** The subprocess protocol. */
+  getProtocol(): BaseProtocol {
+    return this.owner.getProtocol();
+  }
+
+  /** Replaces the subprocess protocol (the pipes have no protocol of their own). */
+  setProtocol(protocol: BaseProtocol): void {
+    this.owner.setProtocol(protocol);
+  }
+}
+
 /**
  * A read pipe (stdout, stderr). With `stderr: STDOUT` one transport reads both of the
  * child's output pipes and reports everything as fd 1; it closes after both did.
  */
-export class ReadPipeTransport implements ReadTransport {
+export class ReadPipeTransport extends PipeTransport implements ReadTransport {
   #state: PipeState = 'open';
-  readonly #owner: PipeOwner;
   readonly #fd: number;
   readonly #streams: Readable[];
   #openStreams: number;
@@ -63,7 +82,7 @@ export class ReadPipeTransport implements ReadTransport {
 
   /** @internal */
   constructor(owner: PipeOwner, fd: number, streams: Readable[]) {
-    this.#owner = owner;
+    super(owner);
     this.#fd = fd;
     this.#streams = streams;
     this.#openStreams = streams.length;
@@ -78,7 +97,7 @@ export class ReadPipeTransport implements ReadTransport {
   // Named listeners bound to the stream; the pipe is found through kOwner.
   static #onData(this: Owned<Readable, ReadPipeTransport>, chunk: Buffer): void {
     const pipe = this[kOwner]!;
-    if (pipe.#state === 'open') pipe.#owner[kPipeData](pipe.#fd, chunk);
+    if (pipe.#state === 'open') pipe.owner[kPipeData](pipe.#fd, chunk);
   }
 
   static #onError(this: Owned<Readable, ReadPipeTransport>, err: Error): void {
@@ -92,7 +111,7 @@ export class ReadPipeTransport implements ReadTransport {
     if (--pipe.#openStreams > 0 || pipe.#state === 'closed') return;
     pipe.#state = 'closed';
     // A pipe we closed ourselves is not an error, whatever Node said while destroying it.
-    pipe.#owner[kPipeClosed](pipe.#fd, pipe.#error);
+    pipe.owner[kPipeClosed](pipe.#fd, pipe.#error);
   }
 
   /** Whether data is being delivered (not paused by the protocol, not closed). */
@@ -148,17 +167,7 @@ export class ReadPipeTransport implements ReadTransport {
     return defaultValue;
   }
 
-  /** The subprocess protocol. */
-  getProtocol(): BaseProtocol {
-    return this.#owner.getProtocol();
-  }
-
-  /** Replaces the subprocess protocol (the pipes have no protocol of their own). */
-  setProtocol(protocol: BaseProtocol): void {
-    this.#owner.setProtocol(protocol);
-  }
-
-  toString(): string {
+  override toString(): string {
     return `<ReadPipeTransport fd=${this.#fd} ${this.#state}${this.#paused ? ' paused' : ''}${this.#held ? ' held' : ''}>`;
   }
 
@@ -177,9 +186,8 @@ const POOL_MAX_CHUNK = 4 * 1024 * 1024;
 const POOL_MAX_BUFFERS = 4;
 
 /** The child's stdin: a write transport with asyncio's flow control. */
-export class WritePipeTransport implements WriteTransport {
+export class WritePipeTransport extends PipeTransport implements WriteTransport {
   #state: PipeState = 'open';
-  readonly #owner: PipeOwner;
   readonly #stream: Owned<Writable, WritePipeTransport>;
   readonly #flow: FlowControl;
   /** Set when we closed (or aborted) it: later writes are TransportClosedError, not BrokenPipeError. */
@@ -191,7 +199,7 @@ export class WritePipeTransport implements WriteTransport {
 
   /** @internal */
   constructor(owner: PipeOwner, stream: Writable) {
-    this.#owner = owner;
+    super(owner);
     this.#stream = stream;
     this.#flow = new FlowControl((method) => owner[kPipeFlow](method));
     this.#stream[kOwner] = this;
@@ -208,7 +216,7 @@ export class WritePipeTransport implements WriteTransport {
     const pipe = this[kOwner]!;
     if (pipe.#state === 'closed') return;
     pipe.#state = 'closed';
-    pipe.#owner[kPipeClosed](0, pipe.#error);
+    pipe.owner[kPipeClosed](0, pipe.#error);
   }
 
   // One function for every write's callback (Node calls them in write order): no closure per write.
@@ -337,17 +345,7 @@ export class WritePipeTransport implements WriteTransport {
     return defaultValue;
   }
 
-  /** The subprocess protocol. */
-  getProtocol(): BaseProtocol {
-    return this.#owner.getProtocol();
-  }
-
-  /** Replaces the subprocess protocol (the pipes have no protocol of their own). */
-  setProtocol(protocol: BaseProtocol): void {
-    this.#owner.setProtocol(protocol);
-  }
-
-  toString(): string {
+  override toString(): string {
     const size = this.getWriteBufferSize();
     return `<WritePipeTransport fd=0 ${this.#state}${size > 0 ? ` bufsize=${size}` : ''}${this.#flow.paused ? ' paused' : ''}>`;
   }
