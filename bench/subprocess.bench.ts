@@ -280,12 +280,12 @@ ${table(['implementation', 'spawn+wait `true` (children/s)', '`cat` through (MiB
 protoloop spawns through execa, so its spawn rate is execa's minus the protocol and
 stream objects per child; its pipes are the same Node streams as \`child_process\`'s, with
 one copy per \`write()\` (the transport owns what it buffers, as asyncio's does) and the
-StreamReader's buffer on the reading side. The pipe-throughput gap has not been
-profiled yet. The reading side delivers each chunk straight to the protocol while the loop
-runs; the writing side copies every chunk before Node queues it, where raw \`child_process\`
-hands its buffer over. That copy is the first suspect: the socket transport no longer pays
-it (it writes to the fd at once and copies only what the kernel did not take), and the
-pipe transport does not have that path yet.
+StreamReader's buffer on the reading side. The pipe-throughput ratio moves a lot from run to
+run on this machine: two short runs (\`BENCH_SCALE=0.5\`) of the same code gave 1.10x and 0.80x,
+and the full run above 0.86x. The copy each \`write()\` makes (the transport owns what it
+buffers, as asyncio's does; the copies come from a small pool) costs a few percent: with it
+removed, as an experiment, two runs gave 0.96x and 0.94x. The reading side hands each
+chunk straight to the protocol while the loop runs.
 Run time: ${((Date.now() - t0) / 1000).toFixed(0)} s.
 `;
   writeResults('subprocess', md);
