@@ -227,6 +227,11 @@ plus a bare loop Future resolved from outside costs what \`runInExecutor\` costs
 remaining gap is the loop's wake-up, not the executor. A bridge call starts its handler
 task as soon as the message arrives and answers a handler that returns at once without
 a loop iteration; it pays for the Task (about 4 µs) and, for an async handler, the wake-up.
+An experiment that woke the loop through a microtask instead (at most 16 in a row before
+yielding to Node's event loop), measured with \`BENCH_SCALE=0.5 node bench/executors.bench.ts\`,
+gave 0.81x one at a time, 0.99x with 32 in flight and 0.76x for the bridge; it changed
+asyncio's order of ready callbacks against timers (three ported ordering tests failed), so
+it was not kept.
 `;
   writeResults('executors', md);
   console.log('wrote bench/results/executors.md');

@@ -47,11 +47,6 @@ export function release(loop: Loop, t: Supervised): void {
   registries.get(loop)?.delete(t);
 }
 
-/** The children of `loop` that have not finished. */
-export function liveChildren(loop: Loop): Supervised[] {
-  return [...(registries.get(loop) ?? [])];
-}
-
 async function stopAll(loop: Loop, live: Set<Supervised>): Promise<void> {
   const children = [...live];
   if (children.length === 0) return;
