@@ -7,8 +7,9 @@
  */
 export * from './errors.ts';
 export * from './loop/public.ts';
-export * from './loop/sync-public.ts';
+export * from './concurrency/public.ts';
 export * from './protocols/public.ts';
+export * from './streams/public.ts';
 export * from './transports/public.ts';
 export * from './subprocess/public.ts';
-export * from './loop/executor-public.ts';
+export * from './executors/public.ts';

@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { InvalidArgumentError, InvalidStateError } from '../errors.ts';
 import { outsideTask } from '../loop/internal.ts';
 import { getRunningLoop } from '../loop/loop.ts';
-import { BaseServer, type ServerClient } from '../transports/server.ts';
+import { BaseServer, type ServerClient } from '../transports/net/server.ts';
 import type { FastifyAdapter } from './adapter.ts';
 import { declaredRoutes, protoloopFastify, type ProtoloopFastifyOptions } from './plugin.ts';
 

@@ -9,8 +9,8 @@ import type { Server as HttpServer } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { InvalidArgumentError, InvalidStateError } from '../errors.ts';
 import type { MessageProtocol } from '../protocols/protocols.ts';
-import type { WebSocketServerOptions } from '../transports/websocket-options.ts';
-import { createWebSocketServer, type WebSocketServer } from '../transports/websocket-server.ts';
+import type { WebSocketServerOptions } from '../transports/websocket/options.ts';
+import { createWebSocketServer, type WebSocketServer } from '../transports/websocket/server.ts';
 import { FastifyAdapter } from './adapter.ts';
 
 /**

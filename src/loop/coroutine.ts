@@ -10,7 +10,8 @@
  */
 import { inspect } from 'node:util';
 import { captureStack, kSourceTraceback, kStart } from './internal.ts';
-import { activeLoop, envDebug, type ExceptionContext, type Loop } from './loop.ts';
+import type { ExceptionContext, Loop } from './loop.ts';
+import { activeLoop, envDebug } from './running.ts';
 import { formatExceptionContext, hints } from './debug.ts';
 import { createLogger } from './log.ts';
 

@@ -24,6 +24,7 @@ import { contextLevel, formatExceptionContext, hints, reportSlowHandle, startSte
 import { Future, reportUnretrieved, type UnretrievedRecord } from './future.ts';
 import { Handle, TimerHandle } from './handle.ts';
 import { TimerHeap } from './heap.ts';
+import { activeLoop, envDebug, setActiveLoop } from './running.ts';
 import {
   captureStack,
   kCallSoon,
@@ -108,22 +109,11 @@ export interface LoopStats {
 
 type State = 'idle' | 'running' | 'closed';
 
-let running: Loop | null = null;
 let loopCounter = 0;
-
-/** @internal The loop running on this thread, or null. */
-export function activeLoop(): Loop | null {
-  return running;
-}
-
-/** @internal Whether PROTOLOOP_DEBUG asks for debug mode. */
-export function envDebug(): boolean {
-  const v = process.env.PROTOLOOP_DEBUG;
-  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
-}
 
 /** The loop running on this thread. Throws {@link NoRunningLoopError} when none is. */
 export function getRunningLoop(): Loop {
+  const running = activeLoop();
   if (running === null) throw new NoRunningLoopError();
   return running;
 }
@@ -274,9 +264,9 @@ export class Loop {
   runForever(): Promise<void> {
     if (this.#state === 'closed') return Promise.reject(new LoopClosedError());
     if (this.#state === 'running') return Promise.reject(new LoopRunningError('This event loop is already running'));
-    if (running !== null) return Promise.reject(new LoopRunningError('Cannot run the event loop while another loop is running'));
+    if (activeLoop() !== null) return Promise.reject(new LoopRunningError('Cannot run the event loop while another loop is running'));
     this.#state = 'running';
-    running = this;
+    setActiveLoop(this);
     if (this.#debug) startStepTiming(this);
     const stopped = new Promise<void>((resolve) => {
       this.#onStopped = resolve;
@@ -298,7 +288,7 @@ export class Loop {
   async runUntilComplete<T>(x: Future<T> | TaskTarget<T>): Promise<T> {
     if (this.#state === 'closed') throw new LoopClosedError();
     if (this.#state === 'running') throw new LoopRunningError('This event loop is already running');
-    if (running !== null) throw new LoopRunningError('Cannot run the event loop while another loop is running');
+    if (activeLoop() !== null) throw new LoopRunningError('Cannot run the event loop while another loop is running');
     let fut: Future<T>;
     if (x instanceof Future) {
       if (x.getLoop() !== this) throw new InvalidArgumentError('runUntilComplete() got a Future attached to a different loop');
@@ -475,7 +465,7 @@ export class Loop {
     stopStepTiming(this);
     this.#stopping = false;
     this.#state = 'idle';
-    running = null;
+    setActiveLoop(null);
     this.#wakeScheduled = false;
     this.#clearNativeTimer();
     if (this.#keepalive !== null) {

@@ -10,6 +10,5 @@ export { Coroutine, coroutine, isCoroutine } from './coroutine.ts';
 export { sleep } from './sleep.ts';
 export { run, Runner } from './runner.ts';
 export type { RunOptions } from './runner.ts';
-export { eagerTaskFactory } from './eager.ts';
 export { createLogger } from './log.ts';
 export type { Logger, LogLevel, CreateLoggerOptions } from './log.ts';

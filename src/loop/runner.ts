@@ -12,7 +12,8 @@ import { CancelledError, InvalidStateError, KeyboardInterrupt, LoopRunningError 
 import { hints } from './debug.ts';
 import { isMainThread, kCloseHooks, kShutdownHooks } from './internal.ts';
 import { envInspect, startInspector } from './inspector.ts';
-import { activeLoop, Loop, type LoopOptions } from './loop.ts';
+import { Loop, type LoopOptions } from './loop.ts';
+import { activeLoop } from './running.ts';
 import type { Task, TaskTarget } from './task.ts';
 
 /** Options of {@link run} and {@link Runner}. */

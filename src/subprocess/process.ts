@@ -15,12 +15,12 @@
 import { inspect } from 'node:util';
 import { BrokenPipeError, ConnectionResetError, InvalidArgumentError } from '../errors.ts';
 import { assertMainThread } from '../loop/debug.ts';
-import { gather } from '../loop/gather.ts';
+import { gather } from '../concurrency/gather.ts';
 import { getRunningLoop, type Loop } from '../loop/loop.ts';
 import { SubprocessProtocol } from '../protocols/protocols.ts';
-import { StreamReaderProtocol } from '../protocols/stream-protocol.ts';
-import { checkLimit, StreamReader } from '../protocols/stream-reader.ts';
-import { StreamWriter } from '../protocols/stream-writer.ts';
+import { StreamReaderProtocol } from '../streams/stream-protocol.ts';
+import { checkLimit, StreamReader } from '../streams/stream-reader.ts';
+import { StreamWriter } from '../streams/stream-writer.ts';
 import type { Transport } from '../transports/transports.ts';
 import type { SubprocessTransport } from './contract.ts';
 import { kStop, kWaitFinished } from './internal.ts';

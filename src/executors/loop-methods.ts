@@ -1,0 +1,197 @@
+/**
+ * The Loop's executor methods: `runInExecutor`, `setDefaultExecutor`,
+ * `shutdownDefaultExecutor`. The default executor is a {@link ThreadPoolExecutor}
+ * created at the first `runInExecutor(null, ...)` (or `toThread()`); creating it
+ * registers a shutdown hook (run() waits for its workers) and a close hook
+ * (`loop.close()` stops them without waiting), so no worker outlives the loop.
+ * @module
+ */
+import { CancelledError, ExecutorShutdownError, InvalidArgumentError, LoopClosedError } from '../errors.ts';
+import { isExecutor, type Executor, type WorkerTask } from './executor.ts';
+import { Future as LoopFuture, type Future } from '../loop/future.ts';
+import { kCloseHooks, kShutdownHooks } from '../loop/internal.ts';
+import { Loop } from '../loop/loop.ts';
+import { BaseExecutor, type Job } from './executor-base.ts';
+import { ThreadPoolExecutor } from './thread-pool.ts';
+import { registerStatsProvider } from '../loop/introspect.ts';
+
+declare module '../loop/loop.ts' {
+  interface Loop {
+    /**
+     * Runs `task(...args)` on `executor` (null: the loop's default executor, a
+     * {@link ThreadPoolExecutor} created on first use) and returns a {@link Future} of
+     * its result. Cancelling the future — or the task awaiting it — aborts the job.
+     * Throws at once: `LoopClosedError`, `ExecutorShutdownError` (the executor, or the
+     * default one after `shutdownDefaultExecutor()`), `NotCloneableError`,
+     * `InvalidArgumentError`. The future fails with what the job failed with (see
+     * docs/executors.md).
+     */
+    runInExecutor<A extends unknown[], R>(executor: Executor | null, task: WorkerTask<A, R>, ...args: A): Future<R>;
+    /** Sets the executor `runInExecutor(null, ...)` and `toThread()` use. The loop does not shut a replaced one down. */
+    setDefaultExecutor(executor: Executor): void;
+    /**
+     * Shuts the default executor down and waits for its workers (asyncio's
+     * `shutdown_default_executor`). After `timeout` ms (default: no limit) it logs a
+     * warning and stops the workers still running. Afterwards `runInExecutor(null, ...)`
+     * throws `ExecutorShutdownError`. `run()` calls it with a 300 000 ms timeout.
+     */
+    shutdownDefaultExecutor(timeout?: number): Promise<void>;
+  }
+}
+
+/** How long run() lets the default executor's jobs finish (ms), as asyncio does. */
+export const DEFAULT_EXECUTOR_SHUTDOWN_TIMEOUT = 300_000;
+
+interface DefaultExecutorState {
+  executor: Executor | null;
+  shutdownCalled: boolean;
+  hooked: boolean;
+}
+
+const states = new WeakMap<Loop, DefaultExecutorState>();
+
+function stateOf(loop: Loop): DefaultExecutorState {
+  let s = states.get(loop);
+  if (s === undefined) {
+    s = { executor: null, shutdownCalled: false, hooked: false };
+    states.set(loop, s);
+  }
+  return s;
+}
+
+function hook(loop: Loop, s: DefaultExecutorState): void {
+  if (s.hooked) return;
+  s.hooked = true;
+  loop[kShutdownHooks].push(() => loop.shutdownDefaultExecutor(DEFAULT_EXECUTOR_SHUTDOWN_TIMEOUT));
+  loop[kCloseHooks].push(() => {
+    const ex = s.executor;
+    s.shutdownCalled = true;
+    if (ex === null || ex.state === 'shutdown') return;
+    // close() cannot wait: stop the workers now, so that none outlives the loop.
+    ex.shutdown({ wait: false, cancelFutures: true, timeout: 0 }).catch((exception: unknown) => {
+      loop.logger.error({ err: exception }, 'the default executor failed to shut down while the loop closed');
+    });
+  });
+}
+
+function defaultExecutor(loop: Loop): Executor {
+  const s = stateOf(loop);
+  if (s.shutdownCalled) throw new ExecutorShutdownError('the default executor was shut down (shutdownDefaultExecutor() was called): it takes no new jobs');
+  if (s.executor === null) {
+    s.executor = new ThreadPoolExecutor();
+    hook(loop, s);
+  }
+  return s.executor;
+}
+
+const seenExecutors = new WeakSet<BaseExecutor>();
+let executorsShown = 0;
+
+/** Adds an executor's queue to `protoloop stats` (once per executor). */
+function showInStats(loop: Loop, ex: BaseExecutor): void {
+  seenExecutors.add(ex);
+  const ref = new WeakRef(ex);
+  registerStatsProvider(loop, `executor ${++executorsShown}`, () => {
+    const e = ref.deref();
+    return e === undefined ? 'collected' : { kind: e.constructor.name, state: e.state, workers: e.maxWorkers, running: e.running, queued: e.queued, completed: e.completed };
+  });
+}
+
+/**
+ * The future runInExecutor() returns: cancelling it aborts the job behind it at once
+ * (no done callback, no side table). For protoloop's own pools the job reports
+ * straight to {@link settleFuture} (no promise, no AbortController); other executors
+ * get a signal. Named `Future` so that it reads as one in reports and `toString()`.
+ */
+const ExecutorFuture = class Future<R> extends LoopFuture<R> {
+  /** The job, until it settles (protoloop's pools). */
+  job: Job | null = null;
+  executor: BaseExecutor | null = null;
+  /** The signal's controller (other executors). */
+  controller: AbortController | null = null;
+
+  override cancel(msg?: string): boolean {
+    if (!super.cancel(msg)) return false;
+    const reason = new CancelledError('the executor job was cancelled');
+    const job = this.job;
+    if (job !== null) {
+      this.job = null;
+      this.executor!.cancelJob(job, reason);
+    } else {
+      this.controller?.abort(reason);
+    }
+    return true;
+  }
+};
+type ExecutorFuture<R> = InstanceType<typeof ExecutorFuture<R>>;
+
+function settleFuture(fut: ExecutorFuture<unknown>, ok: boolean, value: unknown): void {
+  fut.job = null;
+  fut.controller = null;
+  if (fut.done() || fut.getLoop().isClosed()) return;
+  if (ok) fut.setResult(value);
+  else fut.setException(value);
+}
+
+Loop.prototype.runInExecutor = function runInExecutor<A extends unknown[], R>(this: Loop, executor: Executor | null, task: WorkerTask<A, R>, ...args: A): Future<R> {
+  if (this.isClosed()) throw new LoopClosedError();
+  let ex: Executor;
+  if (executor === null || executor === undefined) ex = defaultExecutor(this);
+  else if (isExecutor(executor)) ex = executor;
+  else throw new InvalidArgumentError('runInExecutor() needs an Executor (a ThreadPoolExecutor, a ProcessPoolExecutor) or null for the default one');
+  if (ex instanceof BaseExecutor) {
+    if (!seenExecutors.has(ex)) showInStats(this, ex);
+    // Check first: it throws (NotCloneableError, ExecutorShutdownError) before any future exists.
+    const job = ex.prepareJob(task, args);
+    const fut = new ExecutorFuture<R>(this, `runInExecutor(${task.name})`);
+    fut.job = job;
+    fut.executor = ex;
+    job.sink = settleFuture;
+    job.sinkArg = fut;
+    ex.enqueueJob(job);
+    return fut;
+  }
+  const controller = new AbortController();
+  const promise = ex.submit(task, args, { signal: controller.signal });
+  const fut = new ExecutorFuture<R>(this, `runInExecutor(${task.name})`);
+  fut.controller = controller;
+  promise.then(
+    (value) => settleFuture(fut as ExecutorFuture<unknown>, true, value),
+    (exception: unknown) => settleFuture(fut as ExecutorFuture<unknown>, false, exception),
+  );
+  return fut;
+};
+
+Loop.prototype.setDefaultExecutor = function setDefaultExecutor(this: Loop, executor: Executor): void {
+  if (!isExecutor(executor)) throw new InvalidArgumentError('setDefaultExecutor() needs an Executor (a ThreadPoolExecutor, a ProcessPoolExecutor)');
+  const s = stateOf(this);
+  s.executor = executor;
+  hook(this, s);
+};
+
+Loop.prototype.shutdownDefaultExecutor = async function shutdownDefaultExecutor(this: Loop, timeout?: number): Promise<void> {
+  if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0)) {
+    throw new InvalidArgumentError('shutdownDefaultExecutor(): timeout must be a number of milliseconds >= 0');
+  }
+  const s = stateOf(this);
+  s.shutdownCalled = true;
+  const ex = s.executor;
+  if (ex === null) return;
+  const done = ex.shutdown({ wait: true });
+  if (timeout === undefined) {
+    await done;
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<boolean>((resolve) => {
+    timer = setTimeout(resolve, timeout, true);
+  });
+  try {
+    const timedOut = await Promise.race([done.then(() => false), expired]);
+    if (!timedOut) return;
+  } finally {
+    clearTimeout(timer);
+  }
+  this.logger.warn(`The default executor did not finish its jobs within ${timeout} ms: its workers were stopped`);
+  await ex.shutdown({ wait: true, cancelFutures: true, timeout: 0 });
+};
