@@ -7,8 +7,11 @@
  *   class, with the message, the worker's stack as `stack`, and their own data
  *   properties (`code`, `errno`, `syscall`, `path`, ...), so `instanceof TypeError`
  *   and `err.code === 'ENOENT'` work as if the call had been local;
- * - every other class comes back as {@link RemoteError}, `remoteName` naming it and
- *   `remoteStack` holding the worker's stack;
+ * - every other class comes back as {@link RemoteError}, `remoteName` naming it (its
+ *   `name`, or its constructor's name when `name` is only the inherited `'Error'`) and
+ *   `remoteStack` holding the worker's stack, with its own fields that survive a
+ *   structured clone (numbers, strings, plain objects, arrays, Dates, Maps, buffers...);
+ *   a field that cannot be cloned (a function, a socket) is left out, never fatal;
  * - a failure to load the task is a {@link TaskModuleError}; a result that cannot be
  *   cloned is a {@link NotCloneableError}.
  *
@@ -43,28 +46,57 @@ const BUILTINS: Record<string, ErrorConstructor> = {
 
 const SKIP = new Set(['name', 'message', 'stack', 'cause']);
 
-function simpleProps(e: object): Record<string, unknown> | undefined {
+/** Whether `v` crosses a thread or process as itself (a copy), without a clone error. */
+function clones(v: unknown): boolean {
+  const t = typeof v;
+  if (v === null || t === 'string' || t === 'number' || t === 'boolean' || t === 'bigint' || t === 'undefined') return true;
+  if (t === 'function' || t === 'symbol') return false;
+  try {
+    // An error path only: the cost of a trial clone does not matter, a broken report does.
+    structuredClone(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function ownProps(e: object): Record<string, unknown> | undefined {
   let out: Record<string, unknown> | undefined;
   for (const key of Object.keys(e)) {
     if (SKIP.has(key)) continue;
-    const v = (e as Record<string, unknown>)[key];
-    const t = typeof v;
-    // Only data that surely clones: a host object in an error must not break the report.
-    if (v === null || t === 'string' || t === 'number' || t === 'boolean' || t === 'bigint' || t === 'undefined') (out ??= {})[key] = v;
+    let v: unknown;
+    try {
+      v = (e as Record<string, unknown>)[key];
+    } catch {
+      continue; // a throwing getter
+    }
+    if (clones(v)) (out ??= {})[key] = v;
   }
   return out;
+}
+
+/**
+ * The class name to report: `name` when the class set one, else the constructor's name
+ * (a `class HttpError extends Error {}` without `name` still says `HttpError`).
+ */
+function className(e: Error): string {
+  const name = typeof e.name === 'string' && e.name !== '' ? e.name : 'Error';
+  const ctor = (e as { constructor?: unknown }).constructor;
+  const ctorName = typeof ctor === 'function' && typeof ctor.name === 'string' ? ctor.name : '';
+  // `name` inherited from a built-in's prototype while the class is another one.
+  if (ctorName !== '' && ctorName !== name && Object.hasOwn(BUILTINS, name) && ctor !== BUILTINS[name]) return ctorName;
+  return name;
 }
 
 /** @internal Serializes what a task threw. */
 export function serializeError(e: unknown, kind: SerializedError[typeof kMarker] = 'remote', depth = 0): SerializedError {
   if (e instanceof Error) {
-    const name = typeof e.name === 'string' && e.name !== '' ? e.name : e.constructor.name;
     return {
       [kMarker]: kind,
-      name,
+      name: className(e),
       message: String(e.message),
       stack: typeof e.stack === 'string' ? e.stack : undefined,
-      props: simpleProps(e),
+      props: ownProps(e),
       cause: e.cause !== undefined && depth < 4 ? serializeError(e.cause, 'remote', depth + 1) : undefined,
     };
   }

@@ -15,6 +15,7 @@ export const tasks = {
   throwType: workerTask<T['throwType']>(TASKS, 'throwType'),
   throwSystem: workerTask<T['throwSystem']>(TASKS, 'throwSystem'),
   throwCustom: workerTask<T['throwCustom']>(TASKS, 'throwCustom'),
+  throwUnnamed: workerTask<T['throwUnnamed']>(TASKS, 'throwUnnamed'),
   exitNow: workerTask<T['exitNow']>(TASKS, 'exitNow'),
   crashLater: workerTask<T['crashLater']>(TASKS, 'crashLater'),
   killSelf: workerTask<T['killSelf']>(TASKS, 'killSelf'),

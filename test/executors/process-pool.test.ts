@@ -50,6 +50,19 @@ describe('ProcessPoolExecutor', () => {
     });
   });
 
+  it('names an error class that sets no name after its constructor, with its own cloneable fields', async () => {
+    await run(async () => {
+      const e = await rejection(getRunningLoop().runInExecutor(pool, tasks.throwUnnamed, 3));
+      expect(e).toBeInstanceOf(RemoteError);
+      expect(e.remoteName).toBe('QuotaExceeded');
+      expect(e.message).toBe('quota of 3 exceeded');
+      expect(e.limit).toBe(3);
+      expect(e.details).toEqual({ user: 'ada', tags: ['a', 'b'], since: new Date(0) });
+      // A function cannot cross: left out, the rest of the error still arrives.
+      expect('retry' in e).toBe(false);
+    });
+  });
+
   it('raises NotCloneableError in the caller for functions and MessagePorts, and for results', async () => {
     await run(async () => {
       const loop = getRunningLoop();
