@@ -84,10 +84,23 @@ export class InvalidArgumentError extends ProtoloopError {
   }
 }
 
-/** `run()` ended because SIGINT (Ctrl-C) cancelled the main task; the process exits with code 130. */
+/** `run()` ended because SIGINT (Ctrl-C) cancelled the main task. Left uncaught, protoloop prints one line (no stack) and the process exits with code 130. */
 export class KeyboardInterrupt extends ProtoloopError {
   constructor(message = 'interrupted by SIGINT', options?: ErrorOptions) {
     super('ERR_PROTOLOOP_INTERRUPTED', message, options);
+  }
+}
+
+/** `run()` ended because SIGTERM (or another of its `signals` but SIGINT) cancelled the main task. Left uncaught, protoloop prints one line (no stack) and the process exits with `exitCode` (0: a requested stop). */
+export class SystemExit extends ProtoloopError {
+  /** The signal that stopped the run (`'SIGTERM'`). */
+  readonly signal: NodeJS.Signals;
+  /** The exit code the process gets when this error is left uncaught. */
+  readonly exitCode: number;
+  constructor(signal: NodeJS.Signals = 'SIGTERM', exitCode = 0, options?: ErrorOptions) {
+    super('ERR_PROTOLOOP_SYSTEM_EXIT', `terminated by ${signal}`, options);
+    this.signal = signal;
+    this.exitCode = exitCode;
   }
 }
 
@@ -284,6 +297,29 @@ export class SubprocessError extends ProtoloopError {
   constructor(message: string, options?: ErrorOptions & { errno?: string }) {
     super('ERR_PROTOLOOP_SUBPROCESS', message, options);
     this.errno = options?.errno;
+  }
+}
+
+/**
+ * `communicate()` read more than `maxBuffer` bytes from one of the child's streams: the
+ * child was stopped (its `killSignal`) and reaped; `stdout` and `stderr` hold what was
+ * read (at most `maxBuffer` bytes each; null for a stream that is not a pipe).
+ */
+export class MaxBufferError extends ProtoloopError {
+  /** The stream that went over the limit. */
+  readonly stream: 'stdout' | 'stderr';
+  /** The limit, bytes. */
+  readonly maxBuffer: number;
+  /** What was read from stdout. */
+  readonly stdout: Buffer | null;
+  /** What was read from stderr. */
+  readonly stderr: Buffer | null;
+  constructor(stream: 'stdout' | 'stderr', maxBuffer: number, stdout: Buffer | null, stderr: Buffer | null, options?: ErrorOptions) {
+    super('ERR_PROTOLOOP_MAX_BUFFER', `the child's ${stream} went over communicate()'s maxBuffer of ${maxBuffer} bytes: the child was stopped (raise maxBuffer, or read the stream yourself)`, options);
+    this.stream = stream;
+    this.maxBuffer = maxBuffer;
+    this.stdout = stdout;
+    this.stderr = stderr;
   }
 }
 

@@ -51,6 +51,7 @@ describe('public surface', () => {
     'LoopRunningError',
     'LoopStoppedError',
     'MainThreadOnlyError',
+    'MaxBufferError',
     'MessageProtocol',
     'NoRunningLoopError',
     'NotCloneableError',
@@ -77,6 +78,7 @@ describe('public surface', () => {
     'StreamWriter',
     'SubprocessError',
     'SubprocessProtocol',
+    'SystemExit',
     'Task',
     'TaskGroup',
     'TaskModuleError',
@@ -136,7 +138,7 @@ describe('public surface', () => {
   });
 
   it('every exported error class extends ProtoloopError (or AggregateError, for ExceptionGroup)', () => {
-    const errors = Object.entries(protoloop).filter(([name, v]) => typeof v === 'function' && (name.endsWith('Error') || ['KeyboardInterrupt', 'QueueEmpty', 'QueueFull', 'QueueShutDown', 'ExceptionGroup'].includes(name)));
+    const errors = Object.entries(protoloop).filter(([name, v]) => typeof v === 'function' && (name.endsWith('Error') || ['KeyboardInterrupt', 'SystemExit', 'QueueEmpty', 'QueueFull', 'QueueShutDown', 'ExceptionGroup'].includes(name)));
     expect(errors.length).toBeGreaterThan(30);
     for (const [name, cls] of errors) {
       const proto = (cls as { prototype: unknown }).prototype;

@@ -86,6 +86,11 @@ function tableOf(loop: Loop): Map<NodeJS.Signals, Installed> {
   return t;
 }
 
+/** @internal Whether `loop` has a handler for `sig` (added with addSignalHandler). run() leaves such a signal to it. */
+export function hasSignalHandler(loop: Loop, sig: NodeJS.Signals): boolean {
+  return installedByLoop.get(loop)?.has(sig) === true;
+}
+
 function deliver(loop: Loop, sig: NodeJS.Signals, callback: (...a: unknown[]) => unknown, args: unknown[]): void {
   if (loop.isClosed()) return;
   loop.callSoon(runSignalCallback, loop, sig, callback, args);

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CancelledError, LoopRunningError, Runner, getRunningLoop, run, sleep, type ExceptionContext } from '../../src/index.ts';
+import { CancelledError, InvalidArgumentError, InvalidSignalError, LoopRunningError, Runner, getRunningLoop, run, sleep, type ExceptionContext } from '../../src/index.ts';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/runner/${name}`, import.meta.url));
 
@@ -102,12 +102,12 @@ describe('run()', () => {
     expect(r.ms).toBeLessThan(15_000);
   });
 
-  it('the first SIGINT cancels main and the process exits with 130', async () => {
+  it('the first SIGINT cancels main and the process exits with 130, printing one line and no stack', async () => {
     const r = await runScript(fixture('sigint.ts'), [], (out, child) => {
       if (out === 'ready\n') child.kill('SIGINT');
     });
     expect(r.stdout).toBe('ready\nmain saw CancelledError\n');
-    expect(r.stderr).toMatch(/KeyboardInterrupt/);
+    expect(r.stderr).toBe('protoloop: SIGINT stopped main; shut down gracefully (KeyboardInterrupt, exit code 130)\n');
     expect(r.code).toBe(130);
   });
 
@@ -124,6 +124,77 @@ describe('run()', () => {
     });
     expect(sent).toBe(2);
     expect(r.code).toBe(130);
+    expect(r.stderr).toBe('protoloop: second signal (SIGINT) during the graceful shutdown: exiting at once\n');
     expect(r.ms).toBeLessThan(15_000);
+  });
+
+  it('the first SIGTERM shuts down in order (main, servers, leftovers, children, loop) and exits 0 with one line', async () => {
+    const r = await runScript(fixture('graceful.ts'), [], (out, child) => {
+      if (out === 'ready\n') child.kill('SIGTERM');
+    });
+    expect(r.stdout).toBe(
+      'ready\nmain saw CancelledError\nservers drained\nleftover saw CancelledError\nexit 0: child returncode=-15 loop closed=true\n',
+    );
+    expect(r.stderr).toBe('protoloop: SIGTERM stopped main; shut down gracefully (SystemExit, exit code 0)\n');
+    expect(r.code).toBe(0);
+  });
+
+  it('SIGINT takes the same graceful path and exits 130', async () => {
+    const r = await runScript(fixture('graceful.ts'), [], (out, child) => {
+      if (out === 'ready\n') child.kill('SIGINT');
+    });
+    expect(r.stdout).toBe(
+      'ready\nmain saw CancelledError\nservers drained\nleftover saw CancelledError\nexit 130: child returncode=-15 loop closed=true\n',
+    );
+    expect(r.stderr.split('\n')).toHaveLength(2);
+    expect(r.code).toBe(130);
+  });
+
+  it('a second SIGTERM exits at once with 143', async () => {
+    let sent = 0;
+    const r = await runScript(fixture('sigint.ts'), ['stubborn'], (out, child) => {
+      if (out === 'ready\n' && sent === 0) {
+        sent++;
+        child.kill('SIGTERM');
+      } else if (out.includes('main saw') && sent === 1) {
+        sent++;
+        child.kill('SIGTERM');
+      }
+    });
+    expect(sent).toBe(2);
+    expect(r.code).toBe(143);
+  });
+
+  it('a program that catches run()’s rejection gets SystemExit and keeps its exit code; nothing is printed', async () => {
+    const r = await runScript(fixture('graceful.ts'), ['catch'], (out, child) => {
+      if (out === 'ready\n') child.kill('SIGTERM');
+    });
+    expect(r.stdout).toMatch(/\ncaught SystemExit 0\nexit 0: child returncode=-15 loop closed=true\n$/);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('signals: [] handles none: SIGTERM’s default action ends the process', async () => {
+    const r = await runScript(fixture('options.ts'), ['none'], (out, child) => {
+      if (out === 'ready\n') child.kill('SIGTERM');
+    });
+    expect(r.signal).toBe('SIGTERM');
+    expect(r.stderr).toBe('');
+  });
+
+  it('leaves a signal the program handles itself to the program', async () => {
+    const r = await runScript(fixture('options.ts'), ['own'], (out, child) => {
+      if (out === 'ready\n') child.kill('SIGTERM');
+    });
+    expect(r.stdout).toBe('ready\nown handler\nmain returned\n');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('refuses signals that are not catchable signal names', () => {
+    expect(() => new Runner({ signals: 'SIGTERM' as never })).toThrow(InvalidArgumentError);
+    expect(() => new Runner({ signals: ['SIGNOPE' as never] })).toThrow(InvalidSignalError);
+    expect(() => new Runner({ signals: ['SIGKILL'] })).toThrow(InvalidSignalError);
+    expect(() => new Runner({ signals: [] })).not.toThrow();
   });
 });
