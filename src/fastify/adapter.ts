@@ -22,6 +22,7 @@ import { CancelledError, LoopClosedError } from '../errors.ts';
 import type { Future } from '../loop/future.ts';
 import { kCloseHooks, kShutdownHooks, outsideTask, taskStorage } from '../loop/internal.ts';
 import { currentTask, type Loop } from '../loop/loop.ts';
+import { onRunnerDrain } from '../loop/runner.ts';
 import type { Task, TaskOptions } from '../loop/task.ts';
 import { probeSignalSlot } from './fastify-internals.ts';
 import { HandlerCall, type CallOwner } from './handler-call.ts';
@@ -107,6 +108,7 @@ export class FastifyAdapter implements CallOwner {
   #stats = { requests: 0, errors: 0, disconnects: 0, cancelledAtClose: 0 };
   #shutdownHook = (): Promise<void> => this.close();
   #closeHook = (): void => this.#loopClosed();
+  #removeDrainHook: () => void;
   #warnedContext = false;
 
   constructor(app: FastifyInstance, loop: Loop, closeTimeout: number) {
@@ -116,6 +118,9 @@ export class FastifyAdapter implements CallOwner {
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
+    // run() closes the app before it cancels the tasks left: in-flight handlers are
+    // tasks, and they must get to answer (within closeTimeout), not be cut.
+    this.#removeDrainHook = onRunnerDrain(loop, this.#shutdownHook);
     loop[kShutdownHooks].push(this.#shutdownHook);
     loop[kCloseHooks].push(this.#closeHook);
   }
@@ -466,6 +471,7 @@ export class FastifyAdapter implements CallOwner {
   }
 
   #removeHooks(): void {
+    this.#removeDrainHook();
     const shutdown = this.loop[kShutdownHooks];
     const i = shutdown.indexOf(this.#shutdownHook);
     if (i >= 0) shutdown.splice(i, 1);

@@ -24,7 +24,28 @@ export interface ServeFastifyOptions {
   backlog?: number;
   /** Options for the plugin, when `serveFastify` registers it (the app has not). */
   plugin?: ProtoloopFastifyOptions;
+  /**
+   * ms a client gets to send a whole request (headers and body); past it the request is
+   * answered 408 and its connection closed (Node's `server.requestTimeout`). Default
+   * {@link DEFAULT_REQUEST_TIMEOUT} (60 s) unless the app set its own (`Fastify({
+   * requestTimeout })`); `0` turns it off. Fastify's own default, 0, reads as "not set":
+   * pass `requestTimeout: 0` here to really have none.
+   */
+  requestTimeout?: number;
+  /**
+   * How often (ms) Node checks connections for `requestTimeout` and `headersTimeout`,
+   * so a cut comes at most this late. Default {@link DEFAULT_CONNECTIONS_CHECKING_INTERVAL}
+   * (2 s) unless the app's server has its own (a `serverFactory` that set it).
+   */
+  connectionsCheckingInterval?: number;
 }
+
+/** Default `requestTimeout` of {@link serveFastify}, ms. */
+export const DEFAULT_REQUEST_TIMEOUT = 60_000;
+/** Default `connectionsCheckingInterval` of {@link serveFastify}, ms. */
+export const DEFAULT_CONNECTIONS_CHECKING_INTERVAL = 2_000;
+/** Node's own default of `connectionsCheckingInterval`: the value an app that did not choose has. */
+const NODE_CHECKING_INTERVAL = 30_000;
 
 /**
  * The connections of the app, as one client of its server: closing them closes the
@@ -53,15 +74,17 @@ export class FastifyServer extends BaseServer {
   readonly app: FastifyInstance;
   readonly #adapter: FastifyAdapter;
   readonly #listen: { host?: string; port: number; backlog?: number };
+  readonly #timeouts: Timeouts;
   readonly #connections: AppConnections;
   #address: AddressInfo | null = null;
 
   /** @internal Use {@link serveFastify}. */
-  constructor(app: FastifyInstance, listen: { host?: string; port: number; backlog?: number }) {
+  constructor(app: FastifyInstance, listen: { host?: string; port: number; backlog?: number }, timeouts: Timeouts = {}) {
     super(app.protoloop.loop);
     this.app = app;
     this.#adapter = app.protoloop;
     this.#listen = listen;
+    this.#timeouts = timeouts;
     this.#connections = new AppConnections(this);
   }
 
@@ -71,8 +94,27 @@ export class FastifyServer extends BaseServer {
   }
 
   protected async listen(): Promise<void> {
-    // Outside any task: the server's requests must not inherit the caller's context.
-    if (!this.httpServer.listening) await outsideTask(() => this.app.listen(this.#listen));
+    const http = this.httpServer;
+    const { requestTimeout, connectionsCheckingInterval } = this.#timeouts;
+    // Fastify leaves requestTimeout at 0: a client trickling a body would hold its
+    // connection for ever (slowloris). 0 is also what an app that chose nothing has.
+    if (requestTimeout !== undefined) http.requestTimeout = requestTimeout;
+    else if (http.requestTimeout === 0) http.requestTimeout = DEFAULT_REQUEST_TIMEOUT;
+    // Node's own rule (headersTimeout defaults to min(60 s, requestTimeout)): with
+    // headersTimeout above requestTimeout, Node does not enforce requestTimeout.
+    if (http.requestTimeout > 0 && http.headersTimeout > http.requestTimeout) http.headersTimeout = http.requestTimeout;
+    if (!http.listening) {
+      // The option of http.createServer() is kept as an undocumented field, which Node
+      // reads when the server starts listening (test/fastify/timeouts.test.ts checks it).
+      // Without the field (another Node), Node's 30 s interval stays.
+      const h = http as HttpServer & { connectionsCheckingInterval?: unknown };
+      if (typeof h.connectionsCheckingInterval === 'number') {
+        if (connectionsCheckingInterval !== undefined) h.connectionsCheckingInterval = connectionsCheckingInterval;
+        else if (h.connectionsCheckingInterval === NODE_CHECKING_INTERVAL) h.connectionsCheckingInterval = DEFAULT_CONNECTIONS_CHECKING_INTERVAL;
+      }
+      // Outside any task: the server's requests must not inherit the caller's context.
+      await outsideTask(() => this.app.listen(this.#listen));
+    }
     const a = this.httpServer.address();
     this.#address = a !== null && typeof a === 'object' ? a : null;
     this.attach(this.#connections);
@@ -114,9 +156,23 @@ export class FastifyServer extends BaseServer {
   }
 }
 
+/** The timeouts serveFastify sets on the app's server. @internal */
+interface Timeouts {
+  requestTimeout?: number;
+  connectionsCheckingInterval?: number;
+}
+
+function isMs(x: unknown, min: number): boolean {
+  return typeof x === 'number' && Number.isInteger(x) && x >= min && x <= 2 ** 31 - 1;
+}
+
 function validate(options: unknown): ServeFastifyOptions {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('serveFastify() options must be an object');
-  const { host, port, backlog, plugin } = options as ServeFastifyOptions;
+  const { host, port, backlog, plugin, requestTimeout, connectionsCheckingInterval } = options as ServeFastifyOptions;
+  if (requestTimeout !== undefined && !isMs(requestTimeout, 0)) throw new InvalidArgumentError(`serveFastify(): requestTimeout must be an integer number of ms >= 0, got ${String(requestTimeout)}`);
+  if (connectionsCheckingInterval !== undefined && !isMs(connectionsCheckingInterval, 1)) {
+    throw new InvalidArgumentError(`serveFastify(): connectionsCheckingInterval must be an integer number of ms > 0, got ${String(connectionsCheckingInterval)}`);
+  }
   if (host !== undefined && typeof host !== 'string') throw new InvalidArgumentError('serveFastify(): host must be a string');
   if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
     throw new InvalidArgumentError(`serveFastify(): port must be an integer in 0..65535, got ${String(port)}`);
@@ -129,7 +185,9 @@ function validate(options: unknown): ServeFastifyOptions {
 /**
  * Makes `app` listen on `host`/`port` and returns it as a {@link FastifyServer} of the
  * loop: graceful shutdown (`run()` ending, `server.close()`, `server.shutdown()`)
- * covers HTTP like any other server. Registers {@link protoloopFastify} (with
+ * covers HTTP like any other server. Sets the server's `requestTimeout` (60 s) and
+ * `connectionsCheckingInterval` (2 s) unless the app chose its own, so a client that
+ * stalls or trickles its request is answered 408. Registers {@link protoloopFastify} (with
  * `options.plugin`) when the app has not and has no routes yet. Call it from code the
  * loop runs.
  *
@@ -148,7 +206,7 @@ export async function serveFastify(app: FastifyInstance, options: ServeFastifyOp
   if (app === null || typeof app !== 'object' || typeof (app as { listen?: unknown }).listen !== 'function') {
     throw new InvalidArgumentError('serveFastify() needs a Fastify app');
   }
-  const { host, port = 0, backlog, plugin } = validate(options);
+  const { host, port = 0, backlog, plugin, requestTimeout, connectionsCheckingInterval } = validate(options);
   const loop = plugin?.loop ?? getRunningLoop();
   if (!app.hasDecorator('protoloop')) {
     if (app.server.listening) throw new InvalidStateError('serveFastify(): the app is already listening without protoloopFastify');
@@ -165,7 +223,7 @@ export async function serveFastify(app: FastifyInstance, options: ServeFastifyOp
       await app.register(protoloopFastify, { ...plugin, loop });
     }
   }
-  const server = new FastifyServer(app, { host, port, backlog });
+  const server = new FastifyServer(app, { host, port, backlog }, { requestTimeout, connectionsCheckingInterval });
   await server.startServing();
   return server;
 }
