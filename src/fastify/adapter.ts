@@ -105,6 +105,9 @@ export class FastifyAdapter implements CallOwner {
   #drain: Task<void> | null = null;
   #closed: Promise<void>;
   #resolveClosed!: () => void;
+  /** Resolves when the loop closes: what the close waits for on the loop is then over. */
+  #loopGone: Promise<void>;
+  #resolveLoopGone!: () => void;
   #stats = { requests: 0, errors: 0, disconnects: 0, cancelledAtClose: 0 };
   #shutdownHook = (): Promise<void> => this.close();
   #closeHook = (): void => this.#loopClosed();
@@ -117,6 +120,9 @@ export class FastifyAdapter implements CallOwner {
     this.closeTimeout = closeTimeout;
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
+    });
+    this.#loopGone = new Promise((resolve) => {
+      this.#resolveLoopGone = resolve;
     });
     // run() closes the app before it cancels the tasks left: in-flight handlers are
     // tasks, and they must get to answer (within closeTimeout), not be cut.
@@ -392,7 +398,10 @@ export class FastifyAdapter implements CallOwner {
       server.close();
       server.closeClients();
     }
-    if (this.loop.isRunning()) {
+    // A loop that is not running now still runs again (run() drains its servers after
+    // main returned: that is where `server.close(); return` lands): the drain waits for
+    // it. Only a closed loop has nothing to drain with.
+    if (!this.loop.isClosed()) {
       this.#drain = this.loop.createTask(() => this.#drainCalls(), { name: 'Fastify app close' });
     } else {
       this.#force();
@@ -402,14 +411,14 @@ export class FastifyAdapter implements CallOwner {
   /** @internal Fastify's onClose: the server is closed. */
   async finishClose(): Promise<void> {
     const drain = this.#drain;
-    if (drain !== null && !drain.done() && this.loop.isRunning()) {
-      try {
-        await outsideTask(() => drain.then(undefined, () => undefined));
-      } catch {
-        // the drain's own errors were reported
-      }
+    if (drain !== null && !drain.done() && !this.loop.isClosed()) {
+      // The drain ends when the loop runs it; a loop closed meanwhile ends the wait too.
+      await Promise.race([outsideTask(() => drain.then(undefined, () => undefined)), this.#loopGone]);
     }
-    if (this.loop.isRunning()) await Promise.all([...this.#servers].map((s) => s.waitClosed().then(undefined, () => undefined)));
+    if (!this.loop.isClosed()) {
+      const servers = Promise.all([...this.#servers].map((s) => s.waitClosed().then(undefined, () => undefined)));
+      await Promise.race([servers, this.#loopGone]);
+    }
     this.#finish();
   }
 
@@ -452,6 +461,7 @@ export class FastifyAdapter implements CallOwner {
 
   /** The loop closed (kCloseHooks) with the app still open. */
   #loopClosed(): void {
+    this.#resolveLoopGone();
     if (this.#state === 'closed') return;
     this.#removeHooks();
     if (this.#state === 'open') {
