@@ -275,6 +275,17 @@ export class HeartbeatTimeoutError extends ProtoloopError {
   }
 }
 
+/**
+ * A server limit ended the connection: no byte was read or written for the server's
+ * `idleTimeout`. Given to the protocol's `connectionLost` (or thrown by the stream
+ * reader); only that connection is closed.
+ */
+export class IdleTimeoutError extends ProtoloopError {
+  constructor(message = 'the connection was idle for longer than idleTimeout', options?: ErrorOptions) {
+    super('ERR_PROTOLOOP_IDLE_TIMEOUT', message, options);
+  }
+}
+
 // -------------------------------------------------------------- subprocesses
 
 /** A child process could not be started (executable missing, permission denied); `errno` says why (`ENOENT`, `EACCES`). */

@@ -18,9 +18,9 @@ import type { Future } from '../../loop/future.ts';
 import { kDescribe, outsideTask } from '../../loop/internal.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
-import { acceptWithOnread } from './buffered-read.ts';
+import { acceptWithOnread } from './node-internals.ts';
 import { mapSocketError } from '../map-error.ts';
-import { SocketTransport, type StreamProtocol, type TransportOwner } from './socket-transport.ts';
+import { ONREAD, SocketTransport, type StreamProtocol, type TransportOwner } from './socket-transport.ts';
 import type { ServerLike } from '../transports.ts';
 
 /** What a server needs of each client connection. */
@@ -305,7 +305,7 @@ export class Server extends BaseServer {
         const srv = outsideTask(() => this.#makeServer(spec));
         this.#servers.push(srv);
         await listenOnce(srv, spec.options);
-        if (spec.tls === undefined && acceptWithOnread(srv, (sock) => this.acceptSocket(sock, 'onread'))) srv.off('connection', serverOnConnection);
+        if (spec.tls === undefined && acceptWithOnread(srv, ONREAD, (sock) => this.acceptSocket(sock, 'onread'))) srv.off('connection', serverOnConnection);
       }
     } catch (err) {
       for (const s of this.#servers) s.close();
