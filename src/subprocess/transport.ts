@@ -178,12 +178,12 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
   #connectPipes(): void {
     const { stdin, stdout, stderr } = this.#child;
     const o = this.#options;
-    if (stdin !== null && o.stdin === 'pipe') this.#pipes.set(0, new WritePipeTransport(this, stdin));
+    if (stdin !== null && o.stdin === 'pipe') this.#pipes.set(0, new WritePipeTransport(this.#loop, this, stdin));
     if (stdout !== null && o.stdout === 'pipe') {
       const merged = stderr !== null && o.stderr === STDOUT ? [stdout, stderr] : [stdout];
-      this.#pipes.set(1, new ReadPipeTransport(this, 1, merged));
+      this.#pipes.set(1, new ReadPipeTransport(this.#loop, this, 1, merged));
     }
-    if (stderr !== null && o.stderr === 'pipe') this.#pipes.set(2, new ReadPipeTransport(this, 2, [stderr]));
+    if (stderr !== null && o.stderr === 'pipe') this.#pipes.set(2, new ReadPipeTransport(this.#loop, this, 2, [stderr]));
     this.#openPipes = this.#pipes.size;
   }
 

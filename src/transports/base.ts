@@ -65,7 +65,7 @@ export abstract class TransportBase<P extends object = object> implements FlowTa
   /** `connectionMade` ran (or was not due: startTls). */
   protected made = false;
   /** close() or abort() (or a fatal protocol error) ended it: later writes throw rather than being dropped. */
-  protected closedByUs = false;
+  protected closedByUser = false;
   /** What `connectionLost` carries; set once by {@link forceClose}. */
   protected lostExc: Error | undefined = undefined;
   /** Made on first need (custom water marks, or the buffer above the default high mark). */
@@ -141,10 +141,15 @@ export abstract class TransportBase<P extends object = object> implements FlowTa
 
   static #callLost(t: TransportBase): void {
     try {
-      if (t.made) t.callProtocol('connectionLost', t.lostExc);
+      t.deliverLost(t.lostExc);
     } finally {
       t.afterLost();
     }
+  }
+
+  /** Tells the protocol the connection is gone (the pipes tell their subprocess transport instead). */
+  protected deliverLost(exc: Error | undefined): void {
+    if (this.made) this.callProtocol('connectionLost', exc);
   }
 
   // ---------------------------------------------------------------- protocol calls
@@ -173,7 +178,7 @@ export abstract class TransportBase<P extends object = object> implements FlowTa
       this.protocolFailed(method, exception);
     }
     const dt = performance.now() - t0;
-    if (dt >= this.loop.slowCallbackDuration) this.loop.reportSlow(`${p.constructor?.name ?? 'protocol'}.${method}()`, dt, { protocol: p, transport: this });
+    if (dt >= this.loop.slowCallbackDuration) this.loop.reportSlow(`${p.constructor?.name ?? 'protocol'}.${method}() on ${this.toString()}`, dt, { protocol: p, transport: this });
     return r;
   }
 
@@ -191,7 +196,7 @@ export abstract class TransportBase<P extends object = object> implements FlowTa
     const error = asError(exception);
     this.loop.callExceptionHandler({ message: `Fatal error on transport: ${message}`, exception: error, protocol: this.protocol, transport: this });
     if (this.lifecycle === 'closed') return;
-    this.closedByUs = true;
+    this.closedByUser = true;
     this.forceClose(error);
   }
 

@@ -290,7 +290,7 @@ describe('SocketTransport', () => {
       },
       { debug: true, logger },
     );
-    expect(warnings.find((w) => w.includes('Slow.dataReceived()'))).toMatch(/Executing Slow\.dataReceived\(\) took \d+\.\d{3} seconds/);
+    expect(warnings.find((w) => w.includes('Slow.dataReceived()'))).toMatch(/Executing Slow\.dataReceived\(\) on <SocketTransport TCP open .*> took \d+\.\d{3} seconds/);
   });
 
   it('connects by host name (Happy Eyeballs on and off), and honours an aborted signal', async () => {

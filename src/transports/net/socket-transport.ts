@@ -501,7 +501,7 @@ export class SocketTransport extends TransportBase<StreamProtocol> implements Tr
       throw new InvalidArgumentError(`write() takes a string or a Uint8Array, got ${inspect(data, { depth: 0 })}`);
     }
     if (open) return true;
-    if (this.lifecycle === 'closed' && !this.closedByUs) {
+    if (this.lifecycle === 'closed' && !this.closedByUser) {
       // The peer broke the connection; connectionLost is on its way. asyncio drops these writes.
       this.dropWriteAfterLost();
       return false;
@@ -554,7 +554,7 @@ export class SocketTransport extends TransportBase<StreamProtocol> implements Tr
   close(): void {
     if (this.lifecycle !== 'open') return;
     this.lifecycle = 'closing';
-    this.closedByUs = true;
+    this.closedByUser = true;
     this.#clearPending();
     this.syncReading();
     if (this.socket.writableFinished) {
@@ -568,14 +568,14 @@ export class SocketTransport extends TransportBase<StreamProtocol> implements Tr
   /** Closes at once, dropping buffered data; `connectionLost(undefined)` follows. Idempotent. */
   abort(): void {
     if (this.lifecycle === 'closed') return;
-    this.closedByUs = true;
+    this.closedByUser = true;
     this.forceClose(undefined);
   }
 
   /** @internal Ends the connection at once with `exc` (a server limit: idle, handshake). */
   abortWith(exc: Error): void {
     if (this.lifecycle === 'closed') return;
-    this.closedByUs = true;
+    this.closedByUser = true;
     this.forceClose(exc);
   }
 
@@ -609,7 +609,7 @@ export class SocketTransport extends TransportBase<StreamProtocol> implements Tr
   /** Part of the one exit path (the base's forceClose): lets go of the socket. */
   protected override release(): void {
     this.#readHold = false;
-    if (!this.#reading || this.closedByUs) this.#clearPending();
+    if (!this.#reading || this.closedByUser) this.#clearPending();
     this.#idle?.stop();
     this.#idle = null;
     this.#token.untrack();
@@ -684,7 +684,7 @@ export class SocketTransport extends TransportBase<StreamProtocol> implements Tr
     this.#reading = false;
     this.syncReading();
     this.handedOver();
-    this.closedByUs = true;
+    this.closedByUser = true;
     this.#clearPending();
     this.#idle?.stop();
     this.#idle = null;

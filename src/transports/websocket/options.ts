@@ -121,6 +121,8 @@ export interface TransportSettings {
   closeTimeout: number;
   high: number;
   low: number;
+  /** Server connections: close after this many ms without a message either way (0: never). */
+  idleTimeout?: number;
 }
 
 function checkObject(what: string, v: unknown): void {
