@@ -13,6 +13,7 @@
  * @module
  * @internal
  */
+import { reportHandlerError } from '../transports/server-limits.ts';
 import { inspect } from 'node:util';
 import { ConnectionResetError } from '../errors.ts';
 import type { Future } from '../loop/future.ts';
@@ -37,7 +38,8 @@ function clientTaskDone(this: void, task: Future<unknown>, protocol: StreamReade
   }
   const exception = task.exception();
   if (exception === null) return;
-  protocol.loop.callExceptionHandler({
+  // A peer that dropped (reset, idle timeout, EOF mid-read) is not an error in user code.
+  reportHandlerError(protocol.loop, exception, {
     message: 'Unhandled exception in the startServer() client callback',
     exception,
     task,

@@ -32,6 +32,7 @@ import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import type { Loop } from '../loop/loop.ts';
 import { DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, FlowControl, type FlowTarget } from './flow-control.ts';
+import { kLostExc } from './symbols.ts';
 
 /** The lifecycle every transport shares (drawn in the module notes). */
 export type TransportState = 'open' | 'closing' | 'closed';
@@ -81,6 +82,11 @@ export abstract class TransportBase<P extends object = object> implements FlowTa
   /** The transport's state: `'open'`, `'closing'` or `'closed'`. */
   get state(): TransportState {
     return this.lifecycle;
+  }
+
+  /** @internal The error connectionLost got (or will get). */
+  get [kLostExc](): Error | undefined {
+    return this.lostExc;
   }
 
   /** Whether the transport is closing or closed. */

@@ -8,3 +8,5 @@
 export const kTransport = Symbol('protoloop.transport');
 /** WebSocket transport: start it (connectionMade, heartbeat) once the server or client has it. */
 export const kStart = Symbol('protoloop.wsStart');
+/** A transport: the error its connectionLost got (read by its server, to count peer drops). */
+export const kLostExc = Symbol('protoloop.lostExc');

@@ -9,9 +9,10 @@ import type { Loop } from '../../loop/loop.ts';
 import { Server, type ListenSpec } from './server.ts';
 import type { StreamProtocol } from './socket-transport.ts';
 import { makeTlsServer, resolveTlsOption, type TlsServerOptions } from './tls.ts';
+import { resolveLimits, type ServerLimitOptions } from '../server-limits.ts';
 
-/** Options of `loop.createServer()`. */
-export interface ServerOptions {
+/** Options of `loop.createServer()`; with the limits every server takes (`maxConnections`, `idleTimeout`). */
+export interface ServerOptions extends ServerLimitOptions {
   /** Host(s) to listen on: a name, an address, or a list (one listening socket each). Default: every interface (`::`, dual-stack, or `0.0.0.0`). */
   host?: string | string[];
   /** TCP port. Default 0 (the OS picks one; see `server.sockets`). */
@@ -24,14 +25,14 @@ export interface ServerOptions {
   reusePort?: boolean;
   /** Listen on IPv6 only (no IPv4-mapped addresses) when listening on `::`. Default false. */
   ipv6Only?: boolean;
-  /** TLS: Node's `tls.createServer()` options (`key`, `cert`, `ALPNProtocols`, `SNICallback`, ...) plus `handshakeTimeout` (ms, default 60_000). */
+  /** TLS: Node's `tls.createServer()` options (`key`, `cert`, `ALPNProtocols`, `SNICallback`, ...) plus `handshakeTimeout` (ms, default 10_000 on a server). */
   tls?: TlsServerOptions;
   /** Start accepting at once. Default true; with false, the sockets are bound and connections wait until `startServing()`. */
   startServing?: boolean;
 }
 
-/** Options of `loop.createUnixServer()`. */
-export interface UnixServerOptions {
+/** Options of `loop.createUnixServer()`; with the limits every server takes (`maxConnections`, `idleTimeout`). */
+export interface UnixServerOptions extends ServerLimitOptions {
   /** Listen backlog. Default 100. */
   backlog?: number;
   /** TLS over the Unix socket. */
@@ -68,7 +69,7 @@ export async function createServer(loop: Loop, protocolFactory: () => StreamProt
     if (options.reusePort === true) o.reusePort = true;
     return { options: o, tls: tlsOptions };
   });
-  const server = new Server(loop, protocolFactory, specs, makeTlsServer);
+  const server = new Server(loop, protocolFactory, specs, makeTlsServer, resolveLimits(options, what));
   await server.bind();
   if (options.startServing !== false) await server.startServing();
   return server;
@@ -89,7 +90,8 @@ export async function createUnixServer(loop: Loop, protocolFactory: () => Stream
       // Nothing there (or not ours to remove): listen() reports what matters.
     }
   }
-  const server = new Server(loop, protocolFactory, [{ options: { path, backlog: options.backlog ?? 100 }, tls: tlsOptions }], makeTlsServer);
+  const limits = resolveLimits(options, what);
+  const server = new Server(loop, protocolFactory, [{ options: { path, backlog: options.backlog ?? 100 }, tls: tlsOptions }], makeTlsServer, limits);
   await server.bind();
   if (options.startServing !== false) await server.startServing();
   return server;

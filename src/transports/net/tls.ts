@@ -10,6 +10,7 @@ import type { Future } from '../../loop/future.ts';
 import { outsideTask } from '../../loop/internal.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { mapSocketError } from '../map-error.ts';
+import { DEFAULT_SERVER_HANDSHAKE_TIMEOUT } from '../server-limits.ts';
 import { SocketTransport, type StreamProtocol } from './socket-transport.ts';
 import type { Transport } from '../transports.ts';
 
@@ -29,7 +30,8 @@ export type TlsClientOptions = Omit<tls.ConnectionOptions, 'host' | 'port' | 'pa
 /**
  * TLS options of a server: Node's `tls.createServer()` options (`key`, `cert`, `ca`,
  * `requestCert`, `ALPNProtocols`, `SNICallback`, a ready `secureContext`, ...), plus
- * `handshakeTimeout` in ms (default 60_000).
+ * `handshakeTimeout` in ms (default 10_000 for a server's clients: a client that has
+ * not finished its handshake by then is dropped and counted; 60_000 for `startTls`).
  */
 export type TlsServerOptions = Omit<tls.TlsOptions, 'allowHalfOpen' | 'pauseOnConnect'> & {
   handshakeTimeout?: number;
@@ -51,7 +53,7 @@ export function resolveTlsOption<T extends object>(value: unknown, what: string)
 /** @internal Creates a TLS server (used by Server). */
 export function makeTlsServer(options: tls.TlsOptions): net.Server {
   const { handshakeTimeout, ...rest } = options as TlsServerOptions;
-  return tls.createServer({ ...rest, handshakeTimeout: handshakeTimeout ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT, allowHalfOpen: true });
+  return tls.createServer({ ...rest, handshakeTimeout: handshakeTimeout ?? DEFAULT_SERVER_HANDSHAKE_TIMEOUT, allowHalfOpen: true });
 }
 
 /**

@@ -25,6 +25,9 @@ import { mapSocketError } from '../map-error.ts';
 import { BaseServer } from '../net/server.ts';
 import { resolveCommon, validateServerOptions, type TransportSettings, type VerifyClient, type VerifyClientInfo, type WebSocketServerOptions } from './options.ts';
 import { kStart, serverExtra, WebSocketTransport, type TransportOwner } from './transport.ts';
+import type { TimerHandle } from '../../loop/handle.ts';
+import { DEFAULT_SERVER_HANDSHAKE_TIMEOUT, resolveLimits, type ServerLimits } from '../server-limits.ts';
+import { kLostExc } from '../symbols.ts';
 
 // Every protoloop WebSocket server on one HTTP server, in creation order; one
 // 'upgrade' listener dispatches by path.
@@ -63,6 +66,33 @@ function httpOnError(this: OwnedHttpServer, err: Error): void {
   s?.loop.callExceptionHandler({ message: 'error on a WebSocket server socket', exception: mapSocketError(err), server: s });
 }
 
+const kHandshake = Symbol('protoloop.wsHandshakeTimer');
+type TimedSocket = Socket & { [kHandshake]?: TimerHandle | null };
+
+/** A TCP connection to a server that listens itself: it has handshakeTimeout ms to send its upgrade. */
+function httpOnConnection(this: OwnedHttpServer, socket: TimedSocket): void {
+  const s = this[kWsServers]?.[0];
+  if (s === undefined) return;
+  socket[kHandshake] = s.loop.callLater(s.handshakeTimeout, handshakeExpired, s, socket);
+  socket.once('close', httpSocketOnClose);
+}
+function httpSocketOnClose(this: TimedSocket): void {
+  this[kHandshake]?.cancel();
+  this[kHandshake] = null;
+}
+function handshakeExpired(server: WebSocketServer, socket: TimedSocket): void {
+  socket[kHandshake] = null;
+  if (socket.destroyed) return;
+  socket.destroy();
+  server.counters.handshakeTimedOut(`no WebSocket upgrade within ${server.handshakeTimeout} ms`);
+}
+/** The upgrade request arrived: the handshake timer has done its job. */
+function stopHandshakeTimer(socket: Duplex): void {
+  const s = socket as TimedSocket;
+  s[kHandshake]?.cancel();
+  s[kHandshake] = null;
+}
+
 function destroySocket(this: Duplex): void {
   this.destroy();
 }
@@ -98,15 +128,21 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
   readonly #transports = new Set<WebSocketTransport>();
   #early: [IncomingMessage, Duplex, Buffer][] = [];
   #address: AddressInfo | null = null;
+  readonly #limits: ServerLimits;
+  /** @internal ms a client has to send its upgrade request. */
+  readonly handshakeTimeout: number;
 
   /** @internal Use `loop.createWebSocketServer()`. */
   constructor(loop: Loop, factory: () => MessageProtocol, options: WebSocketServerOptions) {
     super(loop);
     validateServerOptions(options);
     const common = resolveCommon(options, 'createWebSocketServer()');
+    // WebSocket connections are not cut for silence by default: the heartbeat drops dead peers.
+    this.#limits = resolveLimits(options, 'createWebSocketServer() options', 0);
+    this.handshakeTimeout = options.handshakeTimeout ?? DEFAULT_SERVER_HANDSHAKE_TIMEOUT;
     this.#factory = factory;
     this.#options = options;
-    this.#settings = common;
+    this.#settings = { ...common, idleTimeout: this.#limits.idleTimeout };
     this.#ownsHttp = options.server === undefined;
     const wsOptions = {
       noServer: true,
@@ -123,6 +159,7 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
       if (options.server !== undefined) return options.server as OwnedHttpServer;
       const srv = options.tls !== undefined ? https.createServer(options.tls, httpOnRequest) : http.createServer(httpOnRequest);
       srv.on('error', httpOnError);
+      srv.on('connection', httpOnConnection);
       return srv;
     });
     const servers = this.#http[kWsServers];
@@ -221,8 +258,15 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
 
   /** @internal An upgrade request arrived. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    stopHandshakeTimer(socket);
     if (this.state === 'closed') {
       refuseUpgrade(socket, 503);
+      return;
+    }
+    const max = this.#limits.maxConnections;
+    if (this.clientCount >= max) {
+      refuseUpgrade(socket, 503);
+      this.counters.reject(max);
       return;
     }
     if (this.state === 'idle') {
@@ -253,6 +297,7 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
       this.loop.callExceptionHandler({ message: 'the protocol factory of a WebSocket server failed', exception, server: this });
       return;
     }
+    this.counters.accepted++;
     const transport = new WebSocketTransport(this.loop, ws, req.socket as Socket, protocol, this.#settings, serverExtra(req), this);
     this.#transports.add(transport);
     this.attach(transport);
@@ -261,6 +306,7 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
 
   /** @internal A transport delivered connectionLost. */
   transportLost(transport: WebSocketTransport): void {
+    this.counters.ended(transport[kLostExc]);
     this.#transports.delete(transport);
     this.detach(transport);
   }

@@ -14,6 +14,7 @@
  * ```
  * @module
  */
+import { reportHandlerError } from '../server-limits.ts';
 import { inspect } from 'node:util';
 import { CancelledError, InvalidArgumentError, ResourceBusyError, TransportClosedError } from '../../errors.ts';
 import type { Future } from '../../loop/future.ts';
@@ -305,7 +306,8 @@ function handlerDone(task: Task<void>, stream: WebSocketStream, loop: Loop): voi
   const exception = task.exception();
   if (exception !== null && exception !== undefined) {
     if (!(exception instanceof CancelledError)) {
-      loop.callExceptionHandler({ message: 'Unhandled exception in a WebSocket handler', exception, task, transport: stream.transport });
+      // A peer that dropped (1006, reset) or sent malformed frames is not an error in user code.
+      reportHandlerError(loop, exception, { message: 'Unhandled exception in a WebSocket handler', exception, task, transport: stream.transport });
     }
     if (!stream.isClosing()) stream.transport.close(1011, 'internal error');
     return;
