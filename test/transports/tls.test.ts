@@ -136,6 +136,23 @@ describe('TLS', () => {
       expect(errors).toEqual([]);
     });
   });
+  it('handshakeTimeout: a client that never starts its handshake is dropped and counted, not logged', async () => {
+    await runLoop(async (loop, errors) => {
+      await using server = await loop.createServer(() => new EchoProtocol(), { host: '127.0.0.1', port: 0, tls: { key, cert, handshakeTimeout: 100 } });
+      const { default: net } = await import('node:net');
+      const closed = new Promise<void>((resolve) => {
+        const s = net.connect(portOf(server), '127.0.0.1');
+        s.on('error', () => {});
+        s.on('close', () => resolve());
+      });
+      await within(5000, closed, 'the silent TLS client to be dropped');
+      await within(5000, (async () => {
+        while (server.stats().handshakeTimeouts === 0) await new Promise<void>((r) => loop.callSoon(r));
+      })());
+      expect(server.stats().handshakeTimeouts).toBe(1);
+      expect(errors).toEqual([]);
+    });
+  });
 });
 
 function upgradeClient(loop: Loop, t: Transport, p: Recorder): Promise<Transport> {
