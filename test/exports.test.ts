@@ -38,6 +38,7 @@ describe('public surface', () => {
     'Handle',
     'HeartbeatTimeoutError',
     'INHERIT',
+    'IdleTimeoutError',
     'IncompleteReadError',
     'InvalidArgumentError',
     'InvalidSignalError',
