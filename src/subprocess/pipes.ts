@@ -21,7 +21,7 @@ import type { BaseProtocol } from '../protocols/protocols.ts';
 import { FlowControl } from '../transports/flow-control.ts';
 import { mapSocketError } from '../transports/map-error.ts';
 import type { ReadTransport, WriteTransport } from '../transports/transports.ts';
-import { kHold, kOwner, kPipeClosed, kPipeData, kPipeFlow } from './internal.ts';
+import { kHold, kOwner, kPipeClosed, kPipeData, kPipeFlow } from '../loop/symbols.ts';
 
 /** What a pipe needs from the subprocess transport that owns it. */
 export interface PipeOwner {

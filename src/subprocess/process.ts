@@ -23,7 +23,7 @@ import { checkLimit, StreamReader } from '../streams/stream-reader.ts';
 import { StreamWriter } from '../streams/stream-writer.ts';
 import type { Transport } from '../transports/transports.ts';
 import type { SubprocessTransport } from './contract.ts';
-import { kStop, kWaitFinished } from './internal.ts';
+import { kStop, kWaitFinished } from '../loop/symbols.ts';
 import { checkArgs, checkCommand, startSubprocess } from './loop-methods.ts';
 import { INHERIT, resolveOptions, type SubprocessOptions } from './options.ts';
 import { signalName, type SignalLike } from './signals.ts';
