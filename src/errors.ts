@@ -389,3 +389,32 @@ export class InvalidSignalError extends ProtoloopError {
     super('ERR_PROTOLOOP_INVALID_SIGNAL', message, options);
   }
 }
+
+// ---------------------------------------------------------------- scale-out
+
+/**
+ * A connection's PROXY protocol header was refused: `ERR_PROTOLOOP_PROXY_UNTRUSTED` when
+ * the peer is not in `trustedProxies`, `ERR_PROTOLOOP_PROXY_MALFORMED` when the header
+ * does not parse, is incomplete, or is late. Only that connection is closed.
+ */
+export class ProxyProtocolError extends ProtoloopError {
+  constructor(code: 'ERR_PROTOLOOP_PROXY_UNTRUSTED' | 'ERR_PROTOLOOP_PROXY_MALFORMED', message: string, options?: ErrorOptions) {
+    super(code, message, options);
+  }
+}
+
+/**
+ * `serveWorkers()` gave up: workers kept crashing faster than the restart policy allows
+ * (`crashes` crashes within `windowMs`). Fix what makes `serve()` fail, then start again.
+ */
+export class WorkerCrashLoopError extends ProtoloopError {
+  /** Crashes counted within the window. */
+  readonly crashes: number;
+  /** The window, ms. */
+  readonly windowMs: number;
+  constructor(crashes: number, windowMs: number, options?: ErrorOptions) {
+    super('ERR_PROTOLOOP_WORKER_CRASH_LOOP', `workers crashed ${crashes} times within ${windowMs} ms: stopped restarting them (see the worker errors logged above)`, options);
+    this.crashes = crashes;
+    this.windowMs = windowMs;
+  }
+}
