@@ -32,7 +32,7 @@ import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import type { Loop } from '../loop/loop.ts';
 import { DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, FlowControl, type FlowTarget } from './flow-control.ts';
-import { kLostExc } from './symbols.ts';
+import { kLostExc } from '../loop/symbols.ts';
 
 /** The lifecycle every transport shares (drawn in the module notes). */
 export type TransportState = 'open' | 'closing' | 'closed';

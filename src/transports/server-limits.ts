@@ -97,8 +97,9 @@ export function dropKind(err: unknown): DropKind | null {
   }
   if (err instanceof HeartbeatTimeoutError || err instanceof ConnectionResetError || err instanceof BrokenPipeError || err instanceof IncompleteReadError) return 'peer';
   if (err instanceof ConnectionError) {
-    const errno = (err as { errno?: unknown }).errno;
-    if (errno === 'ECONNRESET' || errno === 'EPIPE' || errno === 'ETIMEDOUT' || errno === 'ECONNABORTED') return 'peer';
+    // OS errors keep Node's code.
+    const code = err.code;
+    if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ETIMEDOUT' || code === 'ECONNABORTED') return 'peer';
   }
   return null;
 }

@@ -58,7 +58,7 @@ describe('backpressure from the first byte', () => {
         await within(10_000, acceptedP, 'accept');
         // The scenario: the loop stays stopped for 2 s while the client pushes data.
         await new Promise((r) => setTimeout(r, 2000));
-        const resources = [...(loop as unknown as Record<symbol, Set<{ ref: WeakRef<object> }>>)[(await import('../../src/loop/internal.ts')).kResources]];
+        const resources = [...(loop as unknown as Record<symbol, Set<{ ref: WeakRef<object> }>>)[(await import('../../src/loop/symbols.ts')).kResources]];
         const transport = resources.map((e) => e.ref.deref()).find((t) => t !== undefined && t.constructor.name === 'SocketTransport') as Transport;
         const socket = transport.getExtraInfo<net.Socket>('socket')!;
         expect(protocol!.received).toBe(0);

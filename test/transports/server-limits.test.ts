@@ -175,8 +175,8 @@ describe('peer drops', () => {
   it('are classified apart from application errors', () => {
     expect(dropKind(new IdleTimeoutError())).toBe('idle');
     expect(dropKind(new ConnectionResetError())).toBe('peer');
-    expect(dropKind(new ConnectionError(ConnectionError.GENERIC_CODE, 'x', { errno: 'ETIMEDOUT' }))).toBe('peer');
-    expect(dropKind(new ConnectionError(ConnectionError.GENERIC_CODE, 'x', { errno: 'EADDRINUSE' }))).toBeNull();
+    expect(dropKind(new ConnectionError(ConnectionError.GENERIC_CODE, 'x', { code: 'ETIMEDOUT' }))).toBe('peer');
+    expect(dropKind(new ConnectionError(ConnectionError.GENERIC_CODE, 'x', { code: 'EADDRINUSE' }))).toBeNull();
     expect(dropKind(new Error('a bug'))).toBeNull();
     expect(dropKind(undefined)).toBeNull();
   });

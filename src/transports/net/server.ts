@@ -15,7 +15,8 @@ import type tls from 'node:tls';
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../../errors.ts';
 import type { Future } from '../../loop/future.ts';
-import { kDescribe, outsideTask } from '../../loop/internal.ts';
+import { outsideTask } from '../../loop/internal.ts';
+import { kDescribe } from '../../loop/symbols.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
 import { acceptWithOnread } from './node-internals.ts';
@@ -23,7 +24,7 @@ import { mapSocketError } from '../map-error.ts';
 import { ONREAD, SocketTransport, type StreamProtocol, type TransportOwner } from './socket-transport.ts';
 import type { ServerLike } from '../transports.ts';
 import { ServerCounters, type ServerLimits, type ServerStats } from '../server-limits.ts';
-import { kLostExc } from '../symbols.ts';
+import { kLostExc } from '../../loop/symbols.ts';
 
 /** What a server needs of each client connection. */
 export interface ServerClient {

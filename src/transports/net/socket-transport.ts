@@ -35,7 +35,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import { inspect } from 'node:util';
 import { IdleTimeoutError, InvalidArgumentError, TransportClosedError } from '../../errors.ts';
-import { kDescribe } from '../../loop/internal.ts';
+import { kDescribe } from '../../loop/symbols.ts';
 import type { Future } from '../../loop/future.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
@@ -45,7 +45,7 @@ import { DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER } from '../flow-control.ts';
 import { mapSocketError } from '../map-error.ts';
 import type { Transport } from '../transports.ts';
 import { dropNodeEndListener, makeOnread, type OnreadTarget } from './node-internals.ts';
-import { kTransport } from '../symbols.ts';
+import { kTransport } from '../../loop/symbols.ts';
 import { copyOut, send, sendMany, type WriteHost } from './socket-write.ts';
 import { IdleTimer, type IdleHost } from '../idle.ts';
 

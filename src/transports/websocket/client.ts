@@ -19,10 +19,11 @@ import type { Future } from '../../loop/future.ts';
 import type { TimerHandle } from '../../loop/handle.ts';
 import { outsideTask } from '../../loop/internal.ts';
 import type { Loop } from '../../loop/loop.ts';
+import { kStartTransport } from '../../loop/symbols.ts';
 import type { MessageProtocol } from '../../protocols/protocols.ts';
 import { handshakeError } from './errors.ts';
 import { resolveCommon, validateConnectOptions, DEFAULT_HANDSHAKE_TIMEOUT, type WebSocketConnectOptions, type TransportSettings } from './options.ts';
-import { kStart, WebSocketTransport } from './transport.ts';
+import { WebSocketTransport } from './transport.ts';
 
 const kAttempt = Symbol('protoloop.wsAttempt');
 
@@ -158,7 +159,7 @@ class ConnectAttempt<P extends MessageProtocol> {
     const socket = (res?.socket ?? (ws as any)._socket) as Socket;
     const transport = new WebSocketTransport(this.#loop, ws, socket, protocol, this.#settings, { url: ws.url, headers: res?.headers }, null);
     this.#response = null;
-    transport[kStart]();
+    transport[kStartTransport]();
     this.#future.setResult([transport, protocol]);
   }
 }

@@ -20,14 +20,15 @@ import { WebSocketServer as WsServer, type WebSocket } from 'ws';
 import { InvalidArgumentError } from '../../errors.ts';
 import { outsideTask } from '../../loop/internal.ts';
 import type { Loop } from '../../loop/loop.ts';
+import { kStartTransport } from '../../loop/symbols.ts';
 import type { MessageProtocol } from '../../protocols/protocols.ts';
 import { mapSocketError } from '../map-error.ts';
 import { BaseServer } from '../net/server.ts';
 import { resolveCommon, validateServerOptions, type TransportSettings, type VerifyClient, type VerifyClientInfo, type WebSocketServerOptions } from './options.ts';
-import { kStart, serverExtra, WebSocketTransport, type TransportOwner } from './transport.ts';
+import { serverExtra, WebSocketTransport, type TransportOwner } from './transport.ts';
 import type { TimerHandle } from '../../loop/handle.ts';
 import { DEFAULT_SERVER_HANDSHAKE_TIMEOUT, resolveLimits, type ServerLimits } from '../server-limits.ts';
-import { kLostExc } from '../symbols.ts';
+import { kLostExc } from '../../loop/symbols.ts';
 
 // Every protoloop WebSocket server on one HTTP server, in creation order; one
 // 'upgrade' listener dispatches by path.
@@ -301,7 +302,7 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
     const transport = new WebSocketTransport(this.loop, ws, req.socket as Socket, protocol, this.#settings, serverExtra(req), this);
     this.#transports.add(transport);
     this.attach(transport);
-    transport[kStart]();
+    transport[kStartTransport]();
   };
 
   /** @internal A transport delivered connectionLost. */

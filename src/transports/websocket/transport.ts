@@ -26,14 +26,14 @@ import type { Socket } from 'node:net';
 import { inspect } from 'node:util';
 import type { WebSocket } from 'ws';
 import { IdleTimeoutError, InvalidArgumentError, TransportClosedError } from '../../errors.ts';
-import { kDescribe } from '../../loop/internal.ts';
+import { kDescribe } from '../../loop/symbols.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
 import type { MessageProtocol } from '../../protocols/protocols.ts';
 import { TransportBase, type TransportState } from '../base.ts';
 import { FlowControl } from '../flow-control.ts';
 import { IdleTimer, type IdleHost } from '../idle.ts';
-import { kStart, kTransport } from '../symbols.ts';
+import { kStartTransport, kTransport } from '../../loop/symbols.ts';
 import { Heartbeat, kHeartbeatExpired, kHeartbeatPing } from './heartbeat.ts';
 import type { ReadTransport } from '../transports.ts';
 import type { TransportSettings } from './options.ts';
@@ -46,8 +46,6 @@ export type WebSocketTransportState = TransportState;
 export interface TransportOwner {
   transportLost(transport: WebSocketTransport): void;
 }
-
-export { kStart };
 
 const TEXT = { binary: false };
 const BINARY = { binary: true };
@@ -166,7 +164,7 @@ export class WebSocketTransport extends TransportBase<MessageProtocol> implement
   // ------------------------------------------------------------- lifecycle
 
   /** @internal Calls `connectionMade()` (through the loop when it is not running) and starts the heartbeat and the idle timer. */
-  [kStart](): void {
+  [kStartTransport](): void {
     if (this.#settings.heartbeat !== null) this.#heartbeat = new Heartbeat(this.loop, this.#settings.heartbeat, this);
     const idle = this.#settings.idleTimeout ?? 0;
     if (idle > 0) this.#idle = new IdleTimer(this.loop, idle, this);
