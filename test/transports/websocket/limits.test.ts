@@ -101,3 +101,27 @@ describe('WebSocket server limits', () => {
     });
   });
 });
+
+describe('WebSocket transport on the shared base', () => {
+  it('a pauseWriting() that throws is reported and aborts that connection (not swallowed)', async () => {
+    await run(async () => {
+      const loop = getRunningLoop();
+      const errors = recordExceptions();
+      class Boom extends Recorder {
+        override pauseWriting(): void {
+          throw new Error('in pauseWriting');
+        }
+      }
+      let serverSide: Boom | undefined;
+      await using server = await loop.createWebSocketServer(() => (serverSide = new Boom()), { host: '127.0.0.1', port: 0, writeHighWaterMark: 1024 });
+      const [clientT, client] = await loop.createWebSocketConnection(() => new Recorder(), server.url!);
+      await until(() => serverSide?.transport !== undefined);
+      clientT.pauseReading(); // the server's buffer grows past its high-water mark
+      for (let i = 0; i < 64 && !serverSide!.transport.isClosing(); i++) serverSide!.transport.send(Buffer.alloc(1024 * 1024));
+      await until(() => serverSide!.lost !== 'not yet', 5000, 'the connection to be aborted');
+      expect((serverSide!.lost as Error).message).toBe('in pauseWriting');
+      expect(errors.map((e) => e.message)).toEqual(['Fatal error on transport: protocol.pauseWriting() call failed']);
+      await until(() => client.lost !== 'not yet');
+    });
+  });
+});
