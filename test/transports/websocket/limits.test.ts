@@ -121,7 +121,8 @@ describe('WebSocket transport on the shared base', () => {
       await until(() => serverSide!.lost !== 'not yet', 5000, 'the connection to be aborted');
       expect((serverSide!.lost as Error).message).toBe('in pauseWriting');
       expect(errors.map((e) => e.message)).toEqual(['Fatal error on transport: protocol.pauseWriting() call failed']);
-      await until(() => client.lost !== 'not yet');
+      clientT.resumeReading(); // the client then reads to the end and sees the drop
+      await until(() => client.lost !== 'not yet', 5000, 'the client to see the drop');
     });
   });
 });
