@@ -76,3 +76,8 @@ export const kOwner = Symbol('protoloop.subprocess.owner');
 export const kWaitFinished = Symbol('protoloop.subprocess.waitFinished');
 /** Subprocess transport: stop the child politely, then SIGKILL after the grace period, then wait until it is reaped. */
 export const kStop = Symbol('protoloop.subprocess.stop');
+
+// ---------------------------------------------------------- the thread bridge
+
+/** Loop: the handlers `exposeThreadsafe()` registered, by name (the bridge server reads them). */
+export const kThreadsafeHandlers = Symbol('protoloop.threadsafeHandlers');

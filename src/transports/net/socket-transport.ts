@@ -38,7 +38,8 @@
  */
 import { writeSync, writevSync } from 'node:fs';
 import type net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { nodeTls } from '../../loop/lazy.ts';
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { InvalidArgumentError, TransportClosedError } from '../../errors.ts';
@@ -287,7 +288,7 @@ export class SocketTransport implements Transport {
     this.#buffered = isBuffered(protocol);
     this.#waiter = options.waiter ?? null;
     this.#owner = options.owner ?? null;
-    this.#flag(socket instanceof tls.TLSSocket ? F_TLS : F_DIRECT, true);
+    this.#flag(socket instanceof nodeTls().TLSSocket ? F_TLS : F_DIRECT, true);
     this.#extra = options.extra ?? null;
     this.#token = trackResource(loop, options.kind ?? 'transport', this, abortTransport);
     const s = this.#socket;
