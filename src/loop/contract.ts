@@ -142,7 +142,7 @@ export interface LoopContract {
    * Creates a TCP server (TLS with `options.tls`) listening on `options.host` (a name
    * or a list) and `options.port`; `protocolFactory` is called once per connection.
    * Resolves once it listens (and serves, unless `startServing: false`). Rejects with
-   * `ConnectionError` (`errno` `EADDRINUSE`, `EACCES`, ...) or `DnsError`.
+   * `ConnectionError` (`code` `EADDRINUSE`, `EACCES`, ...) or `DnsError`.
    */
   createServer(protocolFactory: () => StreamProtocol, options?: ServerOptions): Promise<Server>;
   /** Creates a Unix-socket server at `path`; see {@link LoopContract.createServer}. */
@@ -200,7 +200,7 @@ export interface LoopContract {
    * ```
    * @throws MainThreadOnlyError at once in a worker thread. Rejects with
    * InvalidArgumentError / InvalidSignalError for bad arguments; SubprocessError
-   * (`errno` ENOENT, EACCES, ...) when the child cannot be started;
+   * (`code` ENOENT, EACCES, ...) when the child cannot be started;
    * `options.signal.reason` when the signal is already aborted; LoopClosedError on a
    * closed loop. Cancelling the awaiting task kills a child that was starting.
    */

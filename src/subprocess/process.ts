@@ -272,7 +272,7 @@ async function createProcess(loop: Loop, limit: number, request: Parameters<type
  * const [out] = await proc.communicate();
  * ```
  * @throws MainThreadOnlyError at once in a worker thread; InvalidArgumentError /
- * InvalidSignalError for bad arguments (at once); SubprocessError (`errno` ENOENT,
+ * InvalidSignalError for bad arguments (at once); SubprocessError (`code` ENOENT,
  * EACCES, ...) when it cannot start; NoRunningLoopError outside a loop.
  */
 export function createSubprocessExec(file: string, args?: readonly string[], options?: ProcessOptions): Promise<Process> {

@@ -54,7 +54,7 @@ function spawnError(file: string, err: unknown): SubprocessError {
   const errno = typeof code === 'string' ? code : undefined;
   const why =
     errno === 'ENOENT' ? 'executable or working directory not found' : errno === 'EACCES' ? 'permission denied (is it executable?)' : (err as Error | null)?.message ?? String(err);
-  return new SubprocessError(`failed to start '${file}': ${why}${errno !== undefined && errno !== why ? ` (${errno})` : ''}`, { cause: err, errno });
+  return new SubprocessError(`failed to start '${file}': ${why}${errno !== undefined && errno !== why ? ` (${errno})` : ''}`, { cause: err });
 }
 
 /** A child process started through execa and connected to a `SubprocessProtocol`. @internal */

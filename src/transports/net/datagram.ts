@@ -292,7 +292,7 @@ function once(socket: dgram.Socket, run: (cb: () => void) => void): Promise<void
 
 /**
  * Creates a UDP endpoint. Resolves once `connectionMade` ran. Rejects with a typed
- * error (`ConnectionError` with `errno` such as `EADDRINUSE`, `DnsError`) if binding or
+ * error (`ConnectionError` with `code` such as `EADDRINUSE`, `DnsError`) if binding or
  * connecting fails, {@link InvalidArgumentError} for bad options.
  */
 export async function createDatagramEndpoint<P extends DatagramProtocol>(loop: Loop, protocolFactory: () => P, options: DatagramEndpointOptions = {}): Promise<[DatagramSocketTransport, P]> {
