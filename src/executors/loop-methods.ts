@@ -6,7 +6,6 @@
  * created at the first `runInExecutor(null, ...)` (or `toThread()`); creating it
  * registers a shutdown hook (run() waits for its workers) and a close hook
  * (`loop.close()` stops them without waiting), so no worker outlives the loop.
- * @internal
  * @module
  */
 import { CancelledError, ExecutorShutdownError, InvalidArgumentError, LoopClosedError } from '../errors.ts';

@@ -92,6 +92,7 @@ export class ThreadPoolExecutor extends BaseExecutor {
     return this.#piscina;
   }
 
+  /** @internal */
   protected startJob(job: Job): void {
     const lib = piscinaLib.value;
     if (lib === undefined) {
@@ -121,6 +122,7 @@ export class ThreadPoolExecutor extends BaseExecutor {
     return new WorkerCrashedError(`the worker thread running ${job.name}() died (${why}); the pool replaces it`, { cause: e });
   }
 
+  /** @internal */
   protected abortJob(job: Job): void {
     // piscina terminates the thread that runs an aborted job and starts another one.
     job.fireAbort();

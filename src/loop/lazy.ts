@@ -13,7 +13,6 @@
  *
  * A {@link Lazy} keeps the module once loaded, so that a call after the first one
  * reads `lazy.value` and runs synchronously: no await per call.
- * @internal
  * @module
  */
 

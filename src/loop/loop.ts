@@ -832,6 +832,3 @@ function deferredFuture<M, R>(loop: Loop, loading: Promise<M>, description: stri
   );
   return outer;
 }
-
-/** @internal Formats an exception context as the default handler logs it (see debug.ts). */
-export { formatExceptionContext };

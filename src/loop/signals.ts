@@ -10,7 +10,6 @@
  * Main thread only: Node delivers signals to the main thread, and workers must ask
  * the main loop through the thread bridge. The Loop's methods (src/loop/loop.ts) call
  * the functions here.
- * @internal
  * @module
  */
 import { constants } from 'node:os';

@@ -8,7 +8,6 @@
  *
  * Grouped by the object that carries the member; the arrow reads "who calls -> who
  * implements" where the member is a method.
- * @internal
  * @module
  */
 

@@ -3,7 +3,6 @@
  * `loop.subprocess_exec`/`subprocess_shell`); the methods themselves are in
  * src/loop/loop.ts, which loads this module on first use (src/loop/lazy.ts).
  * Main thread only: the Loop checks it before loading anything.
- * @internal
  * @module
  */
 import { inspect } from 'node:util';

@@ -103,6 +103,7 @@ function checkDelay(name: string, value: unknown, fallback: number): number {
  * Validates `options` eagerly, before anything starts, and fills in the defaults
  * (`stdio` is the default of the three streams).
  * @throws InvalidArgumentError on an unknown option or a bad value; InvalidSignalError on a bad `killSignal`.
+ * @internal
  */
 export function resolveOptions(options: unknown, stdio: StdioOption): ResolvedOptions {
   if (options === undefined) options = {};

@@ -8,7 +8,6 @@
  * bytes wait, so a stopped loop never buffers a child's output without bound.
  * Nothing is called once the loop is closed.
  * @module
- * @internal
  */
 import { inspect } from 'node:util';
 import type { ChildProcess } from 'node:child_process';

@@ -12,7 +12,6 @@
  * BufferedProtocol). Errors, `maxConnections` and handles of an unexpected kind go
  * through Node's original `onconnection` too.
  * @module
- * @internal
  */
 import net from 'node:net';
 import { ONREAD } from './socket-transport.ts';

@@ -4,7 +4,6 @@
  * The methods and their docs are in src/loop/contract.ts and src/loop/loop.ts, which
  * loads this module on first use (src/loop/lazy.ts); each function takes the loop
  * first.
- * @internal
  * @module
  */
 export { connectAcceptedSocket, createConnection, createUnixConnection } from './connect.ts';

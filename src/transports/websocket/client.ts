@@ -9,7 +9,6 @@
  * The ws client is created outside any task (its events never inherit a task's
  * context) with safe defaults: maxPayload 1 MiB, no compression, no redirects.
  * @module
- * @internal
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
