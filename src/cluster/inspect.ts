@@ -5,7 +5,6 @@
  * needs nothing new: each worker is shown as a row of its own (`worker 2 (pid 1234)`)
  * whose tasks follow, with ids made unique (`row * 1_000_000 + id`).
  * @module
- * @internal
  */
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';

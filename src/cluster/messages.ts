@@ -10,7 +10,6 @@
  * ```
  * A worker also drains on SIGTERM/SIGINT, and when the primary goes away (IPC disconnect).
  * @module
- * @internal
  */
 
 /** What a worker is told to run. */

@@ -8,7 +8,6 @@
  * to the next worker. The probe binds two sockets to one port, so a platform or a Node
  * that silently ignores the option is found out before any worker starts.
  * @module
- * @internal
  */
 import net from 'node:net';
 import { InvalidArgumentError } from '../errors.ts';

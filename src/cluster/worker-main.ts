@@ -5,7 +5,6 @@
  * SIGTERM or SIGINT, or the primary going away); then it shuts the server down
  * gracefully and exits 0. A failure to start is reported to the primary, exit code 1.
  * @module
- * @internal
  */
 import { getRunningLoop } from '../loop/loop.ts';
 import { run } from '../loop/runner.ts';

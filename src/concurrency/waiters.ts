@@ -2,7 +2,6 @@
  * Machinery shared by the synchronisation primitives, queues and the waiting helpers:
  * a FIFO of waiter futures, binding a primitive to the loop that uses it, waits that an
  * AbortSignal can end, and turning "something awaitable" into a Future.
- * @internal
  * @module
  */
 import { InvalidArgumentError, InvalidStateError } from '../errors.ts';

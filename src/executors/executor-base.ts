@@ -11,7 +11,6 @@
  * worker ({@link BaseExecutor.startJob}), stops one ({@link BaseExecutor.abortJob})
  * and lets its workers go ({@link BaseExecutor.releaseWorkers}).
  * @module
- * @internal
  */
 import { inspect } from 'node:util';
 import { ExecutorShutdownError, InvalidArgumentError, NotCloneableError } from '../errors.ts';
@@ -98,7 +97,7 @@ export function durationMs(value: unknown, what: string, fallback: number): numb
 
 let executorCounter = 0;
 
-/** @internal The shared machinery of ThreadPoolExecutor and ProcessPoolExecutor. */
+/** The shared machinery of ThreadPoolExecutor and ProcessPoolExecutor (not exported from the package; its job plumbing is internal). */
 export abstract class BaseExecutor implements Executor {
   #state: ExecutorState = 'running';
   #queue: Job[] = [];
@@ -130,9 +129,9 @@ export abstract class BaseExecutor implements Executor {
 
   /** Whether workers can receive moved buffers and ports (threads) or only copies (processes). */
   protected abstract readonly canMove: boolean;
-  /** Starts `job` on a worker; calls {@link settle} when it ends. */
+  /** @internal Starts `job` on a worker; calls {@link settle} when it ends. */
   protected abstract startJob(job: Job): void;
-  /** Stops the worker running `job` (already settled by the caller). */
+  /** @internal Stops the worker running `job` (already settled by the caller). */
   protected abstract abortJob(job: Job): void;
   /** Lets every worker go; `force` also kills those still running something. Resolves once all have exited. */
   protected abstract releaseWorkers(force: boolean): Promise<void>;
@@ -218,7 +217,7 @@ export abstract class BaseExecutor implements Executor {
     this.startJob(job);
   }
 
-  /** Ends `job` (once) and starts the next queued one. */
+  /** @internal Ends `job` (once) and starts the next queued one. */
   protected settle(job: Job, ok: boolean, value: unknown): void {
     if (job.state === 'done') return;
     const wasRunning = job.state === 'running';

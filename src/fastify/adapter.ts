@@ -12,7 +12,6 @@
  * {@link HandlerCall} stands in for its promise: the task and Fastify subscribe to the
  * call, the call to the promise, and one reaction settles the task and hands the
  * answer to Fastify. No loop iteration, and no extra promise, sits on the hot path.
- * @internal
  * @module
  */
 import type { Server } from 'node:http';

@@ -12,7 +12,6 @@
  * Costs: nothing here runs unless a loop is in debug mode. The promise hooks that time
  * task steps are installed while a debug loop runs and removed when it stops.
  * @module
- * @internal
  */
 import { inspect } from 'node:util';
 import { promiseHooks } from 'node:v8';

@@ -4,7 +4,6 @@
  * default executor, subprocess supervision, signals, the thread bridge, inspection,
  * the Fastify adapter) add a hook and keep the disposer it returns, rather than
  * pushing onto and splicing a shared array.
- * @internal
  * @module
  */
 

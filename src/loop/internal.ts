@@ -2,7 +2,6 @@
  * What protoloop's own modules share that is not a symbol: the task context
  * (`taskStorage`, `outsideTask`) and creation stacks (`captureStack`). Symbols are in
  * symbols.ts. Nothing here is exported from the package.
- * @internal
  * @module
  */
 import { AsyncLocalStorage } from 'node:async_hooks';

@@ -16,20 +16,42 @@
  * @module
  */
 import { AsyncResource } from 'node:async_hooks';
+import type { FileHandle } from 'node:fs/promises';
+import type net from 'node:net';
 import { inspect } from 'node:util';
 import { performance } from 'node:perf_hooks';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import type { Executor, WorkerTask } from '../executors/executor.ts';
+import type { ThreadsafeHandler } from '../executors/bridge-server.ts';
+import type { BaseProtocol, DatagramProtocol, MessageProtocol } from '../protocols/protocols.ts';
+import type { SubprocessTransport } from '../subprocess/contract.ts';
+import type { SubprocessOptions } from '../subprocess/options.ts';
+import type { AcceptedSocketOptions, ConnectionOptions, UnixConnectionOptions } from '../transports/net/connect.ts';
+import type { DatagramEndpointOptions, DatagramSocketTransport } from '../transports/net/datagram.ts';
+import type { ServerOptions, UnixServerOptions } from '../transports/net/listen.ts';
+import type { SendfileOptions } from '../transports/net/sendfile.ts';
+import type { Server } from '../transports/net/server.ts';
+import type { SocketTransport, StreamProtocol } from '../transports/net/socket-transport.ts';
+import type { StartTlsOptions } from '../transports/net/tls.ts';
+import type { Transport } from '../transports/transports.ts';
+import type { WebSocketConnectOptions, WebSocketServerOptions } from '../transports/websocket/options.ts';
+import type { WebSocketServer } from '../transports/websocket/server.ts';
+import type { WebSocketTransport } from '../transports/websocket/transport.ts';
 import { InvalidArgumentError, LoopClosedError, LoopRunningError, LoopStoppedError, NoRunningLoopError } from '../errors.ts';
 import { Coroutine, reportUnstartedCoroutines } from './coroutine.ts';
-import { contextLevel, formatExceptionContext, hints, reportSlowHandle, startStepTiming, stopStepTiming } from './debug.ts';
+import type { LoopContract } from './contract.ts';
+import { assertMainThread, contextLevel, formatExceptionContext, hints, reportSlowHandle, startStepTiming, stopStepTiming } from './debug.ts';
 import { Future, reportUnretrieved, type UnretrievedRecord } from './future.ts';
 import { Handle, TimerHandle } from './handle.ts';
 import { TimerHeap } from './heap.ts';
 import { HookList } from './hooks.ts';
+import { bridgeArea, executorsArea, netArea, subprocessArea, webSocketArea } from './lazy.ts';
 import { activeLoop, envDebug, setActiveLoop } from './running.ts';
 import { captureStack, outsideTask, taskStorage } from './internal.ts';
-import { kCallSoon, kCloseHooks, kLogDestroyPending, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kTimerCancelled, kUnretrieved } from './symbols.ts';
+import { kCallSoon, kCloseHooks, kLogDestroyPending, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kUnretrieved } from './symbols.ts';
 import { adoptLogger, setLevel, type Logger } from './log.ts';
 import { closeUnclosedResources, openResourceCounts } from './resources.ts';
+import { addSignalHandler, removeSignalHandler } from './signals.ts';
 import { Task, type TaskOptions, type TaskTarget } from './task.ts';
 
 /** Iterations run per native wake-up before yielding to Node's I/O. */
@@ -119,8 +141,11 @@ const unclosedLoops = new FinalizationRegistry<string>((name) => {
   process.emitWarning(`unclosed event loop ${name}: call loop.close() (run() does it for you)`, 'ResourceWarning');
 });
 
-/** An event loop. Most programs use `run()` rather than driving a loop by hand. */
-export class Loop {
+/**
+ * An event loop. Most programs use `run()` rather than driving a loop by hand.
+ * Every method is listed and documented in {@link LoopContract} (src/loop/contract.ts).
+ */
+export class Loop implements LoopContract {
   #state: State = 'idle';
   #stopping = false;
   #ready: (Handle | undefined)[] = [];
@@ -153,6 +178,8 @@ export class Loop {
   readonly [kCloseHooks] = new HookList<() => void>();
   /** @internal Async hooks run by run()/Runner before close(), in order; `add()` returns the disposer. */
   readonly [kShutdownHooks] = new HookList<() => Promise<void> | void>();
+  /** @internal The handlers exposeThreadsafe() registered (the bridge server reads them). */
+  readonly [kThreadsafeHandlers] = new Map<string, ThreadsafeHandler>();
   /** @internal */
   readonly [kStats] = { iterations: 0, callbacks: 0, tasksCreated: 0, taskSteps: 0, slowCallbacks: 0 };
 
@@ -639,6 +666,129 @@ export class Loop {
     };
   }
 
+  // ------------------------------------------------------------------- I/O
+  // The methods of the areas above the loop, documented in contract.ts. Each area's
+  // code is loaded on first use (lazy.ts), so src/loop imports no higher folder at run
+  // time. Async methods reject (never throw) whether or not the area was loaded yet;
+  // sync methods call the loaded module at once, without an await.
+
+  createConnection<P extends StreamProtocol>(protocolFactory: () => P, options: ConnectionOptions): Promise<[SocketTransport, P]> {
+    return netArea.use((m) => m.createConnection(this, protocolFactory, options));
+  }
+
+  createUnixConnection<P extends StreamProtocol>(protocolFactory: () => P, path: string, options?: UnixConnectionOptions): Promise<[SocketTransport, P]> {
+    return netArea.use((m) => m.createUnixConnection(this, protocolFactory, path, options));
+  }
+
+  createServer(protocolFactory: () => StreamProtocol, options?: ServerOptions): Promise<Server> {
+    return netArea.use((m) => m.createServer(this, protocolFactory, options));
+  }
+
+  createUnixServer(protocolFactory: () => StreamProtocol, path: string, options?: UnixServerOptions): Promise<Server> {
+    return netArea.use((m) => m.createUnixServer(this, protocolFactory, path, options));
+  }
+
+  connectAcceptedSocket<P extends StreamProtocol>(protocolFactory: () => P, socket: net.Socket, options?: AcceptedSocketOptions): Promise<[SocketTransport, P]> {
+    return netArea.use((m) => m.connectAcceptedSocket(this, protocolFactory, socket, options));
+  }
+
+  createDatagramEndpoint<P extends DatagramProtocol>(protocolFactory: () => P, options?: DatagramEndpointOptions): Promise<[DatagramSocketTransport, P]> {
+    return netArea.use((m) => m.createDatagramEndpoint(this, protocolFactory, options));
+  }
+
+  startTls(transport: Transport, protocol: StreamProtocol, options?: StartTlsOptions): Promise<SocketTransport> {
+    return netArea.use((m) => m.startTls(this, transport, protocol, options));
+  }
+
+  sendfile(transport: Transport, file: string | FileHandle | number, options?: SendfileOptions): Promise<number> {
+    return netArea.use((m) => m.sendfile(this, transport, file, options));
+  }
+
+  createWebSocketServer(protocolFactory: () => MessageProtocol, options?: WebSocketServerOptions): Promise<WebSocketServer> {
+    return webSocketArea.use((m) => m.createWebSocketServer(this, protocolFactory, options));
+  }
+
+  createWebSocketConnection<P extends MessageProtocol>(protocolFactory: () => P, url: string | URL, options?: WebSocketConnectOptions): Promise<[WebSocketTransport, P]> {
+    return webSocketArea.use((m) => m.createWebSocketConnection(this, protocolFactory, url, options));
+  }
+
+  subprocessExec<P extends BaseProtocol>(protocolFactory: () => P, file: string, args?: readonly string[], options?: SubprocessOptions): Promise<[SubprocessTransport, P]> {
+    assertMainThread('loop.subprocessExec()');
+    return subprocessArea.use((m) => m.subprocessExec(this, protocolFactory, file, args, options));
+  }
+
+  subprocessShell<P extends BaseProtocol>(protocolFactory: () => P, command: string, options?: SubprocessOptions): Promise<[SubprocessTransport, P]> {
+    assertMainThread('loop.subprocessShell()');
+    return subprocessArea.use((m) => m.subprocessShell(this, protocolFactory, command, options));
+  }
+
+  runInExecutor<A extends unknown[], R>(executor: Executor | null, task: WorkerTask<A, R>, ...args: A): Future<R> {
+    if (this.#state === 'closed') throw new LoopClosedError();
+    const m = executorsArea.value;
+    if (m !== undefined) return m.runInExecutor(this, executor, task, args);
+    return deferredFuture(this, executorsArea.load(), `runInExecutor(${String(task?.name)})`, (mod) => mod.runInExecutor(this, executor, task, args));
+  }
+
+  setDefaultExecutor(executor: Executor): void {
+    const m = executorsArea.value;
+    if (m !== undefined) {
+      m.setDefaultExecutor(this, executor);
+      return;
+    }
+    // Checked here as the executors module checks it, so that the first call throws too.
+    if (executor === null || typeof executor !== 'object' || typeof executor.submit !== 'function' || typeof executor.shutdown !== 'function') {
+      throw new InvalidArgumentError('setDefaultExecutor() needs an Executor (a ThreadPoolExecutor, a ProcessPoolExecutor)');
+    }
+    // Calls made while the module loads run in call order (one shared load promise).
+    executorsArea.load().then(
+      (mod) => mod.setDefaultExecutor(this, executor),
+      (exception: unknown) => this.callExceptionHandler({ message: 'setDefaultExecutor(): the executors module failed to load', exception }),
+    );
+  }
+
+  shutdownDefaultExecutor(timeout?: number): Promise<void> {
+    return executorsArea.use((m) => m.shutdownDefaultExecutor(this, timeout));
+  }
+
+  exposeThreadsafe(name: string, fn: ThreadsafeHandler): void {
+    if (typeof name !== 'string' || name === '') throw new InvalidArgumentError('exposeThreadsafe() needs a non-empty handler name');
+    if (typeof fn !== 'function') throw new InvalidArgumentError(`exposeThreadsafe("${name}") needs a function, got ${inspect(fn)}`);
+    if (this.#state === 'closed') throw new LoopClosedError();
+    this[kThreadsafeHandlers].set(name, fn);
+  }
+
+  unexposeThreadsafe(name: string): boolean {
+    return this[kThreadsafeHandlers].delete(name);
+  }
+
+  bridgeEndpoint(): MessagePort {
+    if (this.#state === 'closed') throw new LoopClosedError();
+    // The channel's events must never inherit the context of the task that asked for it.
+    const { port1, port2 } = outsideTask(() => new MessageChannel());
+    const m = bridgeArea.value;
+    if (m !== undefined) {
+      m.attachEndpoint(this, port1);
+    } else {
+      // The worker's messages wait in port1 until the bridge server listens.
+      bridgeArea.load().then(
+        (mod) => outsideTask(() => mod.attachEndpoint(this, port1)),
+        (exception: unknown) => {
+          port1.close();
+          this.callExceptionHandler({ message: 'bridgeEndpoint(): the thread bridge module failed to load', exception });
+        },
+      );
+    }
+    return port2;
+  }
+
+  addSignalHandler<A extends unknown[]>(sig: NodeJS.Signals | number, callback: (...args: A) => unknown, ...args: A): void {
+    addSignalHandler(this, sig, callback as (...a: unknown[]) => unknown, args);
+  }
+
+  removeSignalHandler(sig: NodeJS.Signals | number): boolean {
+    return removeSignalHandler(this, sig);
+  }
+
   toString(): string {
     return `<Loop ${this.#name} ${this.#state}${this.#stopping ? ' stopping' : ''} debug=${this.#debug}>`;
   }
@@ -649,5 +799,36 @@ export class Loop {
   }
 }
 
-/** @internal Formats an exception context as the default handler logs it (see debug.ts). */
-export { formatExceptionContext };
+/**
+ * The future of a sync method's first call, made while its area's module loads: once
+ * loaded, `start()` makes the real future, whose outcome this one takes; cancelling
+ * this one cancels that one (or, before it exists, keeps it from starting).
+ */
+function deferredFuture<M, R>(loop: Loop, loading: Promise<M>, description: string, start: (m: M) => Future<R>): Future<R> {
+  const outer = new Future<R>(loop, description);
+  loading.then(
+    (m) => {
+      if (outer.done() || loop.isClosed()) return;
+      let inner: Future<R>;
+      try {
+        inner = start(m);
+      } catch (exception) {
+        outer.setException(exception);
+        return;
+      }
+      outer.addDoneCallback(() => {
+        if (outer.cancelled()) inner.cancel();
+      });
+      inner.addDoneCallback(() => {
+        if (outer.done()) return;
+        if (inner.cancelled()) outer.cancel();
+        else if (inner.exception() !== null) outer.setException(inner.exception());
+        else outer.setResult(inner.result());
+      });
+    },
+    (exception: unknown) => {
+      if (!outer.done() && !loop.isClosed()) outer.setException(exception);
+    },
+  );
+  return outer;
+}

@@ -4,7 +4,6 @@
  * closes, or garbage-collected while open, is reported as `unclosed <kind> <...>`
  * (with where it was created, in debug mode) and, at loop close, aborted.
  * @module
- * @internal
  */
 import { hints } from './debug.ts';
 import { captureStack } from './internal.ts';

@@ -8,7 +8,6 @@
  *
  * Grouped by the object that carries the member; the arrow reads "who calls -> who
  * implements" where the member is a method.
- * @internal
  * @module
  */
 
@@ -85,3 +84,8 @@ export const kTransport = Symbol('protoloop.transports.transport');
 export const kStartTransport = Symbol('protoloop.transports.start');
 /** Transport -> its server: the error its connectionLost got (to count peer drops and limits). */
 export const kLostExc = Symbol('protoloop.transports.lostExc');
+
+// ---------------------------------------------------------- the thread bridge
+
+/** Loop: the handlers `exposeThreadsafe()` registered, by name (the bridge server reads them). */
+export const kThreadsafeHandlers = Symbol('protoloop.threadsafeHandlers');

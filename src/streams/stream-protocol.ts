@@ -11,7 +11,6 @@
  * `connectionMade` creates the writer and runs the client callback as a task; an
  * error escaping it goes to the loop's exception handler and closes the connection.
  * @module
- * @internal
  */
 import { reportHandlerError } from '../transports/server-limits.ts';
 import { inspect } from 'node:util';

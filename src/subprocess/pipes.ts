@@ -14,7 +14,6 @@
  * in `write()`. On stdin, asyncio's water marks (64 KiB / 16 KiB) drive the
  * protocol's `pauseWriting()`/`resumeWriting()`.
  * @module
- * @internal
  */
 import { inspect } from 'node:util';
 import type { Readable, Writable } from 'node:stream';

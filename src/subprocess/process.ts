@@ -24,8 +24,9 @@ import { StreamWriter } from '../streams/stream-writer.ts';
 import type { Transport } from '../transports/transports.ts';
 import type { SubprocessTransport } from './contract.ts';
 import { kStop, kWaitFinished } from '../loop/symbols.ts';
-import { checkArgs, checkCommand, startSubprocess } from './loop-methods.ts';
-import { INHERIT, resolveOptions, type SubprocessOptions } from './options.ts';
+import { subprocessArea } from '../loop/lazy.ts';
+import type { startSubprocess } from './loop-methods.ts';
+import { checkArgs, checkCommand, INHERIT, resolveOptions, type SubprocessOptions } from './options.ts';
 import { signalName, type SignalLike } from './signals.ts';
 import { WritePipeTransport } from './pipes.ts';
 import type { ExecaSubprocessTransport } from './transport.ts';
@@ -256,7 +257,8 @@ function splitOptions(options: ProcessOptions | undefined): [number, SubprocessO
 }
 
 async function createProcess(loop: Loop, limit: number, request: Parameters<typeof startSubprocess>[2]): Promise<Process> {
-  const [transport, protocol] = await startSubprocess(loop, () => new SubprocessStreamProtocol(loop, limit), request);
+  // The spawning code (and execa) loads on the first child, not with import('protoloop').
+  const [transport, protocol] = await subprocessArea.use((m) => m.startSubprocess(loop, () => new SubprocessStreamProtocol(loop, limit), request));
   return new Process(transport, protocol, loop);
 }
 

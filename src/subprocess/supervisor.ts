@@ -10,7 +10,6 @@
  *   reaps them (libuv's SIGCHLD handler) as long as this process lives; execa's
  *   `cleanup` kills them if it exits first.
  * @module
- * @internal
  */
 import { kCloseHooks, kShutdownHooks } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';

@@ -8,12 +8,12 @@
  * bytes wait, so a stopped loop never buffers a child's output without bound.
  * Nothing is called once the loop is closed.
  * @module
- * @internal
  */
 import { inspect } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import type { Writable, Readable } from 'node:stream';
-import { execa, type Result, type ResultPromise } from 'execa';
+import type { Result, ResultPromise } from 'execa';
+import { execaLib } from '../loop/lazy.ts';
 import { CancelledError, SubprocessError, TransportClosedError } from '../errors.ts';
 import type { Future } from '../loop/future.ts';
 import { outsideTask } from '../loop/internal.ts';
@@ -94,6 +94,8 @@ export class ExecaSubprocessTransport extends TransportBase<BaseProtocol> implem
     this.#options = request.options;
     this.#spawned = loop.createFuture<void>(`spawn ${request.file}`);
     // Created outside any task, so that the child's events never run in a task's context.
+    // execa is loaded on first use: startSubprocess() awaits it before constructing.
+    const { execa } = execaLib.value!;
     this.#subprocess = outsideTask(() => execa(request.file, request.args as string[], toExecaOptions(request.options, request.shell)));
     this.#child = this.#subprocess.nodeChildProcess;
     this.#child[kOwner] = this;

@@ -26,7 +26,6 @@
  * - Writes after the peer broke the connection are dropped and counted; one warning
  *   once the count reaches {@link LOG_THRESHOLD_FOR_CONNLOST_WRITES} (asyncio's).
  * @module
- * @internal
  */
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';

@@ -3,7 +3,6 @@
  * the protocol is told `pauseWriting()` when the buffer goes strictly above `high`,
  * and `resumeWriting()` when it drains to `low` or below. Defaults 64 KiB / 16 KiB.
  * @module
- * @internal
  */
 import { InvalidArgumentError } from '../errors.ts';
 

@@ -9,7 +9,6 @@
  * last byte. Bytes still draining from the write buffer count as activity (the host's
  * `idleProgress()` changed), so a slow but moving download is not cut.
  * @module
- * @internal
  */
 import type { TimerHandle } from '../loop/handle.ts';
 import type { Loop } from '../loop/loop.ts';

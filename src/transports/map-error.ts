@@ -10,7 +10,6 @@
  * anything else  -> ConnectionError with Node's code (EADDRINUSE, ETIMEDOUT, ...), or
  *                   ERR_PROTOLOOP_CONNECTION when Node gave none
  * @module
- * @internal
  */
 import {
   BrokenPipeError,

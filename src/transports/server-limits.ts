@@ -7,7 +7,6 @@
  * {@link DROP_WARN_RATE} per {@link DROP_WINDOW} ms. Only exceptions from user code go
  * to the loop's exception handler (and are logged as errors).
  * @module
- * @internal
  */
 import {
   BrokenPipeError,

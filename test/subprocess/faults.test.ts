@@ -1,6 +1,7 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execaLib } from '../../src/loop/lazy.ts';
 import { describe, expect, it } from 'vitest';
 import {
   BrokenPipeError,
@@ -25,6 +26,8 @@ function activeResources(): string[] {
 
 describe('subprocess faults', () => {
   it('executable not found: SubprocessError with the code ENOENT, nothing leaked', async () => {
+    // execa loads on the first spawn and its import opens the stdio handles once: not a leak.
+    await execaLib.load();
     const before = activeResources();
     await run(async () => {
       const loop = getRunningLoop();

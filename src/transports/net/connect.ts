@@ -8,7 +8,8 @@
  * @module
  */
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { nodeTls } from '../../loop/lazy.ts';
 import { InvalidArgumentError } from '../../errors.ts';
 import type { Future } from '../../loop/future.ts';
 import { outsideTask } from '../../loop/internal.ts';
@@ -142,7 +143,7 @@ export async function createConnection<P extends StreamProtocol>(loop: Loop, pro
   if (options.happyEyeballsDelay !== undefined) connectOptions.autoSelectFamilyAttemptTimeout = Math.max(10, options.happyEyeballsDelay);
   if (tlsOptions !== undefined) {
     const { handshakeTimeout, ...rest } = tlsOptions;
-    const sock = outsideTask(() => tls.connect({ ...connectOptions, ...rest, servername: rest.servername ?? (net.isIP(host) === 0 ? host : undefined), allowHalfOpen: true } as tls.ConnectionOptions));
+    const sock = outsideTask(() => nodeTls().connect({ ...connectOptions, ...rest, servername: rest.servername ?? (net.isIP(host) === 0 ? host : undefined), allowHalfOpen: true } as tls.ConnectionOptions));
     await waitHandshake(loop, sock, 'secureConnect', handshakeTimeout ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT, what, signal);
     return await adopt(loop, sock, makeProtocol(protocolFactory, sock), false);
   }
@@ -160,7 +161,7 @@ export async function createUnixConnection<P extends StreamProtocol>(loop: Loop,
   options.signal?.throwIfAborted();
   if (tlsOptions !== undefined) {
     const { handshakeTimeout, ...rest } = tlsOptions;
-    const sock = outsideTask(() => tls.connect({ ...rest, path, allowHalfOpen: true } as tls.ConnectionOptions));
+    const sock = outsideTask(() => nodeTls().connect({ ...rest, path, allowHalfOpen: true } as tls.ConnectionOptions));
     await waitHandshake(loop, sock, 'secureConnect', handshakeTimeout ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT, path, options.signal);
     return await adopt(loop, sock, makeProtocol(protocolFactory, sock), false, { path });
   }
@@ -183,7 +184,7 @@ export async function connectAcceptedSocket<P extends StreamProtocol>(loop: Loop
   let sock: net.Socket = socket;
   if (tlsOptions !== undefined) {
     const { handshakeTimeout, ...rest } = tlsOptions;
-    const t = outsideTask(() => new tls.TLSSocket(socket, { ...rest, isServer: true, secureContext: rest.secureContext ?? tls.createSecureContext(rest) } as tls.TLSSocketOptions));
+    const t = outsideTask(() => new (nodeTls().TLSSocket)(socket, { ...rest, isServer: true, secureContext: rest.secureContext ?? nodeTls().createSecureContext(rest) } as tls.TLSSocketOptions));
     await waitHandshake(loop, t, 'secure', handshakeTimeout ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT, socket.remoteAddress ?? 'the peer');
     sock = t;
   }

@@ -15,7 +15,6 @@
  * to run the fallbacks too; `PROTOLOOP_NO_DIRECT_WRITE=1` and `PROTOLOOP_NO_ONREAD=1`
  * do the same from the environment.
  * @module
- * @internal
  */
 import { writeSync, writevSync } from 'node:fs';
 import net from 'node:net';

@@ -15,7 +15,6 @@
  * the bytes are copied there. A `Protocol` gets one owned copy out of a module-wide
  * 256 KiB scratch buffer.
  * @module
- * @internal
  */
 import type net from 'node:net';
 import { InvalidArgumentError, TransportClosedError } from '../../errors.ts';

@@ -20,7 +20,8 @@
  * @module
  */
 import type net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { nodeTls } from '../../loop/lazy.ts';
 import { inspect } from 'node:util';
 import { IdleTimeoutError, InvalidArgumentError, TransportClosedError } from '../../errors.ts';
 import type { Future } from '../../loop/future.ts';
@@ -132,7 +133,7 @@ export class SocketTransport extends SocketReader implements Transport, WriteHos
   constructor(loop: Loop, socket: net.Socket, protocol: StreamProtocol, options: SocketTransportOptions = {}) {
     super(loop, socket, protocol, options.waiter ?? null, options.skipConnectionMade === true);
     this.#owner = options.owner ?? null;
-    this.#tls = socket instanceof tls.TLSSocket;
+    this.#tls = socket instanceof nodeTls().TLSSocket;
     this.direct = !this.#tls;
     this.#extra = options.extra ?? null;
     this.#token = trackResource(loop, options.kind ?? 'transport', this, abortTransport);

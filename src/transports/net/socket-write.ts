@@ -11,7 +11,6 @@
  * echoing its own buffer), which is queued as is while reading is held until it is
  * flushed.
  * @module
- * @internal
  */
 import type net from 'node:net';
 import { socketFd, tryWrite, tryWritev } from './node-internals.ts';

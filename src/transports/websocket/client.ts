@@ -9,11 +9,11 @@
  * The ws client is created outside any task (its events never inherit a task's
  * context) with safe defaults: maxPayload 1 MiB, no compression, no redirects.
  * @module
- * @internal
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
+import { wsLib } from '../../loop/lazy.ts';
 import { CancelledError, InvalidArgumentError, TimeoutError } from '../../errors.ts';
 import type { Future } from '../../loop/future.ts';
 import type { TimerHandle } from '../../loop/handle.ts';
@@ -189,6 +189,9 @@ export async function createWebSocketConnection<P extends MessageProtocol>(
   const common = resolveCommon(options, 'createWebSocketConnection()');
   const { signal } = options;
   if (signal?.aborted) throw new CancelledError('the WebSocket connection attempt was aborted by its signal', { cause: signal.reason });
+  // ws is loaded on first use, not by import('protoloop').
+  const { WebSocket: WebSocketClass } = wsLib.value ?? (await wsLib.load());
+  if (signal?.aborted) throw new CancelledError('the WebSocket connection attempt was aborted by its signal', { cause: signal.reason });
   const future = loop.createFuture<[WebSocketTransport, P]>(`WebSocket connection to ${parsed.href}`);
   const attempt = new ConnectAttempt(loop, future, protocolFactory, common, parsed.href, signal);
   const wsOptions = {
@@ -204,7 +207,7 @@ export async function createWebSocketConnection<P extends MessageProtocol>(
   const protocols = options.protocols === undefined ? [] : Array.isArray(options.protocols) ? options.protocols : [options.protocols];
   let ws: WebSocket;
   try {
-    ws = outsideTask(() => new WebSocket(parsed, protocols, wsOptions as WebSocket.ClientOptions));
+    ws = outsideTask(() => new WebSocketClass(parsed, protocols, wsOptions as WebSocket.ClientOptions));
   } catch (err) {
     throw new InvalidArgumentError(`createWebSocketConnection(): ${(err as Error).message}`, { cause: err });
   }

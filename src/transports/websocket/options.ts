@@ -2,7 +2,6 @@
  * Options of the WebSocket server and client, validated eagerly, with every default
  * in one place. All durations are milliseconds, all sizes bytes.
  * @module
- * @internal
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { SecureContextOptions, ConnectionOptions as TlsConnectionOptions, TlsOptions } from 'node:tls';

@@ -12,11 +12,12 @@
  * and on a shared server other upgrade listeners keep the paths that are not ours.
  * @module
  */
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { nodeHttp, nodeHttps, wsLib } from '../../loop/lazy.ts';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer as WsServer, type WebSocket } from 'ws';
+import type { WebSocketServer as WsServer, WebSocket } from 'ws';
 import { InvalidArgumentError } from '../../errors.ts';
 import { outsideTask } from '../../loop/internal.ts';
 import type { Loop } from '../../loop/loop.ts';
@@ -101,11 +102,11 @@ function destroySocket(this: Duplex): void {
 /** Answers an upgrade request with an HTTP error and closes the socket (ws's way). */
 export function refuseUpgrade(socket: Duplex, status: number, message?: string, headers?: Record<string, string>): void {
   if (socket.destroyed) return;
-  const body = message ?? http.STATUS_CODES[status] ?? 'Error';
+  const body = message ?? nodeHttp().STATUS_CODES[status] ?? 'Error';
   const all: Record<string, string | number> = { Connection: 'close', 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body), ...headers };
   socket.on('error', destroySocket);
   socket.once('finish', destroySocket);
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${body}`);
+  socket.end(`HTTP/1.1 ${status} ${nodeHttp().STATUS_CODES[status] ?? ''}\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${body}`);
 }
 
 function pathnameOf(url: string | undefined): string {
@@ -155,10 +156,12 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
       handleProtocols: options.handleProtocols === undefined ? undefined : this.#handleProtocols,
       verifyClient: options.verifyClient === undefined ? undefined : this.#verifyClient,
     };
-    this.#wss = outsideTask(() => new WsServer(wsOptions as any));
+    // ws is loaded on first use (createWebSocketServer() awaits it before constructing).
+    const { WebSocketServer: WsServerClass } = wsLib.value!;
+    this.#wss = outsideTask(() => new WsServerClass(wsOptions as any));
     this.#http = outsideTask((): OwnedHttpServer => {
       if (options.server !== undefined) return options.server as OwnedHttpServer;
-      const srv = options.tls !== undefined ? https.createServer(options.tls, httpOnRequest) : http.createServer(httpOnRequest);
+      const srv = options.tls !== undefined ? nodeHttps().createServer(options.tls, httpOnRequest) : nodeHttp().createServer(httpOnRequest);
       srv.on('error', httpOnError);
       srv.on('connection', httpOnConnection);
       return srv;
@@ -374,7 +377,7 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
     const a = this.address();
     if (a === null) return null;
     const host = a.family === 'IPv6' ? `[${a.address === '::' ? '::1' : a.address}]` : a.address === '0.0.0.0' ? '127.0.0.1' : a.address;
-    const secure = this.#options.tls !== undefined || this.#http instanceof https.Server;
+    const secure = this.#options.tls !== undefined || this.#http instanceof nodeHttps().Server;
     return `${secure ? 'wss' : 'ws'}://${host}:${a.port}${this.#options.path ?? '/'}`;
   }
 
@@ -399,6 +402,7 @@ function upgradeEarly(s: WebSocketServer, early: [IncomingMessage, Duplex, Buffe
  */
 export async function createWebSocketServer(loop: Loop, protocolFactory: () => MessageProtocol, options: WebSocketServerOptions = {}): Promise<WebSocketServer> {
   if (typeof protocolFactory !== 'function') throw new InvalidArgumentError('createWebSocketServer() needs a protocol factory function');
+  if (wsLib.value === undefined) await wsLib.load();
   const server = new WebSocketServer(loop, protocolFactory, options ?? {});
   await server.bind();
   if (options.startServing !== false) await server.startServing();

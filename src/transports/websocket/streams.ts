@@ -21,7 +21,7 @@ import type { Future } from '../../loop/future.ts';
 import { getRunningLoop, type Loop } from '../../loop/loop.ts';
 import type { Task } from '../../loop/task.ts';
 import { MessageProtocol } from '../../protocols/protocols.ts';
-import { createWebSocketConnection } from './client.ts';
+import { webSocketArea } from '../../loop/lazy.ts';
 import type { WebSocketConnectOptions, WebSocketServerOptions } from './options.ts';
 import { createWebSocketServer, type WebSocketServer } from './server.ts';
 import type { WebSocketTransport } from './transport.ts';
@@ -294,7 +294,7 @@ export async function openWebSocket(url: string | URL, options?: OpenWebSocketOp
   const [maxQueue, rest] = splitOptions(options, 'openWebSocket');
   const loop = getRunningLoop();
   const protocol = new StreamProtocol(loop, maxQueue);
-  const [transport] = await createWebSocketConnection(loop, () => protocol, url, rest);
+  const [transport] = await webSocketArea.use((m) => m.createWebSocketConnection(loop, () => protocol, url, rest));
   return new WebSocketStream(protocol, transport);
 }
 

@@ -42,8 +42,9 @@ import { closeError, heartbeatError } from './errors.ts';
 /** The life of a WebSocket transport. */
 export type WebSocketTransportState = TransportState;
 
-/** Where a transport reports that it is gone (its server). @internal */
+/** Where a transport reports that it is gone (its server). Not exported from the package. */
 export interface TransportOwner {
+  /** @internal */
   transportLost(transport: WebSocketTransport): void;
 }
 

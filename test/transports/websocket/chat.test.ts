@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, type TestContext } from 'vitest';
 import { currentTask, getRunningLoop, openWebSocket, run, sleep } from '../../../src/index.ts';
 import type { WebSocketStream } from '../../../src/index.ts';
-import { RawClient, until } from './helpers.ts';
+import { RawClient, eventually } from './helpers.ts';
 
 const SERVER = fileURLToPath(new URL('../../../examples/servers/chat.ts', import.meta.url));
 const CLIENT = fileURLToPath(new URL('../../../examples/servers/chat-client.ts', import.meta.url));
@@ -65,7 +65,7 @@ function start(file: string, args: string[]): { child: ChildProcessWithoutNullSt
 
 async function startServer(slowMs = 5000): Promise<{ child: ChildProcessWithoutNullStreams; url: string; err: string[]; exited: Promise<number | null> }> {
   const s = start(SERVER, ['--host', '127.0.0.1', '--port', '0', '--slow-ms', String(slowMs)]);
-  await until(() => s.out.some((l) => l.startsWith('listening on ')) || s.child.exitCode !== null, 20_000, 'chat server to listen');
+  await eventually(() => s.out.some((l) => l.startsWith('listening on ')) || s.child.exitCode !== null, 20_000, 'chat server to listen');
   const line = s.out.find((l) => l.startsWith('listening on '));
   expect(line).toMatch(/^listening on ws:\/\/127\.0\.0\.1:\d+$/);
   return { child: s.child, url: line!.slice('listening on '.length), err: s.err, exited: s.exited };
@@ -84,7 +84,7 @@ class Person {
   }
   static async join(url: string, nick?: string): Promise<Person> {
     const p = new Person(await openWebSocket(url));
-    await until(() => p.lines.some((l) => l.includes('joined #lobby')), 5000, 'welcome');
+    await eventually(() => p.lines.some((l) => l.includes('joined #lobby')), 5000, 'welcome');
     if (nick !== undefined) {
       await p.ws.send(`/nick ${nick}`);
       await p.sees(`is now ${nick}`);
@@ -92,7 +92,7 @@ class Person {
     return p;
   }
   async sees(text: string, ms = 5000): Promise<void> {
-    await until(() => this.lines.some((l) => l.includes(text)), ms, `a line with '${text}'`);
+    await eventually(() => this.lines.some((l) => l.includes(text)), ms, `a line with '${text}'`);
   }
 }
 
@@ -141,7 +141,7 @@ describe('chat example', () => {
       carol.child.stdin.write('hello from the terminal\n');
       await alice.sees('<carol> hello from the terminal');
       await alice.ws.send('hello carol');
-      await until(() => carol.out.includes('<alice> hello carol'), 5000, 'terminal client output');
+      await eventually(() => carol.out.includes('<alice> hello carol'), 5000, 'terminal client output');
       carol.child.stdin.end();
       expect(await carol.exited).toBe(0);
       await alice.sees('* carol quit #lobby');

@@ -4,7 +4,8 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { IdleTimeoutError, WebSocketHandshakeError, getRunningLoop, openWebSocket, run, startWebSocketServer } from '../../../src/index.ts';
 import type { WebSocketServer } from '../../../src/index.ts';
-import { Echo, RawClient, Recorder, frame, recordExceptions, until } from './helpers.ts';
+import { Echo, RawClient, Recorder, frame, recordExceptions } from './helpers.ts';
+import { eventually } from '../../helpers.ts';
 
 function portOf(server: WebSocketServer): number {
   return Number(new URL(server.url!).port);
@@ -17,16 +18,16 @@ describe('WebSocket server limits', () => {
       const errors = recordExceptions();
       await using server = await loop.createWebSocketServer(() => new Echo(), { host: '127.0.0.1', port: 0, maxConnections: 1 });
       const [t, p] = await loop.createWebSocketConnection(() => new Recorder(), server.url!);
-      await until(() => server.clientCount === 1);
+      await eventually(() => server.clientCount === 1);
       const refused = await loop.createWebSocketConnection(() => new Recorder(), server.url!).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(WebSocketHandshakeError);
       expect((refused as WebSocketHandshakeError).status).toBe(503);
       expect(server.stats()).toMatchObject({ rejected: 1, accepted: 1, connections: 1 });
       t.send('still here');
-      await until(() => p.messages.length === 1);
+      await eventually(() => p.messages.length === 1);
       expect(p.messages[0]).toBe('still here');
       t.close();
-      await until(() => p.lost !== 'not yet');
+      await eventually(() => p.lost !== 'not yet');
       expect(errors).toEqual([]);
     });
   });
@@ -39,7 +40,7 @@ describe('WebSocket server limits', () => {
       socket.on('error', () => {});
       let closed = false;
       socket.on('close', () => (closed = true));
-      await until(() => closed, 5000, 'the silent client to be dropped');
+      await eventually(() => closed, 5000, 'the silent client to be dropped');
       expect(server.stats().handshakeTimeouts).toBe(1);
     });
   });
@@ -50,9 +51,9 @@ describe('WebSocket server limits', () => {
       let serverSide: Recorder | undefined;
       await using server = await loop.createWebSocketServer(() => (serverSide = new Recorder()), { host: '127.0.0.1', port: 0, idleTimeout: 100 });
       const [, p] = await loop.createWebSocketConnection(() => new Recorder(), server.url!);
-      await until(() => serverSide !== undefined && serverSide.lost !== 'not yet', 5000, 'idle close');
+      await eventually(() => serverSide !== undefined && serverSide.lost !== 'not yet', 5000, 'idle close');
       expect(serverSide!.lost).toBeInstanceOf(IdleTimeoutError);
-      await until(() => p.lost !== 'not yet');
+      await eventually(() => p.lost !== 'not yet');
       expect(server.stats().idleClosed).toBe(1);
     });
   });
@@ -69,7 +70,7 @@ describe('WebSocket server limits', () => {
       const raw = await RawClient.connect(portOf(server));
       expect(raw.status).toBe(101);
       raw.destroy();
-      await until(() => server.stats().peerDrops === 1, 5000, 'the drop to be counted');
+      await eventually(() => server.stats().peerDrops === 1, 5000, 'the drop to be counted');
       // A normal client is served as before.
       const ws = await openWebSocket(server.url!);
       await ws.send('hello');
@@ -78,7 +79,7 @@ describe('WebSocket server limits', () => {
         break;
       }
       await ws.close();
-      await until(() => server.clientCount === 0);
+      await eventually(() => server.clientCount === 0);
       expect(errors).toEqual([]);
     });
   });
@@ -94,8 +95,8 @@ describe('WebSocket server limits', () => {
       );
       const raw = await RawClient.connect(portOf(server));
       raw.write(frame(0x3, Buffer.from('x'))); // a reserved opcode: 1002
-      await until(() => raw.closed, 5000, 'the server to close the connection');
-      await until(() => server.stats().malformed === 1, 5000, 'the bad frame to be counted');
+      await eventually(() => raw.closed, 5000, 'the server to close the connection');
+      await eventually(() => server.stats().malformed === 1, 5000, 'the bad frame to be counted');
       expect(raw.closeCode()).toBe(1002);
       expect(errors).toEqual([]);
     });
@@ -115,14 +116,14 @@ describe('WebSocket transport on the shared base', () => {
       let serverSide: Boom | undefined;
       await using server = await loop.createWebSocketServer(() => (serverSide = new Boom()), { host: '127.0.0.1', port: 0, writeHighWaterMark: 1024 });
       const [clientT, client] = await loop.createWebSocketConnection(() => new Recorder(), server.url!);
-      await until(() => serverSide?.transport !== undefined);
+      await eventually(() => serverSide?.transport !== undefined);
       clientT.pauseReading(); // the server's buffer grows past its high-water mark
       for (let i = 0; i < 64 && !serverSide!.transport.isClosing(); i++) serverSide!.transport.send(Buffer.alloc(1024 * 1024));
-      await until(() => serverSide!.lost !== 'not yet', 5000, 'the connection to be aborted');
+      await eventually(() => serverSide!.lost !== 'not yet', 5000, 'the connection to be aborted');
       expect((serverSide!.lost as Error).message).toBe('in pauseWriting');
       expect(errors.map((e) => e.message)).toEqual(['Fatal error on transport: protocol.pauseWriting() call failed']);
       clientT.resumeReading(); // the client then reads to the end and sees the drop
-      await until(() => client.lost !== 'not yet', 5000, 'the client to see the drop');
+      await eventually(() => client.lost !== 'not yet', 5000, 'the client to see the drop');
     });
   });
 });
