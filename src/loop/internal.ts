@@ -35,6 +35,10 @@ export const kShutdownHooks = Symbol('protoloop.shutdownHooks');
 export const kResources = Symbol('protoloop.resources');
 /** Loop: counters shown by loop.stats(). */
 export const kStats = Symbol('protoloop.stats');
+/** LoopClock: the hook through which a clock drives a loop's timers (virtual time). */
+export const kTimerDriver = Symbol('protoloop.timerDriver');
+/** Loop: count of real operations in flight (executor jobs) that virtual time's autojump waits for. */
+export const kRealWork = Symbol('protoloop.realWork');
 /** Describes an awaited object for task introspection. */
 export const kDescribe = Symbol('protoloop.describe');
 /**

@@ -19,6 +19,7 @@ import { AsyncResource } from 'node:async_hooks';
 import { inspect } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError, LoopClosedError, LoopRunningError, LoopStoppedError, NoRunningLoopError } from '../errors.ts';
+import { realTimerDriver, type LoopClock, type TimerDriver } from './clock.ts';
 import { Coroutine, reportUnstartedCoroutines } from './coroutine.ts';
 import { contextLevel, formatExceptionContext, hints, reportSlowHandle, startStepTiming, stopStepTiming } from './debug.ts';
 import { Future, reportUnretrieved, type UnretrievedRecord } from './future.ts';
@@ -30,6 +31,7 @@ import {
   kCallSoon,
   kCloseHooks,
   kLogDestroyPending,
+  kRealWork,
   kResources,
   kRun,
   kScheduled,
@@ -39,6 +41,7 @@ import {
   kTaskDone,
   kTaskStarted,
   kTimerCancelled,
+  kTimerDriver,
   kUnretrieved,
   outsideTask,
   taskStorage,
@@ -91,8 +94,12 @@ export interface LoopOptions {
   logger?: Logger;
   /** In debug mode, callbacks and task steps running at least this long (ms) are logged. Default 100. */
   slowCallbackDuration?: number;
-  /** The loop's clock, monotonic milliseconds. Default `performance.now`. For tests. */
-  clock?: () => number;
+  /**
+   * The loop's clock: a function returning monotonic milliseconds, or a clock object
+   * such as `protoloop/testing`'s `VirtualClock` (which also decides when timers fire).
+   * Default `performance.now`, with timers on real time.
+   */
+  clock?: (() => number) | LoopClock;
 }
 
 /** Counters of a loop's work, for dashboards and `protoloop stats`. */
@@ -146,7 +153,8 @@ export class Loop {
   #wakeScheduled = false;
   #burstStart = 0;
   #burstIterations = 0;
-  #nativeTimer: NodeJS.Timeout | null = null;
+  #nativeTimer: unknown = null;
+  #driver: TimerDriver = realTimerDriver;
   #nativeWhen = Infinity;
   #keepalive: NodeJS.Timeout | null = null;
   #onStopped: (() => void) | null = null;
@@ -170,6 +178,8 @@ export class Loop {
   readonly [kShutdownHooks]: Array<() => Promise<void> | void> = [];
   /** @internal */
   readonly [kStats] = { iterations: 0, callbacks: 0, tasksCreated: 0, taskSteps: 0, slowCallbacks: 0 };
+  /** @internal Real operations in flight (executor jobs): a virtual clock's autojump waits for them. */
+  [kRealWork] = 0;
 
   constructor(options: LoopOptions = {}) {
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Loop options must be an object');
@@ -178,12 +188,20 @@ export class Loop {
     if (slowCallbackDuration !== undefined && !(typeof slowCallbackDuration === 'number' && slowCallbackDuration >= 0)) {
       throw new InvalidArgumentError('options.slowCallbackDuration must be a number of milliseconds >= 0');
     }
-    if (clock !== undefined && typeof clock !== 'function') throw new InvalidArgumentError('options.clock must be a function');
+    const clockObject = clock !== null && typeof clock === 'object' && typeof clock.now === 'function';
+    if (clock !== undefined && typeof clock !== 'function' && !clockObject) throw new InvalidArgumentError('options.clock must be a function or a clock object with now()');
     this.#debug = debug ?? envDebug();
     this.#logger = adoptLogger(logger, this.#debug);
     this.slowCallbackDuration = slowCallbackDuration ?? 100;
-    this.#clock = clock ?? performance.now.bind(performance);
     this.#name = `Loop-${++loopCounter}`;
+    if (clockObject) {
+      const c = clock as LoopClock;
+      this.#clock = c.now.bind(c);
+      const driver = c[kTimerDriver]?.(this, { idle: () => this.#state === 'running' && !this.#wakeScheduled && this.#ready.length === 0 });
+      if (driver !== undefined) this.#driver = driver;
+    } else {
+      this.#clock = (clock as (() => number) | undefined) ?? performance.now.bind(performance);
+    }
     unclosedLoops.register(this, this.#name, this);
   }
 
@@ -365,7 +383,7 @@ export class Loop {
   }
 
   #runBurst = (): void => {
-    this.#burstStart = this.#clock();
+    this.#burstStart = performance.now();
     this.#burstIterations = 0;
     this.#runIteration();
   };
@@ -381,7 +399,7 @@ export class Loop {
       return;
     }
     if (this.#ready.length > 0) {
-      if (++this.#burstIterations < MAX_BURST_ITERATIONS && this.#clock() - this.#burstStart < MAX_BURST_MS) {
+      if (++this.#burstIterations < MAX_BURST_ITERATIONS && performance.now() - this.#burstStart < MAX_BURST_MS) {
         queueMicrotask(this.#runIteration);
       } else {
         setImmediate(this.#runBurstOutside);
@@ -495,7 +513,7 @@ export class Loop {
     this.#clearNativeTimer();
     const delay = Math.max(0, Math.ceil(when - this.#clock()));
     this.#nativeWhen = when;
-    this.#nativeTimer = setTimeout(this.#onNativeTimerOutside, delay);
+    this.#nativeTimer = this.#driver.arm(when, delay, this.#onNativeTimerOutside);
   }
 
   #onNativeTimer = (): void => {
@@ -513,7 +531,7 @@ export class Loop {
 
   #clearNativeTimer(): void {
     if (this.#nativeTimer !== null) {
-      clearTimeout(this.#nativeTimer);
+      this.#driver.disarm(this.#nativeTimer);
       this.#nativeTimer = null;
     }
     this.#nativeWhen = Infinity;

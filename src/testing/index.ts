@@ -1,0 +1,8 @@
+/**
+ * `protoloop/testing`: deterministic tests for protocol code — virtual time
+ * ({@link VirtualClock}), an in-memory network with faults ({@link MemoryNetwork}),
+ * connected pairs for unit tests, and leak checks (`run(main, { strict: true })`).
+ * See docs/testing.md.
+ * @module
+ */
+export { VirtualClock, type VirtualClockOptions } from './clock.ts';
