@@ -37,6 +37,9 @@ export const kResources = Symbol('protoloop.resources');
 export const kStats = Symbol('protoloop.stats');
 /** LoopClock: the hook through which a clock drives a loop's timers (virtual time). */
 export const kTimerDriver = Symbol('protoloop.timerDriver');
+/** Network (protoloop/testing's MemoryNetwork): how createConnection/createServer reach a network other than the OS's. */
+export const kNetworkConnect = Symbol('protoloop.networkConnect');
+export const kNetworkListen = Symbol('protoloop.networkListen');
 /** Loop: count of real operations in flight (executor jobs) that virtual time's autojump waits for. */
 export const kRealWork = Symbol('protoloop.realWork');
 /** Describes an awaited object for task introspection. */

@@ -6,3 +6,5 @@
  * @module
  */
 export { VirtualClock, type VirtualClockOptions } from './clock.ts';
+export { MemoryNetwork, MemoryLink, MemoryServer } from './network.ts';
+export { MemoryTransport, type MemoryAddress } from './memory-transport.ts';
