@@ -40,6 +40,8 @@ export const kTimerDriver = Symbol('protoloop.timerDriver');
 /** Network (protoloop/testing's MemoryNetwork): how createConnection/createServer reach a network other than the OS's. */
 export const kNetworkConnect = Symbol('protoloop.networkConnect');
 export const kNetworkListen = Symbol('protoloop.networkListen');
+/** Loop: the timers still scheduled (leak checks). */
+export const kPendingTimers = Symbol('protoloop.pendingTimers');
 /** Loop: count of real operations in flight (executor jobs) that virtual time's autojump waits for. */
 export const kRealWork = Symbol('protoloop.realWork');
 /** Describes an awaited object for task introspection. */

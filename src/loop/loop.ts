@@ -31,6 +31,7 @@ import {
   kCallSoon,
   kCloseHooks,
   kLogDestroyPending,
+  kPendingTimers,
   kRealWork,
   kResources,
   kRun,
@@ -255,6 +256,11 @@ export class Loop {
     this.#timers.push(h);
     if (this.#state === 'running' && !this.#wakeScheduled && when < this.#nativeWhen) this.#armTimer();
     return h;
+  }
+
+  /** @internal The timers still scheduled and not cancelled (for leak checks). */
+  [kPendingTimers](): TimerHandle[] {
+    return this.#timers.items.filter((t) => !t.cancelled());
   }
 
   /** @internal A scheduled timer was cancelled. */

@@ -8,3 +8,6 @@
 export { VirtualClock, type VirtualClockOptions } from './clock.ts';
 export { MemoryNetwork, MemoryLink, MemoryServer } from './network.ts';
 export { MemoryTransport, type MemoryAddress } from './memory-transport.ts';
+export { createMemoryConnection, memoryStreamPair, type MemoryConnection, type MemoryEnd, type MemoryPairOptions } from './pairs.ts';
+export { LeakError } from '../errors.ts';
+export type { Network } from '../transports/network.ts';

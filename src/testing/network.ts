@@ -303,6 +303,11 @@ export class MemoryLink implements PipeLink {
     return t;
   }
 
+  /** The transport at one end (the server's once it accepted the connection). */
+  end(side: 'client' | 'server'): MemoryTransport | undefined {
+    return this.#ends[side === 'client' ? 0 : 1];
+  }
+
   #closed(end: MemoryTransport): void {
     this.#open.delete(end);
     if (this.#open.size === 0) {
