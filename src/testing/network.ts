@@ -312,9 +312,9 @@ export class MemoryLink implements PipeLink {
     this.#open.delete(end);
     if (this.#open.size === 0) {
       this.#network.forget(this);
-      // Let the last FIN reach its (closed) peer, then drop the pipes.
-      this.up.schedule();
-      this.down.schedule();
+      // Nobody is left to receive: what is still on the wire (a last FIN) goes nowhere.
+      this.up.kill();
+      this.down.kill();
     }
   }
 
