@@ -9,7 +9,7 @@
 import { fileURLToPath } from 'node:url';
 import { Protocol, run, getRunningLoop, type Transport, type ConnectionOptions, type ServerOptions } from '../src/index.ts';
 import { MemoryNetwork, VirtualClock } from '../src/testing/index.ts';
-import { machine, median, table, writeResults } from './lib.ts';
+import { machine, median, writeResults } from './lib.ts';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const BYTES = Math.round(2 * 2 ** 30 * SCALE);
