@@ -5,7 +5,7 @@
  * when the clock says so.
  * @module
  */
-import { kTimerDriver } from './internal.ts';
+import { kTimerDriver } from './symbols.ts';
 import type { Loop } from './loop.ts';
 
 /**

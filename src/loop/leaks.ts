@@ -7,7 +7,7 @@
  * @internal
  */
 import { LeakError } from '../errors.ts';
-import { kDescribe, kPendingTimers, kRealWork, kResources } from './internal.ts';
+import { kDescribe, kPendingTimers, kRealWork, kResources } from './symbols.ts';
 import type { Loop } from './loop.ts';
 import type { Task } from './task.ts';
 

@@ -17,7 +17,8 @@ import { AsyncResource } from 'node:async_hooks';
 import { CancelledError, InvalidStateError } from '../errors.ts';
 import { Coroutine } from './coroutine.ts';
 import { Future } from './future.ts';
-import { kAwaiting, kCallSoon, kDescribe, kDescribeCall, kStats, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted, taskStorage } from './internal.ts';
+import { taskStorage } from './internal.ts';
+import { kAwaiting, kCallSoon, kDescribe, kDescribeCall, kStats, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted } from './symbols.ts';
 import type { Loop } from './loop.ts';
 
 /** What a task can run: a lazy {@link Coroutine}, or a function returning a promise (or a value). */

@@ -20,7 +20,7 @@
  */
 import { InvalidArgumentError } from '../errors.ts';
 import type { LoopClock, LoopHooks, TimerDriver } from '../loop/clock.ts';
-import { kCloseHooks, kRealWork, kStats, kTimerDriver } from '../loop/internal.ts';
+import { kCloseHooks, kRealWork, kStats, kTimerDriver } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
 
 /** How often (real ms) an autojumping clock looks again while real work is in flight. */
@@ -113,7 +113,7 @@ export class VirtualClock implements LoopClock {
   [kTimerDriver](loop: Loop, hooks: LoopHooks): TimerDriver {
     const driver = new VirtualDriver(this, loop, hooks, (t) => this.#setTime(t));
     this.#drivers.add(driver);
-    loop[kCloseHooks].push(() => {
+    loop[kCloseHooks].add(() => {
       driver.disarm();
       this.#drivers.delete(driver);
     });

@@ -17,7 +17,7 @@
 import { inspect } from 'node:util';
 import { ConnectionResetError, InvalidArgumentError, TransportClosedError } from '../errors.ts';
 import type { Future } from '../loop/future.ts';
-import { kDescribe } from '../loop/internal.ts';
+import { kDescribe } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../loop/resources.ts';
 import type { BaseProtocol, BufferedProtocol, Protocol } from '../protocols/protocols.ts';
@@ -184,7 +184,7 @@ export class MemoryTransport implements Transport, PipeEnd {
 
   /** @internal */
   peerReset(): void {
-    this.#forceClose(new ConnectionResetError('the connection was reset by the peer (memory network)', { errno: 'ECONNRESET' }), false);
+    this.#forceClose(new ConnectionResetError('the connection was reset by the peer (memory network)', { code: 'ECONNRESET' }), false);
   }
 
   // ------------------------------------------------------------ reading side

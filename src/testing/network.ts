@@ -12,7 +12,7 @@
 import { inspect } from 'node:util';
 import { ConnectionError, ConnectionRefusedError, InvalidArgumentError, InvalidStateError } from '../errors.ts';
 import type { Future } from '../loop/future.ts';
-import { kNetworkConnect, kNetworkListen } from '../loop/internal.ts';
+import { kNetworkConnect, kNetworkListen } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
 import type { BaseProtocol } from '../protocols/protocols.ts';
 import type { Network, NetworkConnectOptions, NetworkListenOptions } from '../transports/network.ts';
@@ -152,7 +152,7 @@ export class MemoryNetwork implements Network {
       for (const key of this.#servers.keys()) if (key.endsWith(`:${p}`)) used = true;
       if (!used) return p;
     }
-    throw new ConnectionError(ConnectionError.GENERIC_CODE, 'the memory network ran out of ports', { errno: 'EADDRNOTAVAIL' });
+    throw new ConnectionError(ConnectionError.GENERIC_CODE, 'the memory network ran out of ports', { code: 'EADDRNOTAVAIL' });
   }
 
   /** @internal `loop.createServer(factory, { network })`. */
@@ -165,7 +165,7 @@ export class MemoryNetwork implements Network {
     let port = checkPort(options.port ?? 0, what);
     if (port === 0) port = this.#port();
     const key = `${host}:${port}`;
-    if (this.#servers.has(key)) throw new ConnectionError(ConnectionError.GENERIC_CODE, `listen on ${key}: address already in use (memory network)`, { errno: 'EADDRINUSE' });
+    if (this.#servers.has(key)) throw new ConnectionError(ConnectionError.GENERIC_CODE, `listen on ${key}: address already in use (memory network)`, { code: 'EADDRINUSE' });
     const server = new MemoryServer(loop, this, protocolFactory, { address: host, port, family: 'memory' });
     this.#servers.set(key, server);
     if (options.startServing !== false) await server.startServing();
@@ -190,7 +190,7 @@ export class MemoryNetwork implements Network {
     await this.#handshake(loop, signal);
     const server = this.#servers.get(`${host}:${port}`);
     if (server === undefined || server.state === 'closed') {
-      throw new ConnectionRefusedError(`connect to ${host}:${port}: connection refused (nothing listens there on the memory network)`, { errno: 'ECONNREFUSED' });
+      throw new ConnectionRefusedError(`connect to ${host}:${port}: connection refused (nothing listens there on the memory network)`, { code: 'ECONNREFUSED' });
     }
     if (server.loop !== loop) throw new InvalidStateError(`connect to ${host}:${port}: the memory server runs on another loop`);
     const protocol = protocolFactory();

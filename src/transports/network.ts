@@ -5,7 +5,7 @@
  * `startServer()`) hands the call to the network; nothing else changes.
  * @module
  */
-import type { kNetworkConnect, kNetworkListen } from '../loop/internal.ts';
+import type { kNetworkConnect, kNetworkListen } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
 import type { BaseProtocol } from '../protocols/protocols.ts';
 import type { ServerLike, Transport } from './transports.ts';

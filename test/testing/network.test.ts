@@ -80,8 +80,8 @@ describe('MemoryNetwork', () => {
       expect(s.transport!.getExtraInfo('peername')).toEqual(t.getExtraInfo('sockname'));
       expect(network.connections()).toHaveLength(1);
       await expect(loop.createConnection(() => new Recorder(), { network, host: 'db', port: 1 })).rejects.toBeInstanceOf(ConnectionRefusedError);
-      await expect(loop.createConnection(() => new Recorder(), { network, host: 'nowhere', port: 5432 })).rejects.toMatchObject({ errno: 'ECONNREFUSED' });
-      await expect(loop.createServer(() => new Recorder(), { network, host: 'db', port: 5432 })).rejects.toMatchObject({ errno: 'EADDRINUSE' });
+      await expect(loop.createConnection(() => new Recorder(), { network, host: 'nowhere', port: 5432 })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+      await expect(loop.createServer(() => new Recorder(), { network, host: 'db', port: 5432 })).rejects.toMatchObject({ code: 'EADDRINUSE' });
       t.close();
       await until(() => s.lostCount === 1 && c.lostCount === 1);
       expect(s.calls).toEqual(['made', 'eof', 'lost']);

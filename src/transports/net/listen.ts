@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import type net from 'node:net';
 import { InvalidArgumentError } from '../../errors.ts';
-import { kNetworkListen } from '../../loop/internal.ts';
+import { kNetworkListen } from '../../loop/symbols.ts';
 import type { Loop } from '../../loop/loop.ts';
 import type { Network } from '../network.ts';
 import { Server, type ListenSpec } from './server.ts';
