@@ -79,6 +79,16 @@ export class LoopStoppedError extends ProtoloopError {
   }
 }
 
+/** `run(main, { strict: true })`: main returned but left tasks, transports, servers, timers, children or jobs open; `leaks` lists them (they were cleaned up). */
+export class LeakError extends ProtoloopError {
+  /** One line per thing left open, e.g. `task <Task pending name=worker>`. */
+  readonly leaks: readonly string[];
+  constructor(leaks: readonly string[], options?: ErrorOptions) {
+    super('ERR_PROTOLOOP_LEAK', `main returned and left ${leaks.length} thing${leaks.length === 1 ? '' : 's'} open:\n  ${leaks.join('\n  ')}`, options);
+    this.leaks = leaks;
+  }
+}
+
 /** An argument or option has the wrong type or value. Raised eagerly, before any work starts. */
 export class InvalidArgumentError extends ProtoloopError {
   constructor(message: string, options?: ErrorOptions) {

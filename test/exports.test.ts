@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import * as protoloop from '../src/index.ts';
 import * as fastify from '../src/fastify/index.ts';
+import * as testing from '../src/testing/index.ts';
 import { ProtoloopError } from '../src/index.ts';
 
 describe('public surface', () => {
@@ -44,6 +45,7 @@ describe('public surface', () => {
     'InvalidSignalError',
     'InvalidStateError',
     'KeyboardInterrupt',
+    'LeakError',
     'LifoQueue',
     'LimitOverrunError',
     'Lock',
@@ -135,6 +137,19 @@ describe('public surface', () => {
     'FastifyServer',
     'protoloopFastify',
     'serveFastify',
+    ]);
+  });
+
+  it('protoloop/testing exports exactly these names', () => {
+    expect(Object.keys(testing).sort()).toEqual([
+    'LeakError',
+    'MemoryLink',
+    'MemoryNetwork',
+    'MemoryServer',
+    'MemoryTransport',
+    'VirtualClock',
+    'createMemoryConnection',
+    'memoryStreamPair',
     ]);
   });
 

@@ -17,6 +17,7 @@ import { ExecutorShutdownError, InvalidArgumentError, NotCloneableError } from '
 import { allPrimitive, findUncloneable } from './clone-check.ts';
 import { normalizeTask, type Executor, type ExecutorState, type ExecutorShutdownOptions, type SubmitOptions, type WorkerTask } from './executor.ts';
 import { unwrapTransfers, type TransferItem } from './transfer.ts';
+import { activeLoop } from '../loop/running.ts';
 
 type JobState = 'queued' | 'running' | 'done';
 
@@ -107,7 +108,7 @@ export abstract class BaseExecutor implements Executor {
   #closed: Promise<void> | null = null;
   #resolveClosed: (() => void) | null = null;
   #releasing = false;
-  #deadline: NodeJS.Timeout | null = null;
+  #deadline: { cancel(): void } | null = null;
   #completed = 0;
   /** The executor's name in messages: `ThreadPoolExecutor-1`. */
   readonly executorName: string;
@@ -288,12 +289,11 @@ export abstract class BaseExecutor implements Executor {
       if (timeout === 0) {
         this.#forceStop(`${this.executorName} was shut down: the job was stopped (shutdown timeout 0 ms)`);
       } else if (this.#deadline === null) {
-        this.#deadline = setTimeout(() => {
+        const expire = (): void => {
           this.#deadline = null;
           this.#forceStop(`${this.executorName} was shut down: the job did not finish within the shutdown timeout of ${timeout} ms and was stopped`);
-        }, timeout);
-        // The deadline alone must not keep the process alive: running jobs do.
-        this.#deadline.unref();
+        };
+        this.#deadline = shutdownDeadline(timeout, expire);
       }
     }
     this.#maybeRelease();
@@ -332,7 +332,7 @@ export abstract class BaseExecutor implements Executor {
     if (this.#releasing && !force) return;
     this.#releasing = true;
     if (this.#deadline !== null && !force) {
-      clearTimeout(this.#deadline);
+      this.#deadline.cancel();
       this.#deadline = null;
     }
     this.releaseWorkers(force).then(
@@ -345,7 +345,7 @@ export abstract class BaseExecutor implements Executor {
     if (this.#state === 'shutdown') return;
     this.#state = 'shutdown';
     if (this.#deadline !== null) {
-      clearTimeout(this.#deadline);
+      this.#deadline.cancel();
       this.#deadline = null;
     }
     this.#resolveClosed?.();
@@ -359,4 +359,17 @@ export abstract class BaseExecutor implements Executor {
   [inspect.custom](): string {
     return this.toString();
   }
+}
+
+/**
+ * The shutdown deadline: on the running loop's clock when there is one (so that virtual
+ * time drives it in tests), else a native timer that does not keep the process alive
+ * (running jobs do).
+ */
+function shutdownDeadline(ms: number, expire: () => void): { cancel(): void } {
+  const loop = activeLoop();
+  if (loop !== null) return loop.callLater(ms, expire);
+  const t = setTimeout(expire, ms);
+  t.unref();
+  return { cancel: () => clearTimeout(t) };
 }

@@ -11,7 +11,7 @@
 import { CancelledError, ExecutorShutdownError, InvalidArgumentError, LoopClosedError } from '../errors.ts';
 import { isExecutor, type Executor, type WorkerTask } from './executor.ts';
 import { Future as LoopFuture, type Future } from '../loop/future.ts';
-import { kCloseHooks, kShutdownHooks } from '../loop/symbols.ts';
+import { kCloseHooks, kRealWork, kShutdownHooks } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
 import { BaseExecutor, type Job } from './executor-base.ts';
 import { ThreadPoolExecutor } from './thread-pool.ts';
@@ -111,6 +111,19 @@ function settleFuture(fut: ExecutorFuture<unknown>, ok: boolean, value: unknown)
   else fut.setException(value);
 }
 
+function settleExpired(fut: Future<boolean>): void {
+  if (!fut.done()) fut.setResult(true);
+}
+
+/** A job in flight is real work a virtual clock's autojump waits for (see protoloop/testing). */
+function countRealWork(loop: Loop, fut: Future<unknown>): void {
+  loop[kRealWork]++;
+  fut.addDoneCallback(doneRealWork);
+}
+function doneRealWork(fut: Future<unknown>): void {
+  fut.getLoop()[kRealWork]--;
+}
+
 /** `loop.runInExecutor()`: `args` is the argument list (no rest parameter: no copy per call). */
 export function runInExecutor<A extends unknown[], R>(loop: Loop, executor: Executor | null, task: WorkerTask<A, R>, args: A): Future<R> {
   if (loop.isClosed()) throw new LoopClosedError();
@@ -128,12 +141,14 @@ export function runInExecutor<A extends unknown[], R>(loop: Loop, executor: Exec
     job.sink = settleFuture;
     job.sinkArg = fut;
     ex.enqueueJob(job);
+    countRealWork(loop, fut);
     return fut;
   }
   const controller = new AbortController();
   const promise = ex.submit(task, args, { signal: controller.signal });
   const fut = new ExecutorFuture<R>(loop, `runInExecutor(${task.name})`);
   fut.controller = controller;
+  countRealWork(loop, fut);
   promise.then(
     (value) => settleFuture(fut as ExecutorFuture<unknown>, true, value),
     (exception: unknown) => settleFuture(fut as ExecutorFuture<unknown>, false, exception),
@@ -163,15 +178,15 @@ export async function shutdownDefaultExecutor(loop: Loop, timeout?: number): Pro
     await done;
     return;
   }
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<boolean>((resolve) => {
-    timer = setTimeout(resolve, timeout, true);
-  });
+  // The deadline is on the loop's clock (virtual time in tests), not a native timer.
+  const expired = loop.createFuture<boolean>('shutdownDefaultExecutor deadline');
+  const timer = loop.callLater(timeout, settleExpired, expired);
   try {
     const timedOut = await Promise.race([done.then(() => false), expired]);
     if (!timedOut) return;
   } finally {
-    clearTimeout(timer);
+    timer.cancel();
+    if (!expired.done()) expired.cancel();
   }
   loop.logger.warn(`The default executor did not finish its jobs within ${timeout} ms: its workers were stopped`);
   await ex.shutdown({ wait: true, cancelFutures: true, timeout: 0 });

@@ -38,6 +38,7 @@ import type { WebSocketConnectOptions, WebSocketServerOptions } from '../transpo
 import type { WebSocketServer } from '../transports/websocket/server.ts';
 import type { WebSocketTransport } from '../transports/websocket/transport.ts';
 import { InvalidArgumentError, LoopClosedError, LoopRunningError, LoopStoppedError, NoRunningLoopError } from '../errors.ts';
+import { realTimerDriver, type LoopClock, type TimerDriver } from './clock.ts';
 import { Coroutine, reportUnstartedCoroutines } from './coroutine.ts';
 import type { LoopContract } from './contract.ts';
 import { assertMainThread, contextLevel, formatExceptionContext, hints, reportSlowHandle, startStepTiming, stopStepTiming } from './debug.ts';
@@ -48,7 +49,7 @@ import { HookList } from './hooks.ts';
 import { bridgeArea, executorsArea, netArea, subprocessArea, webSocketArea } from './lazy.ts';
 import { activeLoop, envDebug, setActiveLoop } from './running.ts';
 import { captureStack, outsideTask, taskStorage } from './internal.ts';
-import { kCallSoon, kCloseHooks, kLogDestroyPending, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kUnretrieved } from './symbols.ts';
+import { kCallSoon, kCloseHooks, kLogDestroyPending, kPendingTimers, kRealWork, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kTimerDriver, kUnretrieved } from './symbols.ts';
 import { adoptLogger, setLevel, type Logger } from './log.ts';
 import { closeUnclosedResources, openResourceCounts } from './resources.ts';
 import { addSignalHandler, removeSignalHandler } from './signals.ts';
@@ -98,8 +99,12 @@ export interface LoopOptions {
   logger?: Logger;
   /** In debug mode, callbacks and task steps running at least this long (ms) are logged. Default 100. */
   slowCallbackDuration?: number;
-  /** The loop's clock, monotonic milliseconds. Default `performance.now`. For tests. */
-  clock?: () => number;
+  /**
+   * The loop's clock: a function returning monotonic milliseconds, or a clock object
+   * such as `protoloop/testing`'s `VirtualClock` (which also decides when timers fire).
+   * Default `performance.now`, with timers on real time.
+   */
+  clock?: (() => number) | LoopClock;
 }
 
 /** Counters of a loop's work, for dashboards and `protoloop stats`. */
@@ -156,7 +161,8 @@ export class Loop implements LoopContract {
   #wakeScheduled = false;
   #burstStart = 0;
   #burstIterations = 0;
-  #nativeTimer: NodeJS.Timeout | null = null;
+  #nativeTimer: unknown = null;
+  #driver: TimerDriver = realTimerDriver;
   #nativeWhen = Infinity;
   #keepalive: NodeJS.Timeout | null = null;
   #onStopped: (() => void) | null = null;
@@ -182,6 +188,8 @@ export class Loop implements LoopContract {
   readonly [kThreadsafeHandlers] = new Map<string, ThreadsafeHandler>();
   /** @internal */
   readonly [kStats] = { iterations: 0, callbacks: 0, tasksCreated: 0, taskSteps: 0, slowCallbacks: 0 };
+  /** @internal Real operations in flight (executor jobs): a virtual clock's autojump waits for them. */
+  [kRealWork] = 0;
 
   constructor(options: LoopOptions = {}) {
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Loop options must be an object');
@@ -190,12 +198,20 @@ export class Loop implements LoopContract {
     if (slowCallbackDuration !== undefined && !(typeof slowCallbackDuration === 'number' && slowCallbackDuration >= 0)) {
       throw new InvalidArgumentError('options.slowCallbackDuration must be a number of milliseconds >= 0');
     }
-    if (clock !== undefined && typeof clock !== 'function') throw new InvalidArgumentError('options.clock must be a function');
+    const clockObject = clock !== null && typeof clock === 'object' && typeof clock.now === 'function';
+    if (clock !== undefined && typeof clock !== 'function' && !clockObject) throw new InvalidArgumentError('options.clock must be a function or a clock object with now()');
     this.#debug = debug ?? envDebug();
     this.#logger = adoptLogger(logger, this.#debug);
     this.slowCallbackDuration = slowCallbackDuration ?? 100;
-    this.#clock = clock ?? performance.now.bind(performance);
     this.#name = `Loop-${++loopCounter}`;
+    if (clockObject) {
+      const c = clock as LoopClock;
+      this.#clock = c.now.bind(c);
+      const driver = c[kTimerDriver]?.(this, { idle: () => this.#state === 'running' && !this.#wakeScheduled && this.#ready.length === 0 });
+      if (driver !== undefined) this.#driver = driver;
+    } else {
+      this.#clock = (clock as (() => number) | undefined) ?? performance.now.bind(performance);
+    }
     unclosedLoops.register(this, this.#name, this);
   }
 
@@ -249,6 +265,11 @@ export class Loop implements LoopContract {
     this.#timers.push(h);
     if (this.#state === 'running' && !this.#wakeScheduled && when < this.#nativeWhen) this.#armTimer();
     return h;
+  }
+
+  /** @internal The timers still scheduled and not cancelled (for leak checks). */
+  [kPendingTimers](): TimerHandle[] {
+    return this.#timers.items.filter((t) => !t.cancelled());
   }
 
   /** @internal A scheduled timer was cancelled. */
@@ -377,7 +398,7 @@ export class Loop implements LoopContract {
   }
 
   #runBurst = (): void => {
-    this.#burstStart = this.#clock();
+    this.#burstStart = performance.now();
     this.#burstIterations = 0;
     this.#runIteration();
   };
@@ -393,7 +414,7 @@ export class Loop implements LoopContract {
       return;
     }
     if (this.#ready.length > 0) {
-      if (++this.#burstIterations < MAX_BURST_ITERATIONS && this.#clock() - this.#burstStart < MAX_BURST_MS) {
+      if (++this.#burstIterations < MAX_BURST_ITERATIONS && performance.now() - this.#burstStart < MAX_BURST_MS) {
         queueMicrotask(this.#runIteration);
       } else {
         setImmediate(this.#runBurstOutside);
@@ -507,7 +528,7 @@ export class Loop implements LoopContract {
     this.#clearNativeTimer();
     const delay = Math.max(0, Math.ceil(when - this.#clock()));
     this.#nativeWhen = when;
-    this.#nativeTimer = setTimeout(this.#onNativeTimerOutside, delay);
+    this.#nativeTimer = this.#driver.arm(when, delay, this.#onNativeTimerOutside);
   }
 
   #onNativeTimer = (): void => {
@@ -525,7 +546,7 @@ export class Loop implements LoopContract {
 
   #clearNativeTimer(): void {
     if (this.#nativeTimer !== null) {
-      clearTimeout(this.#nativeTimer);
+      this.#driver.disarm(this.#nativeTimer);
       this.#nativeTimer = null;
     }
     this.#nativeWhen = Infinity;

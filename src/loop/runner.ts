@@ -13,6 +13,7 @@ import { hints } from './debug.ts';
 import { isMainThread } from './internal.ts';
 import { kCloseHooks, kShutdownHooks } from './symbols.ts';
 import { envInspect, startInspector } from './inspector.ts';
+import { checkLeaks } from './leaks.ts';
 import { Loop, type LoopOptions } from './loop.ts';
 import { activeLoop } from './running.ts';
 import type { Task, TaskTarget } from './task.ts';
@@ -30,6 +31,12 @@ export interface RunOptions extends LoopOptions {
    * this process's tasks. Default: `PROTOLOOP_INSPECT` set (to anything but `0`).
    */
   inspect?: boolean;
+  /**
+   * Leak check for tests: when `main` returns, `run()` rejects with `LeakError` listing
+   * the tasks, transports, servers, timers, children and executor jobs it left open
+   * (after cleaning them up as usual) instead of cleaning up quietly. Default false.
+   */
+  strict?: boolean;
 }
 
 type RunnerState = 'initialized' | 'closed';
@@ -57,7 +64,7 @@ export class Runner {
   getLoop(): Loop {
     if (this.#state === 'closed') throw new InvalidStateError('Runner is closed');
     if (this.#loop === null) {
-      const { loopFactory, handleSigint: _h, name: _n, inspect, ...loopOptions } = this.#options;
+      const { loopFactory, handleSigint: _h, name: _n, inspect, strict: _s, ...loopOptions } = this.#options;
       const loop = loopFactory ? loopFactory(loopOptions) : new Loop(loopOptions);
       if (inspect ?? envInspect()) {
         const inspector = startInspector(loop);
@@ -78,7 +85,9 @@ export class Runner {
     const task = loop.createTask(main, { name: options.name ?? this.#options.name ?? 'main' });
     const removeSigint = this.#installSigint(task);
     try {
-      return await loop.runUntilComplete(task);
+      const result = await loop.runUntilComplete(task);
+      if (this.#options.strict === true) checkLeaks(loop, task);
+      return result;
     } catch (e) {
       if (e instanceof CancelledError && this.#interrupts > 0) {
         markInterrupted();

@@ -31,6 +31,15 @@ export const kShutdownHooks = Symbol('protoloop.shutdownHooks');
 export const kResources = Symbol('protoloop.resources');
 /** Loop: counters shown by `loop.stats()`. */
 export const kStats = Symbol('protoloop.stats');
+/** Loop: the timers still scheduled and not cancelled (`run(main, { strict: true })`). */
+export const kPendingTimers = Symbol('protoloop.pendingTimers');
+/** runInExecutor -> Loop: count of executor jobs in flight, real work a virtual clock's autojump waits for. */
+export const kRealWork = Symbol('protoloop.realWork');
+/** Loop -> LoopClock: the clock drives the loop's timer wait (protoloop/testing's VirtualClock). */
+export const kTimerDriver = Symbol('protoloop.timerDriver');
+/** createConnection/createServer -> Network: run on a network other than the OS's (protoloop/testing's MemoryNetwork). */
+export const kNetworkConnect = Symbol('protoloop.networkConnect');
+export const kNetworkListen = Symbol('protoloop.networkListen');
 
 // ------------------------------------------------- handles, futures, tasks
 

@@ -13,8 +13,10 @@ import { nodeTls } from '../../loop/lazy.ts';
 import { InvalidArgumentError } from '../../errors.ts';
 import type { Future } from '../../loop/future.ts';
 import { outsideTask } from '../../loop/internal.ts';
+import { kNetworkConnect } from '../../loop/symbols.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { mapSocketError } from '../map-error.ts';
+import type { Network } from '../network.ts';
 import { ONREAD, SocketTransport, type StreamProtocol } from './socket-transport.ts';
 import { DEFAULT_TLS_HANDSHAKE_TIMEOUT, resolveTlsOption, waitHandshake, type TlsClientOptions, type TlsServerOptions } from './tls.ts';
 
@@ -42,6 +44,8 @@ export interface ConnectionOptions {
   keepAlive?: boolean | number;
   /** Aborting it abandons the connect (the promise rejects with the signal's reason). */
   signal?: AbortSignal;
+  /** Connect on this network instead of the OS's (`MemoryNetwork` from `protoloop/testing`); the transport is then that network's. */
+  network?: Network;
 }
 
 /** Options of `loop.createUnixConnection()`. */
@@ -120,6 +124,7 @@ function checkPort(port: unknown, what: string): number {
  * `InvalidArgumentError` (bad options), or the signal's reason.
  */
 export async function createConnection<P extends StreamProtocol>(loop: Loop, protocolFactory: StreamProtocolFactory<P>, options: ConnectionOptions): Promise<[SocketTransport, P]> {
+  if (options?.network != null) return (await options.network[kNetworkConnect](loop, protocolFactory, options)) as unknown as [SocketTransport, P];
   checkFactory(protocolFactory, 'createConnection');
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('createConnection() needs options with at least { port }');
   const port = checkPort(options.port, 'createConnection() options');

@@ -5,7 +5,9 @@
 import fs from 'node:fs';
 import type net from 'node:net';
 import { InvalidArgumentError } from '../../errors.ts';
+import { kNetworkListen } from '../../loop/symbols.ts';
 import type { Loop } from '../../loop/loop.ts';
+import type { Network } from '../network.ts';
 import { Server, type ListenSpec } from './server.ts';
 import type { StreamProtocol } from './socket-transport.ts';
 import { makeTlsServer, resolveTlsOption, type TlsServerOptions } from './tls.ts';
@@ -29,6 +31,8 @@ export interface ServerOptions extends ServerLimitOptions {
   tls?: TlsServerOptions;
   /** Start accepting at once. Default true; with false, the sockets are bound and connections wait until `startServing()`. */
   startServing?: boolean;
+  /** Listen on this network instead of the OS's (`MemoryNetwork` from `protoloop/testing`); the server is then that network's. */
+  network?: Network;
 }
 
 /** Options of `loop.createUnixServer()`; with the limits every server takes (`maxConnections`, `idleTimeout`). */
@@ -52,6 +56,7 @@ function checkCommon(options: { backlog?: unknown; startServing?: unknown }, wha
 
 /** Creates, binds and (unless `startServing: false`) starts a TCP/TLS server. */
 export async function createServer(loop: Loop, protocolFactory: () => StreamProtocol, options: ServerOptions = {}): Promise<Server> {
+  if (options?.network != null) return (await options.network[kNetworkListen](loop, protocolFactory, options)) as unknown as Server;
   const what = 'createServer() options';
   if (typeof protocolFactory !== 'function') throw new InvalidArgumentError('createServer() needs a protocol factory (a function returning a Protocol or BufferedProtocol)');
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('createServer() options must be an object');
