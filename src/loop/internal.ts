@@ -115,3 +115,14 @@ export function relativePath(frame: string): string {
   if (cwdPrefixes?.cwd !== cwd) cwdPrefixes = { cwd, url: pathToFileURL(cwd).href + '/', path: cwd + sep };
   return frame.replaceAll(cwdPrefixes.url, '').replaceAll(cwdPrefixes.path, '');
 }
+
+// Scheduling order (issue 13 part 2): a task woken by a loop callback runs its step at
+// that callback's place in the FIFO order.
+/** Task: the last `then()` registration the task made on a protoloop Future (its suspension point). */
+export const kLastWait = Symbol('protoloop.lastWait');
+/** Loop: a callback of the running batch woke `task` (it settled the await `task` is suspended on). */
+export const kWoke = Symbol('protoloop.woke');
+/** Future: set the result and settle its awaits now, inside the current callback (sleep(0)). */
+export const kSetResultNow = Symbol('protoloop.setResultNow');
+/** Future: the CancelledError to re-raise when the future is awaited (a task that ended with one). */
+export const kCancelledError = Symbol('protoloop.cancelledError');

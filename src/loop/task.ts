@@ -14,10 +14,11 @@
  * @module
  */
 import { AsyncResource } from 'node:async_hooks';
+import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../errors.ts';
 import { Coroutine } from './coroutine.ts';
 import { Future } from './future.ts';
-import { kAwaiting, kCallSoon, kDescribe, kDescribeCall, kStats, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted, taskStorage } from './internal.ts';
+import { kAwaiting, kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kStats, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted, taskStorage } from './internal.ts';
 import type { Loop } from './loop.ts';
 
 /** What a task can run: a lazy {@link Coroutine}, or a function returning a promise (or a value). */
@@ -35,6 +36,16 @@ let taskCounter = 0;
 
 function invoke<T>(target: TaskTarget<T>): PromiseLike<T> | T {
   return target instanceof Coroutine ? target[kStart]() : target();
+}
+
+/**
+ * Whether a native promise has settled, read synchronously. JavaScript has no API for
+ * this; util.inspect shows `<pending>` for a pending promise (strings are cut to
+ * nothing, so a value cannot fake it). Used only when an eager task is cancelled.
+ */
+function promiseSettled(p: PromiseLike<unknown>): boolean {
+  if (!(p instanceof Promise)) return false;
+  return !inspect(p, { depth: 0, customInspect: false, maxStringLength: 0, maxArrayLength: 0, breakLength: Infinity }).includes('<pending>');
 }
 
 function isThenable(x: unknown): x is PromiseLike<unknown> {
@@ -60,6 +71,13 @@ export class Task<T = unknown> extends Future<T> {
   }
   /** @internal */
   [kLogDestroyPending] = true;
+  /** @internal The task's last then() registration (its suspension point), see loop.ts. */
+  [kLastWait]: unknown = null;
+  // An eager task's body promise until the task finishes: once it has settled the task
+  // is finished in all but name (the settlement reaches it a microtask later), so
+  // cancel() must not turn its result into a cancellation.
+  #eagerBody: PromiseLike<T> | null = null;
+  #eager = false;
   /** The loop time (ms) at which the task was created. */
   readonly createdAt: number;
   /** A number unique among this thread's tasks, in creation order. */
@@ -77,8 +95,10 @@ export class Task<T = unknown> extends Future<T> {
     this.parent = taskStorage.getStore() ?? null;
     this.#scope = new AsyncResource('protoloop.Task', { requireManualDestroy: true });
     loop[kTaskStarted](this);
-    if (options?.eagerStart === true && loop.isRunning()) Task.#step(this);
-    else loop[kCallSoon](Task.#step, this, undefined, 1);
+    if (options?.eagerStart === true && loop.isRunning()) {
+      this.#eager = true;
+      Task.#step(this);
+    } else loop[kCallSoon](Task.#step, this, undefined, 1);
   }
 
   /** The task's name (`Task-N` unless one was given). */
@@ -116,7 +136,8 @@ export class Task<T = unknown> extends Future<T> {
    * await throws. Returns false if the task is done. Each call counts (`cancelling()`).
    */
   override cancel(msg?: string): boolean {
-    if (this.done()) return false;
+    if (this.done()) return super.cancel(msg); // false; silences a never-retrieved exception
+    if (this.#eagerBody !== null && promiseSettled(this.#eagerBody)) return false;
     this.#numCancelsRequested++;
     if (this.#controller !== null && !this.#controller.signal.aborted) this.#controller.abort(new CancelledError(msg));
     const waiter = this.#futWaiter;
@@ -221,6 +242,7 @@ export class Task<T = unknown> extends Future<T> {
       return;
     }
     if (isThenable(result)) {
+      if (task.#eager) task.#eagerBody = result;
       result.then(
         (v) => task.#finishOk(v),
         (e: unknown) => task.#finishError(e),
@@ -244,6 +266,8 @@ export class Task<T = unknown> extends Future<T> {
   #finishError(e: unknown): void {
     if (this.done()) return;
     if (e instanceof CancelledError) {
+      // Awaiting the task re-raises this very error (asyncio's _cancelled_exc).
+      this[kCancelledError] = e;
       this.#finishCancelled(e.message);
       return;
     }
@@ -258,6 +282,7 @@ export class Task<T = unknown> extends Future<T> {
 
   #release(): void {
     this.#futWaiter = null;
+    this.#eagerBody = null;
     this.getLoop()[kTaskDone](this as Task<unknown>);
   }
 
