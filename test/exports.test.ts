@@ -102,10 +102,12 @@ describe('public surface', () => {
     'createSubprocessShell',
     'currentTask',
     'eagerTaskFactory',
+    'ensureFuture',
     'gather',
     'getRunningLoop',
     'isCoroutine',
     'isExecutor',
+    'isFuture',
     'openConnection',
     'openUnixConnection',
     'openWebSocket',
@@ -124,6 +126,7 @@ describe('public surface', () => {
     'wait',
     'waitFor',
     'workerTask',
+    'wrapFuture',
     ]);
   });
 

@@ -389,6 +389,11 @@ export class Future<T = unknown> implements PromiseLike<T> {
   }
 }
 
+/** Whether `x` is a protoloop {@link Future} (a {@link Task} is one). asyncio's `isfuture()`. */
+export function isFuture(x: unknown): x is Future<unknown> {
+  return x instanceof Future;
+}
+
 /** @internal */
 export function shortError(e: unknown): string {
   if (e instanceof Error) return `${e.name}(${JSON.stringify(e.message)})`;

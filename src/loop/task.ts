@@ -15,7 +15,7 @@
  */
 import { AsyncResource } from 'node:async_hooks';
 import { inspect } from 'node:util';
-import { CancelledError, InvalidStateError } from '../errors.ts';
+import { CancelledError, InvalidArgumentError, InvalidStateError } from '../errors.ts';
 import { Coroutine } from './coroutine.ts';
 import { Future } from './future.ts';
 import { kAwaiting, kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kStats, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted, taskStorage } from './internal.ts';
@@ -30,6 +30,14 @@ export interface TaskOptions {
   name?: string;
   /** Run the first step synchronously, now, if the loop is running (Python 3.12's eager tasks). */
   eagerStart?: boolean;
+}
+
+/** Options of `task.getStack()` and `task.printStack()`. */
+export interface StackOptions {
+  /** At most this many entries, outermost first. Default: the whole chain. */
+  limit?: number;
+  /** Where `printStack()` writes. Default: `process.stderr`. */
+  file?: { write(text: string): unknown };
 }
 
 let taskCounter = 0;
@@ -292,6 +300,42 @@ export class Task<T = unknown> extends Future<T> {
     if (base) parts.push(base);
     if (this.#futWaiter !== null) parts.push(`wait_for=${this.#futWaiter[kDescribe]()}`);
     return parts.join(' ');
+  }
+
+  /**
+   * The await chain of this task, outermost first, one line per entry: this task, what
+   * it awaits, and when that is a task, what that one awaits, and so on down to a
+   * plain future (`sleep(100 ms)`, `Lock.acquire()`, ...). It is the data `protoloop ps`
+   * shows; in debug mode each task's line ends with where it was created. A JavaScript
+   * task has no frames to show between two awaits (asyncio's `get_stack()` shows the
+   * coroutine's frames). A done task's chain is the task alone.
+   */
+  getStack(options: StackOptions = {}): string[] {
+    const limit = options.limit ?? Infinity;
+    if (typeof limit !== 'number' || Number.isNaN(limit) || limit < 0) throw new InvalidArgumentError('getStack() limit must be a number >= 0');
+    const lines: string[] = [];
+    const seen = new Set<Future<unknown>>();
+    let cur: Future<unknown> | null = this as Task<unknown>;
+    while (cur !== null && lines.length < limit && !seen.has(cur)) {
+      seen.add(cur);
+      if (cur instanceof Task) {
+        const site = cur[kSourceTraceback]?.split('\n').at(-1)?.trim();
+        const next: Future<unknown> | null = cur.done() ? null : cur.awaiting();
+        lines.push(`Task ${JSON.stringify(cur.getName())} ${cur.done() ? cur.state : next !== null ? 'awaiting' : 'running'}${site ? ` created ${site}` : ''}`);
+        cur = next;
+      } else {
+        lines.push(cur.description !== undefined ? `${cur.description} (${cur.constructor.name} ${cur.state})` : String(cur));
+        cur = null;
+      }
+    }
+    return lines;
+  }
+
+  /** Writes {@link getStack}'s lines under a header to `options.file` (default stderr). */
+  printStack(options: StackOptions = {}): void {
+    const lines = this.getStack(options);
+    const out = options.file ?? process.stderr;
+    out.write(`Stack for ${this.toString()} (outermost await first):\n${lines.map((l) => `  ${l}\n`).join('')}`);
   }
 
   /** @internal The creation site in debug mode. */
