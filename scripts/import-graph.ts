@@ -21,6 +21,7 @@ export const LAYERS: readonly string[] = [
   'subprocess',
   'fastify',
   'testing',
+  'cluster',
   'cli',
   'index.ts',
 ];

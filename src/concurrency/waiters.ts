@@ -8,7 +8,7 @@
 import { InvalidArgumentError, InvalidStateError } from '../errors.ts';
 import { Coroutine } from '../loop/coroutine.ts';
 import { Future } from '../loop/future.ts';
-import { kLogDestroyPending } from '../loop/internal.ts';
+import { kLogDestroyPending } from '../loop/symbols.ts';
 import { getRunningLoop, type Loop } from '../loop/loop.ts';
 
 /**

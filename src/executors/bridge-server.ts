@@ -15,7 +15,8 @@ import { inspect } from 'node:util';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { BridgeError, InvalidArgumentError, LoopClosedError } from '../errors.ts';
 import { findUncloneable } from './clone-check.ts';
-import { kCloseHooks, outsideTask } from '../loop/internal.ts';
+import { outsideTask } from '../loop/internal.ts';
+import { kCloseHooks } from '../loop/symbols.ts';
 import { Loop } from '../loop/loop.ts';
 import { serializeError } from './remote-error.ts';
 import type { Future } from '../loop/future.ts';
@@ -106,7 +107,7 @@ class BridgeServer {
 
   constructor(loop: Loop) {
     this.loop = loop;
-    loop[kCloseHooks].push(() => {
+    loop[kCloseHooks].add(() => {
       for (const ep of [...this.endpoints]) ep.close();
     });
   }

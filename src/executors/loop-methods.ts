@@ -9,7 +9,7 @@
 import { CancelledError, ExecutorShutdownError, InvalidArgumentError, LoopClosedError } from '../errors.ts';
 import { isExecutor, type Executor, type WorkerTask } from './executor.ts';
 import { Future as LoopFuture, type Future } from '../loop/future.ts';
-import { kCloseHooks, kShutdownHooks } from '../loop/internal.ts';
+import { kCloseHooks, kShutdownHooks } from '../loop/symbols.ts';
 import { Loop } from '../loop/loop.ts';
 import { BaseExecutor, type Job } from './executor-base.ts';
 import { ThreadPoolExecutor } from './thread-pool.ts';
@@ -62,8 +62,8 @@ function stateOf(loop: Loop): DefaultExecutorState {
 function hook(loop: Loop, s: DefaultExecutorState): void {
   if (s.hooked) return;
   s.hooked = true;
-  loop[kShutdownHooks].push(() => loop.shutdownDefaultExecutor(DEFAULT_EXECUTOR_SHUTDOWN_TIMEOUT));
-  loop[kCloseHooks].push(() => {
+  loop[kShutdownHooks].add(() => loop.shutdownDefaultExecutor(DEFAULT_EXECUTOR_SHUTDOWN_TIMEOUT));
+  loop[kCloseHooks].add(() => {
     const ex = s.executor;
     s.shutdownCalled = true;
     if (ex === null || ex.state === 'shutdown') return;

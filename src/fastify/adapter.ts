@@ -20,7 +20,8 @@ import { inspect } from 'node:util';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CancelledError, LoopClosedError } from '../errors.ts';
 import type { Future } from '../loop/future.ts';
-import { kCloseHooks, kShutdownHooks, outsideTask, taskStorage } from '../loop/internal.ts';
+import { outsideTask, taskStorage } from '../loop/internal.ts';
+import { kCloseHooks, kShutdownHooks } from '../loop/symbols.ts';
 import { currentTask, type Loop } from '../loop/loop.ts';
 import type { Task, TaskOptions } from '../loop/task.ts';
 import { probeSignalSlot } from './fastify-internals.ts';
@@ -105,8 +106,9 @@ export class FastifyAdapter implements CallOwner {
   #closed: Promise<void>;
   #resolveClosed!: () => void;
   #stats = { requests: 0, errors: 0, disconnects: 0, cancelledAtClose: 0 };
-  #shutdownHook = (): Promise<void> => this.close();
-  #closeHook = (): void => this.#loopClosed();
+  /** Disposers of the loop hooks added by the constructor. */
+  #removeShutdownHook: () => void;
+  #removeCloseHook: () => void;
   #warnedContext = false;
 
   constructor(app: FastifyInstance, loop: Loop, closeTimeout: number) {
@@ -116,8 +118,8 @@ export class FastifyAdapter implements CallOwner {
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
-    loop[kShutdownHooks].push(this.#shutdownHook);
-    loop[kCloseHooks].push(this.#closeHook);
+    this.#removeShutdownHook = loop[kShutdownHooks].add(() => this.close());
+    this.#removeCloseHook = loop[kCloseHooks].add(() => this.#loopClosed());
   }
 
   /** @internal The app. */
@@ -466,12 +468,8 @@ export class FastifyAdapter implements CallOwner {
   }
 
   #removeHooks(): void {
-    const shutdown = this.loop[kShutdownHooks];
-    const i = shutdown.indexOf(this.#shutdownHook);
-    if (i >= 0) shutdown.splice(i, 1);
-    const close = this.loop[kCloseHooks];
-    const j = close.indexOf(this.#closeHook);
-    if (j >= 0) close.splice(j, 1);
+    this.#removeShutdownHook();
+    this.#removeCloseHook();
   }
 
   toString(): string {

@@ -15,7 +15,8 @@
  */
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../errors.ts';
-import { kAwaiting, kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kSetResultNow, kStats, kSourceTraceback, kUnretrieved, kWoke, taskStorage } from './internal.ts';
+import { taskStorage } from './internal.ts';
+import { kAwaiting, kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kSetResultNow, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
 import { hints } from './debug.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import type { Task } from './task.ts';

@@ -24,27 +24,10 @@ import { contextLevel, formatExceptionContext, hints, reportSlowHandle, startSte
 import { Future, reportUnretrieved, type UnretrievedRecord } from './future.ts';
 import { Handle, TimerHandle } from './handle.ts';
 import { TimerHeap } from './heap.ts';
+import { HookList } from './hooks.ts';
 import { activeLoop, envDebug, setActiveLoop } from './running.ts';
-import {
-  captureStack,
-  kCallSoon,
-  kCloseHooks,
-  kLogDestroyPending,
-  kResources,
-  kRun,
-  kScheduled,
-  kShutdownHooks,
-  kSourceTraceback,
-  kStats,
-  kTaskDone,
-  kTaskStarted,
-  kTimerCancelled,
-  kUnretrieved,
-  kLastWait,
-  kWoke,
-  outsideTask,
-  taskStorage,
-} from './internal.ts';
+import { captureStack, outsideTask, taskStorage } from './internal.ts';
+import { kCallSoon, kCloseHooks, kLastWait, kLogDestroyPending, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kTimerCancelled, kUnretrieved, kWoke } from './symbols.ts';
 import { adoptLogger, setLevel, type Logger } from './log.ts';
 import { closeUnclosedResources, openResourceCounts } from './resources.ts';
 import { Task, type TaskOptions, type TaskTarget } from './task.ts';
@@ -182,10 +165,10 @@ export class Loop {
   readonly [kUnretrieved] = new Set<UnretrievedRecord>();
   /** @internal */
   readonly [kResources] = new Set<any>();
-  /** @internal Sync hooks run by close(), in order. */
-  readonly [kCloseHooks]: Array<() => void> = [];
-  /** @internal Async hooks run by run()/Runner before close(), in order. */
-  readonly [kShutdownHooks]: Array<() => Promise<void> | void> = [];
+  /** @internal Sync hooks run by close(), in order; `add()` returns the disposer. */
+  readonly [kCloseHooks] = new HookList<() => void>();
+  /** @internal Async hooks run by run()/Runner before close(), in order; `add()` returns the disposer. */
+  readonly [kShutdownHooks] = new HookList<() => Promise<void> | void>();
   /** @internal */
   readonly [kStats] = { iterations: 0, callbacks: 0, tasksCreated: 0, taskSteps: 0, slowCallbacks: 0 };
 
@@ -356,7 +339,7 @@ export class Loop {
     reportUnstartedCoroutines(this);
     for (const rec of [...this[kUnretrieved]]) reportUnretrieved(rec);
     closeUnclosedResources(this);
-    for (const hook of this[kCloseHooks].splice(0)) {
+    for (const hook of this[kCloseHooks].take()) {
       try {
         hook();
       } catch (exception) {

@@ -7,7 +7,8 @@
  * @internal
  */
 import { hints } from './debug.ts';
-import { captureStack, kDescribe, kResources } from './internal.ts';
+import { captureStack } from './internal.ts';
+import { kDescribe, kResources } from './symbols.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 
 /** What a tracked resource must offer: a live description. */

@@ -10,7 +10,8 @@
  */
 import { CancelledError, InvalidStateError, KeyboardInterrupt, LoopRunningError } from '../errors.ts';
 import { hints } from './debug.ts';
-import { isMainThread, kCloseHooks, kShutdownHooks } from './internal.ts';
+import { isMainThread } from './internal.ts';
+import { kCloseHooks, kShutdownHooks } from './symbols.ts';
 import { envInspect, startInspector } from './inspector.ts';
 import { Loop, type LoopOptions } from './loop.ts';
 import { activeLoop } from './running.ts';
@@ -60,7 +61,7 @@ export class Runner {
       const loop = loopFactory ? loopFactory(loopOptions) : new Loop(loopOptions);
       if (inspect ?? envInspect()) {
         const inspector = startInspector(loop);
-        loop[kCloseHooks].push(() => inspector.close());
+        loop[kCloseHooks].add(() => inspector.close());
       }
       this.#loop = loop;
     }
@@ -100,7 +101,7 @@ export class Runner {
     if (loop === null) return;
     try {
       await cancelAllTasks(loop);
-      for (const hook of loop[kShutdownHooks].splice(0)) {
+      for (const hook of loop[kShutdownHooks].take()) {
         try {
           await loop.runUntilComplete(async () => {
             await hook();

@@ -14,7 +14,7 @@
 import { constants } from 'node:os';
 import { InvalidArgumentError, InvalidSignalError, LoopClosedError } from '../errors.ts';
 import { assertMainThread } from './debug.ts';
-import { kCloseHooks } from './internal.ts';
+import { kCloseHooks } from './symbols.ts';
 import { Loop } from './loop.ts';
 
 declare module './loop.ts' {
@@ -77,7 +77,7 @@ function tableOf(loop: Loop): Map<NodeJS.Signals, Installed> {
   if (t === undefined) {
     const table = new Map<NodeJS.Signals, Installed>();
     installedByLoop.set(loop, table);
-    loop[kCloseHooks].push(() => {
+    loop[kCloseHooks].add(() => {
       for (const [sig, h] of table) process.removeListener(sig, h.listener);
       table.clear();
     });

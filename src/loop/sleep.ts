@@ -4,7 +4,7 @@
  */
 import { InvalidArgumentError } from '../errors.ts';
 import type { Future } from './future.ts';
-import { kCallSoon, kSetResultNow } from './internal.ts';
+import { kCallSoon, kSetResultNow } from './symbols.ts';
 import { getRunningLoop } from './loop.ts';
 
 function setResultUnlessDone<T>(fut: Future<T>, value: T): void {

@@ -20,7 +20,8 @@ import type { Loop } from '../loop/loop.ts';
 import type { Task } from '../loop/task.ts';
 import type { Transport } from '../transports/transports.ts';
 import { Protocol } from '../protocols/protocols.ts';
-import { kReplaceTransport, type StreamReader } from './stream-reader.ts';
+import { kReplaceTransport } from '../loop/symbols.ts';
+import type { StreamReader } from './stream-reader.ts';
 import { StreamWriter } from './stream-writer.ts';
 
 /** The callback `startServer()` runs (as a task) for each new connection. */

@@ -25,7 +25,7 @@ declare module '../loop/loop.ts' {
      * const [transport, protocol] = await loop.subprocessExec(() => new MyProtocol(), 'ls', ['-l']);
      * ```
      * @throws MainThreadOnlyError at once in a worker thread; InvalidArgumentError /
-     * InvalidSignalError for bad arguments (at once); SubprocessError (`errno`
+     * InvalidSignalError for bad arguments (at once); SubprocessError (`code`
      * ENOENT, EACCES, ...) when the child cannot be started; `options.signal.reason`
      * when the signal is already aborted; LoopClosedError on a closed loop. Cancelling
      * the awaiting task kills a child that was starting.

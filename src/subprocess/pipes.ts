@@ -21,7 +21,7 @@ import type { BaseProtocol } from '../protocols/protocols.ts';
 import { FlowControl } from '../transports/flow-control.ts';
 import { mapSocketError } from '../transports/map-error.ts';
 import type { ReadTransport, WriteTransport } from '../transports/transports.ts';
-import { kHold, kOwner, kPipeClosed, kPipeData, kPipeFlow } from './internal.ts';
+import { kHold, kOwner, kPipeClosed, kPipeData, kPipeFlow } from '../loop/symbols.ts';
 
 /** What a pipe needs from the subprocess transport that owns it. */
 export interface PipeOwner {
@@ -40,7 +40,7 @@ type Owned<S, P> = S & { [kOwner]?: P };
 export function mapPipeError(err: unknown, fd: number): Error {
   const code = (err as { code?: unknown } | null)?.code;
   if (fd === 0 && (code === 'EPIPE' || code === 'ECONNRESET')) {
-    return new BrokenPipeError(`the child closed its stdin while we were writing (${code})`, { cause: err, errno: code });
+    return new BrokenPipeError(`the child closed its stdin while we were writing (${code})`, { cause: err });
   }
   return mapSocketError(err, `the child's ${fd === 0 ? 'stdin' : fd === 1 ? 'stdout' : 'stderr'} pipe`);
 }

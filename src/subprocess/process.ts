@@ -23,7 +23,7 @@ import { checkLimit, StreamReader } from '../streams/stream-reader.ts';
 import { StreamWriter } from '../streams/stream-writer.ts';
 import type { Transport } from '../transports/transports.ts';
 import type { SubprocessTransport } from './contract.ts';
-import { kStop, kWaitFinished } from './internal.ts';
+import { kStop, kWaitFinished } from '../loop/symbols.ts';
 import { checkArgs, checkCommand, startSubprocess } from './loop-methods.ts';
 import { INHERIT, resolveOptions, type SubprocessOptions } from './options.ts';
 import { signalName, type SignalLike } from './signals.ts';
@@ -270,7 +270,7 @@ async function createProcess(loop: Loop, limit: number, request: Parameters<type
  * const [out] = await proc.communicate();
  * ```
  * @throws MainThreadOnlyError at once in a worker thread; InvalidArgumentError /
- * InvalidSignalError for bad arguments (at once); SubprocessError (`errno` ENOENT,
+ * InvalidSignalError for bad arguments (at once); SubprocessError (`code` ENOENT,
  * EACCES, ...) when it cannot start; NoRunningLoopError outside a loop.
  */
 export function createSubprocessExec(file: string, args?: readonly string[], options?: ProcessOptions): Promise<Process> {

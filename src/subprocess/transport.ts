@@ -16,13 +16,14 @@ import type { Writable, Readable } from 'node:stream';
 import { execa, type Result, type ResultPromise } from 'execa';
 import { CancelledError, SubprocessError, TransportClosedError } from '../errors.ts';
 import type { Future } from '../loop/future.ts';
-import { kDescribe, outsideTask } from '../loop/internal.ts';
+import { outsideTask } from '../loop/internal.ts';
+import { kDescribe } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../loop/resources.ts';
 import type { BaseProtocol, SubprocessProtocol } from '../protocols/protocols.ts';
 import type { ReadTransport, WriteTransport } from '../transports/transports.ts';
 import type { ExitInfo, SubprocessTransport } from './contract.ts';
-import { kHold, kOwner, kPipeClosed, kPipeData, kPipeFlow, kStop, kWaitFinished } from './internal.ts';
+import { kHold, kOwner, kPipeClosed, kPipeData, kPipeFlow, kStop, kWaitFinished } from '../loop/symbols.ts';
 import { STDOUT, toExecaOptions, type ResolvedOptions } from './options.ts';
 import { ReadPipeTransport, WritePipeTransport, type PipeOwner } from './pipes.ts';
 import { returncodeOf, signalName, type SignalLike } from './signals.ts';
@@ -52,7 +53,7 @@ function spawnError(file: string, err: unknown): SubprocessError {
   const errno = typeof code === 'string' ? code : undefined;
   const why =
     errno === 'ENOENT' ? 'executable or working directory not found' : errno === 'EACCES' ? 'permission denied (is it executable?)' : (err as Error | null)?.message ?? String(err);
-  return new SubprocessError(`failed to start '${file}': ${why}${errno !== undefined && errno !== why ? ` (${errno})` : ''}`, { cause: err, errno });
+  return new SubprocessError(`failed to start '${file}': ${why}${errno !== undefined && errno !== why ? ` (${errno})` : ''}`, { cause: err });
 }
 
 /** A child process started through execa and connected to a `SubprocessProtocol`. @internal */

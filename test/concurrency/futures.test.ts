@@ -45,7 +45,7 @@ describe('ensureFuture / wrapFuture / isFuture', () => {
       expect(f.getLoop()).toBe(loop);
       expect(await f).toBe(5);
       const thenable = { then: (ok: (v: string) => void) => ok('thenable') };
-      expect(await ensureFuture(thenable)).toBe('thenable');
+      expect(await ensureFuture(thenable as unknown as PromiseLike<string>)).toBe('thenable');
       const boom = new Error('boom');
       const rejected = wrapFuture(Promise.reject(boom));
       expect(await rejected.then(null, (e: unknown) => e)).toBe(boom);

@@ -13,7 +13,8 @@ import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { InvalidArgumentError, TransportClosedError } from '../../errors.ts';
-import { kDescribe, outsideTask } from '../../loop/internal.ts';
+import { outsideTask } from '../../loop/internal.ts';
+import { kDescribe } from '../../loop/symbols.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
 import type { DatagramAddress, DatagramProtocol } from '../../protocols/protocols.ts';
@@ -291,7 +292,7 @@ function once(socket: dgram.Socket, run: (cb: () => void) => void): Promise<void
 
 /**
  * Creates a UDP endpoint. Resolves once `connectionMade` ran. Rejects with a typed
- * error (`ConnectionError` with `errno` such as `EADDRINUSE`, `DnsError`) if binding or
+ * error (`ConnectionError` with `code` such as `EADDRINUSE`, `DnsError`) if binding or
  * connecting fails, {@link InvalidArgumentError} for bad options.
  */
 export async function createDatagramEndpoint<P extends DatagramProtocol>(loop: Loop, protocolFactory: () => P, options: DatagramEndpointOptions = {}): Promise<[DatagramSocketTransport, P]> {

@@ -41,7 +41,7 @@ declare module '../../loop/loop.ts' {
      * Creates a TCP server (TLS with `options.tls`) listening on `options.host`
      * (a name or a list) and `options.port`; `protocolFactory` is called once per
      * connection. Resolves once it listens (and serves, unless `startServing: false`).
-     * Rejects with `ConnectionError` (`errno` `EADDRINUSE`, `EACCES`, ...) or `DnsError`.
+     * Rejects with `ConnectionError` (`code` `EADDRINUSE`, `EACCES`, ...) or `DnsError`.
      */
     createServer(protocolFactory: () => StreamProtocol, options?: ServerOptions): Promise<Server>;
     /** Creates a Unix-socket server at `path`; see {@link Loop.createServer}. */

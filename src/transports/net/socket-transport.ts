@@ -42,7 +42,7 @@ import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { InvalidArgumentError, TransportClosedError } from '../../errors.ts';
-import { kDescribe } from '../../loop/internal.ts';
+import { kDescribe } from '../../loop/symbols.ts';
 import type { Future } from '../../loop/future.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';

@@ -27,7 +27,7 @@ import { inspect } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import type { WebSocket } from 'ws';
 import { InvalidArgumentError, TransportClosedError } from '../../errors.ts';
-import { kDescribe } from '../../loop/internal.ts';
+import { kDescribe } from '../../loop/symbols.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
 import type { MessageProtocol } from '../../protocols/protocols.ts';
