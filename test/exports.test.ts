@@ -107,10 +107,12 @@ describe('public surface', () => {
     'createSubprocessShell',
     'currentTask',
     'eagerTaskFactory',
+    'ensureFuture',
     'gather',
     'getRunningLoop',
     'isCoroutine',
     'isExecutor',
+    'isFuture',
     'openConnection',
     'openUnixConnection',
     'openWebSocket',
@@ -129,6 +131,7 @@ describe('public surface', () => {
     'wait',
     'waitFor',
     'workerTask',
+    'wrapFuture',
     ]);
   });
 

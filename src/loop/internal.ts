@@ -86,3 +86,4 @@ export function relativePath(frame: string): string {
   if (cwdPrefixes?.cwd !== cwd) cwdPrefixes = { cwd, url: pathToFileURL(cwd).href + '/', path: cwd + sep };
   return frame.replaceAll(cwdPrefixes.url, '').replaceAll(cwdPrefixes.path, '');
 }
+

@@ -49,7 +49,7 @@ import { HookList } from './hooks.ts';
 import { bridgeArea, executorsArea, netArea, subprocessArea, webSocketArea } from './lazy.ts';
 import { activeLoop, envDebug, setActiveLoop } from './running.ts';
 import { captureStack, outsideTask, taskStorage } from './internal.ts';
-import { kCallSoon, kCloseHooks, kLogDestroyPending, kPendingTimers, kRealWork, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kTimerDriver, kUnretrieved } from './symbols.ts';
+import { kCallSoon, kCloseHooks, kLastWait, kLogDestroyPending, kPendingTimers, kRealWork, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kTimerDriver, kUnretrieved, kWoke } from './symbols.ts';
 import { adoptLogger, setLevel, type Logger } from './log.ts';
 import { closeUnclosedResources, openResourceCounts } from './resources.ts';
 import { addSignalHandler, removeSignalHandler } from './signals.ts';
@@ -59,6 +59,13 @@ import { Task, type TaskOptions, type TaskTarget } from './task.ts';
 export const MAX_BURST_ITERATIONS = 256;
 /** Milliseconds a burst of iterations may take before yielding to Node's I/O. */
 export const MAX_BURST_MS = 2;
+/**
+ * Microtask hops the batch waits, after a callback woke a task, for that task's step to
+ * reach its next protoloop await (or end) before the batch goes on. A step that awaits
+ * a foreign promise never gets there: the bound keeps it from stalling the loop. An
+ * await chain through nested async functions costs about one hop per level.
+ */
+export const MAX_WAKE_HOPS = 32;
 
 /** Context passed to an exception handler, asyncio-shaped. */
 export interface ExceptionContext {
@@ -154,6 +161,15 @@ export class Loop implements LoopContract {
   #state: State = 'idle';
   #stopping = false;
   #ready: (Handle | undefined)[] = [];
+  // The batch being run (the callbacks ready when the iteration began). It pauses after
+  // a callback that woke a task (#woken) while that task's step runs in microtasks.
+  #batch: (Handle | undefined)[] | null = null;
+  #batchIndex = 0;
+  #batchN = 0;
+  #inBatch = false;
+  #woken: Task<unknown> | null = null;
+  #wokenBy: unknown = null;
+  #hops = 0;
   #spare: (Handle | undefined)[] = [];
   #timers = new TimerHeap<TimerHandle>();
   #timerSeq = 0;
@@ -408,7 +424,10 @@ export class Loop implements LoopContract {
       this.#wakeScheduled = false;
       return;
     }
-    this.#runOnce();
+    if (this.#runOnce()) this.#afterIteration();
+  };
+
+  #afterIteration(): void {
     if (this.#stopping) {
       this.#finishStop();
       return;
@@ -423,9 +442,10 @@ export class Loop implements LoopContract {
     }
     this.#wakeScheduled = false;
     this.#armTimer();
-  };
+  }
 
-  #runOnce(): void {
+  /** Runs the due timers and the ready batch; false when the batch paused for a task step. */
+  #runOnce(): boolean {
     this[kStats].iterations++;
     const timers = this.#timers;
     if (timers.size > 0) {
@@ -448,33 +468,79 @@ export class Loop implements LoopContract {
     }
     const batch = this.#ready;
     const n = batch.length;
-    if (n === 0) return;
+    if (n === 0) return true;
     this.#ready = this.#spare;
-    if (this.#debug) {
-      this.#runBatchTimed(batch, n);
-    } else {
-      for (let i = 0; i < n; i++) {
-        const h = batch[i]!;
-        batch[i] = undefined;
-        h[kRun]();
-      }
-    }
-    batch.length = 0;
-    this.#spare = batch;
-    this[kStats].callbacks += n;
+    this.#batch = batch;
+    this.#batchN = n;
+    this.#batchIndex = 0;
+    return this.#runBatch();
   }
 
-  #runBatchTimed(batch: (Handle | undefined)[], n: number): void {
-    const slow = this.slowCallbackDuration;
-    for (let i = 0; i < n; i++) {
-      const h = batch[i]!;
-      batch[i] = undefined;
-      if (h.cancelled()) continue;
-      const t0 = performance.now();
-      h[kRun]();
-      const dt = performance.now() - t0;
-      if (dt >= slow) reportSlowHandle(this, h, dt);
+  // asyncio's order: a task step runs at the place of the callback that woke it. A
+  // task's step here is a promise continuation, so after a callback that woke a task
+  // (Future.#runCallback reports it through kWoke) the batch pauses and yields to the
+  // microtask queue until the task has made its next protoloop await (a new then()
+  // registration) or ended, at most MAX_WAKE_HOPS hops; then it goes on with the next
+  // callback. A batch in which nothing woke a task runs as one synchronous loop.
+
+  /** Runs the batch from #batchIndex; false when it paused (#resumeBatch goes on). */
+  #runBatch(): boolean {
+    const batch = this.#batch!;
+    const n = this.#batchN;
+    let i = this.#batchIndex;
+    this.#inBatch = true;
+    if (this.#debug) {
+      const slow = this.slowCallbackDuration;
+      while (i < n) {
+        const h = batch[i]!;
+        batch[i++] = undefined;
+        if (h.cancelled()) continue;
+        const t0 = performance.now();
+        h[kRun]();
+        const dt = performance.now() - t0;
+        if (dt >= slow) reportSlowHandle(this, h, dt);
+        if (this.#woken !== null) return this.#pauseBatch(i);
+      }
+    } else {
+      while (i < n) {
+        const h = batch[i]!;
+        batch[i++] = undefined;
+        h[kRun]();
+        if (this.#woken !== null) return this.#pauseBatch(i);
+      }
     }
+    this.#inBatch = false;
+    batch.length = 0;
+    this.#spare = batch;
+    this.#batch = null;
+    this[kStats].callbacks += n;
+    return true;
+  }
+
+  #pauseBatch(next: number): false {
+    this.#inBatch = false;
+    this.#batchIndex = next;
+    this.#hops = 0;
+    queueMicrotask(this.#resumeBatch);
+    return false;
+  }
+
+  #resumeBatch = (): void => {
+    const task = this.#woken!;
+    if (!task.done() && task[kLastWait] === this.#wokenBy && ++this.#hops < MAX_WAKE_HOPS) {
+      queueMicrotask(this.#resumeBatch);
+      return;
+    }
+    this.#woken = null;
+    this.#wokenBy = null;
+    if (this.#runBatch()) this.#afterIteration();
+  };
+
+  /** @internal A callback of the running batch settled the await `task` is suspended on. */
+  [kWoke](task: Task<unknown>, by: unknown): void {
+    if (!this.#inBatch) return;
+    this.#woken = task;
+    this.#wokenBy = by;
   }
 
   /**

@@ -98,3 +98,14 @@ export const kLostExc = Symbol('protoloop.transports.lostExc');
 
 /** Loop: the handlers `exposeThreadsafe()` registered, by name (the bridge server reads them). */
 export const kThreadsafeHandlers = Symbol('protoloop.threadsafeHandlers');
+
+// ---------------------------------------------------------- scheduling order
+
+/** Task: the last `then()` registration the task made on a protoloop Future (its suspension point). */
+export const kLastWait = Symbol('protoloop.lastWait');
+/** Loop: a callback of the running batch woke `task` (it settled the await `task` is suspended on). */
+export const kWoke = Symbol('protoloop.woke');
+/** Future: set the result and settle its awaits now, inside the current callback (sleep(0)). */
+export const kSetResultNow = Symbol('protoloop.setResultNow');
+/** Future: the CancelledError to re-raise when the future is awaited (a task that ended with one). */
+export const kCancelledError = Symbol('protoloop.cancelledError');
