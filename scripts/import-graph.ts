@@ -4,6 +4,14 @@
  * with the folder rules of the layout checked against it. Used by
  * test/layout.test.ts and runnable as `node scripts/import-graph.ts` to print
  * what breaks the rules.
+ *
+ * The rules:
+ * - a folder imports at run time only from folders before it in {@link LAYERS};
+ * - no runtime import cycle;
+ * - `import()` appears in one module only, {@link LAZY_MODULE} (src/loop/lazy.ts): it
+ *   loads the areas above the loop on behalf of the Loop's I/O methods (so its
+ *   dynamic imports may point up, and only its), and the heavy dependencies (ws,
+ *   execa, piscina) on first use. Anything else that loads lazily goes through it.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -21,9 +29,13 @@ export const LAYERS: readonly string[] = [
   'subprocess',
   'fastify',
   'testing',
+  'cluster',
   'cli',
   'index.ts',
 ];
+
+/** The one module allowed to call `import()` (relative to src/). */
+export const LAZY_MODULE = 'loop/lazy.ts';
 
 function listTs(dir: string): string[] {
   const out: string[] = [];
@@ -71,7 +83,7 @@ function runtimeSpecifiers(file: string): { spec: string; dynamic: boolean }[] {
 export interface ImportGraph {
   /** file (relative to src/) -> files it imports statically at run time */
   static: Map<string, string[]>;
-  /** file -> files it loads with a dynamic import() */
+  /** file -> what it loads with a dynamic import(): files (relative to src/) and packages */
   dynamic: Map<string, string[]>;
 }
 
@@ -83,7 +95,10 @@ export function importGraph(srcDir: string): ImportGraph {
     const st: string[] = [];
     const dy: string[] = [];
     for (const { spec, dynamic } of runtimeSpecifiers(file)) {
-      if (!spec.startsWith('.')) continue;
+      if (!spec.startsWith('.')) {
+        if (dynamic) dy.push(spec);
+        continue;
+      }
       const target = relative(root, resolve(dirname(file), spec));
       (dynamic ? dy : st).push(target);
     }
@@ -109,6 +124,16 @@ export function layerViolations(graph: ImportGraph): string[] {
       const b = layerOf(to);
       if (a !== b && b > a) out.push(`${from} -> ${to}`);
     }
+  }
+  return out;
+}
+
+/** Dynamic imports outside {@link LAZY_MODULE}: `file -> what it loads`. */
+export function dynamicImportViolations(graph: ImportGraph): string[] {
+  const out: string[] = [];
+  for (const [from, tos] of graph.dynamic) {
+    if (from === LAZY_MODULE) continue;
+    for (const to of tos) out.push(`${from} -> ${to}`);
   }
   return out;
 }
@@ -154,8 +179,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const graph = importGraph(new URL('../src', import.meta.url).pathname);
   const v = layerViolations(graph);
   const c = cycles(graph);
+  const d = dynamicImportViolations(graph);
   for (const line of v) console.log(`upward import: ${line}`);
   for (const comp of c) console.log(`cycle (${comp.length}): ${comp.join(' ')}`);
-  console.log(`${graph.static.size} files, ${v.length} upward imports, ${c.length} cycles`);
-  process.exitCode = v.length + c.length > 0 ? 1 : 0;
+  for (const line of d) console.log(`import() outside ${LAZY_MODULE}: ${line}`);
+  console.log(`${graph.static.size} files, ${v.length} upward imports, ${c.length} cycles, ${d.length} dynamic imports outside ${LAZY_MODULE}`);
+  process.exitCode = v.length + c.length + d.length > 0 ? 1 : 0;
 }

@@ -2,7 +2,9 @@
  * Every error a protoloop user can meet, in one table.
  *
  * Each class is exported from the package and carries a stable `code`
- * (`ERR_PROTOLOOP_*`). The taxonomy follows Trio's: an operation fails because
+ * (`ERR_PROTOLOOP_*`), except where the error comes from the OS or Node: then `code`,
+ * `errno` and `syscall` are Node's (`ECONNREFUSED`, `-111`, `connect`) and the class
+ * says which family it belongs to. The taxonomy follows Trio's: an operation fails because
  * *you* closed the resource ({@link TransportClosedError}), because the *peer*
  * broke it ({@link ConnectionResetError}, {@link BrokenPipeError}), or because
  * it is *busy* ({@link ResourceBusyError}). `test/errors.test.ts` checks this
@@ -74,6 +76,16 @@ export class NoRunningLoopError extends ProtoloopError {
 export class LoopStoppedError extends ProtoloopError {
   constructor(message = 'Event loop stopped before Future completed.', options?: ErrorOptions) {
     super('ERR_PROTOLOOP_LOOP_STOPPED', message, options);
+  }
+}
+
+/** `run(main, { strict: true })`: main returned but left tasks, transports, servers, timers, children or jobs open; `leaks` lists them (they were cleaned up). */
+export class LeakError extends ProtoloopError {
+  /** One line per thing left open, e.g. `task <Task pending name=worker>`. */
+  readonly leaks: readonly string[];
+  constructor(leaks: readonly string[], options?: ErrorOptions) {
+    super('ERR_PROTOLOOP_LEAK', `main returned and left ${leaks.length} thing${leaks.length === 1 ? '' : 's'} open:\n  ${leaks.join('\n  ')}`, options);
+    this.leaks = leaks;
   }
 }
 
@@ -168,49 +180,89 @@ export class TransportClosedError extends ProtoloopError {
   }
 }
 
-/** A network operation failed; `errno`/`syscall` carry Node's details where there are any. Base of the connection errors, and used as is for system errors with no more specific class (EADDRINUSE, ETIMEDOUT, EHOSTUNREACH, ...). */
+/**
+ * What Node reports about a system error. protoloop keeps these on its own error classes
+ * so that Node's habit `err.code === 'EADDRINUSE'` works on them too.
+ */
+interface SystemErrorInfo {
+  /** Node's code: `ECONNREFUSED`, `EADDRINUSE`, `ENOENT`, or OpenSSL's for TLS. */
+  code: string;
+  /** The negative libuv error number (`-111` for ECONNREFUSED on Linux), when there is one. */
+  errno: number | undefined;
+  /** The system call that failed (`connect`, `listen`, `getaddrinfo`, `spawn ls`), when known. */
+  syscall: string | undefined;
+}
+
+/** Options of the error classes that wrap a Node error: its details are read from `cause`. */
+export type SystemErrorOptions = ErrorOptions & {
+  /** Node's code when `cause` does not carry one (a code protoloop detected itself). */
+  code?: string;
+};
+
+/** Reads Node's `code`, `errno` and `syscall` off `cause`, when it has a string code. */
+function systemErrorInfo(options: SystemErrorOptions | undefined): SystemErrorInfo | undefined {
+  const cause = options?.cause as { code?: unknown; errno?: unknown; syscall?: unknown } | null | undefined;
+  const causeCode = cause !== null && typeof cause === 'object' && typeof cause.code === 'string' ? cause.code : undefined;
+  const code = options?.code ?? causeCode;
+  if (code === undefined) return undefined;
+  const fromCause = causeCode === code && cause !== null && typeof cause === 'object';
+  return {
+    code,
+    errno: fromCause && typeof cause.errno === 'number' ? cause.errno : undefined,
+    syscall: fromCause && typeof cause.syscall === 'string' ? cause.syscall : undefined,
+  };
+}
+
+/**
+ * A network operation failed. Base of the connection errors, and used as is for system errors with no more specific class (EADDRINUSE, ETIMEDOUT, EHOSTUNREACH, ...). When the OS or Node reported the error, `code`, `errno` and `syscall` are Node's (`err.code === 'EADDRINUSE'`); the class says which family it is.
+ */
 export class ConnectionError extends ProtoloopError {
-  /** The code of a ConnectionError that has no more specific class. */
+  /** The code of a ConnectionError that neither the OS nor Node described. */
   static readonly GENERIC_CODE = 'ERR_PROTOLOOP_CONNECTION';
-  /** The system error code (`ECONNRESET`, `EPIPE`, ...), when the OS reported one. */
-  readonly errno: string | undefined;
-  constructor(code: string, message: string, options?: ErrorOptions & { errno?: string }) {
-    super(code, message, options);
-    this.errno = options?.errno;
+  /** The negative libuv error number, when the OS reported the error. */
+  readonly errno: number | undefined;
+  /** The system call that failed (`connect`, `listen`, `getaddrinfo`, ...), when known. */
+  readonly syscall: string | undefined;
+  /** `code` is used only when `options.cause` (or `options.code`) carries no code of Node's. */
+  constructor(code: string, message: string, options?: SystemErrorOptions) {
+    const info = systemErrorInfo(options);
+    super(info?.code ?? code, message, options);
+    this.errno = info?.errno;
+    this.syscall = info?.syscall;
   }
 }
 
 /** Broken by the peer: the connection was reset (ECONNRESET) or ended before it should have. */
 export class ConnectionResetError extends ConnectionError {
-  constructor(message = 'the connection was reset by the peer', options?: ErrorOptions & { errno?: string }) {
+  constructor(message = 'the connection was reset by the peer', options?: SystemErrorOptions) {
     super('ERR_PROTOLOOP_CONNECTION_RESET', message, options);
   }
 }
 
 /** The peer refused the connection (ECONNREFUSED): nothing listens there. */
 export class ConnectionRefusedError extends ConnectionError {
-  constructor(message = 'the connection was refused', options?: ErrorOptions & { errno?: string }) {
+  constructor(message = 'the connection was refused', options?: SystemErrorOptions) {
     super('ERR_PROTOLOOP_CONNECTION_REFUSED', message, options);
   }
 }
 
 /** Broken by the peer: it closed its reading side while we were still writing (EPIPE). */
 export class BrokenPipeError extends ConnectionError {
-  constructor(message = 'the peer closed the pipe while we were writing', options?: ErrorOptions & { errno?: string }) {
+  constructor(message = 'the peer closed the pipe while we were writing', options?: SystemErrorOptions) {
     super('ERR_PROTOLOOP_BROKEN_PIPE', message, options);
   }
 }
 
 /** A host name could not be resolved (ENOTFOUND, EAI_AGAIN). */
 export class DnsError extends ConnectionError {
-  constructor(message: string, options?: ErrorOptions & { errno?: string }) {
+  constructor(message: string, options?: SystemErrorOptions) {
     super('ERR_PROTOLOOP_DNS', message, options);
   }
 }
 
-/** The TLS handshake or a TLS record failed (bad certificate, plain text to a TLS port, ...). */
+/** The TLS handshake or a TLS record failed (bad certificate, plain text to a TLS port, ...); `code` is OpenSSL's or Node's (`DEPTH_ZERO_SELF_SIGNED_CERT`, `ERR_SSL_WRONG_VERSION_NUMBER`). */
 export class TlsError extends ConnectionError {
-  constructor(message: string, options?: ErrorOptions & { errno?: string }) {
+  constructor(message: string, options?: SystemErrorOptions) {
     super('ERR_PROTOLOOP_TLS', message, options);
   }
 }
@@ -288,15 +340,30 @@ export class HeartbeatTimeoutError extends ProtoloopError {
   }
 }
 
+/**
+ * A server limit ended the connection: no byte was read or written for the server's
+ * `idleTimeout`. Given to the protocol's `connectionLost` (or thrown by the stream
+ * reader); only that connection is closed.
+ */
+export class IdleTimeoutError extends ProtoloopError {
+  constructor(message = 'the connection was idle for longer than idleTimeout', options?: ErrorOptions) {
+    super('ERR_PROTOLOOP_IDLE_TIMEOUT', message, options);
+  }
+}
+
 // -------------------------------------------------------------- subprocesses
 
-/** A child process could not be started (executable missing, permission denied); `errno` says why (`ENOENT`, `EACCES`). */
+/** A child process could not be started (executable missing, permission denied); `code`, `errno` and `syscall` are Node's (`ENOENT`, `EACCES`, `spawn ls`) when the OS said why. */
 export class SubprocessError extends ProtoloopError {
-  /** The system error code (`ENOENT`, `EACCES`, ...), when the OS reported one. */
-  readonly errno: string | undefined;
-  constructor(message: string, options?: ErrorOptions & { errno?: string }) {
-    super('ERR_PROTOLOOP_SUBPROCESS', message, options);
-    this.errno = options?.errno;
+  /** The negative libuv error number, when the OS reported the error. */
+  readonly errno: number | undefined;
+  /** The system call that failed (`spawn ls`), when known. */
+  readonly syscall: string | undefined;
+  constructor(message: string, options?: SystemErrorOptions) {
+    const info = systemErrorInfo(options);
+    super(info?.code ?? 'ERR_PROTOLOOP_SUBPROCESS', message, options);
+    this.errno = info?.errno;
+    this.syscall = info?.syscall;
   }
 }
 
@@ -377,5 +444,34 @@ export class BridgeError extends ProtoloopError {
 export class InvalidSignalError extends ProtoloopError {
   constructor(message: string, options?: ErrorOptions) {
     super('ERR_PROTOLOOP_INVALID_SIGNAL', message, options);
+  }
+}
+
+// ---------------------------------------------------------------- scale-out
+
+/**
+ * A connection's PROXY protocol header was refused: `ERR_PROTOLOOP_PROXY_UNTRUSTED` when
+ * the peer is not in `trustedProxies`, `ERR_PROTOLOOP_PROXY_MALFORMED` when the header
+ * does not parse, is incomplete, or is late. Only that connection is closed.
+ */
+export class ProxyProtocolError extends ProtoloopError {
+  constructor(code: 'ERR_PROTOLOOP_PROXY_UNTRUSTED' | 'ERR_PROTOLOOP_PROXY_MALFORMED', message: string, options?: ErrorOptions) {
+    super(code, message, options);
+  }
+}
+
+/**
+ * `serveWorkers()` gave up: workers kept crashing faster than the restart policy allows
+ * (`crashes` crashes within `windowMs`). Fix what makes `serve()` fail, then start again.
+ */
+export class WorkerCrashLoopError extends ProtoloopError {
+  /** Crashes counted within the window. */
+  readonly crashes: number;
+  /** The window, ms. */
+  readonly windowMs: number;
+  constructor(crashes: number, windowMs: number, options?: ErrorOptions) {
+    super('ERR_PROTOLOOP_WORKER_CRASH_LOOP', `workers crashed ${crashes} times within ${windowMs} ms: stopped restarting them (see the worker errors logged above)`, options);
+    this.crashes = crashes;
+    this.windowMs = windowMs;
   }
 }

@@ -46,3 +46,20 @@ describe('the error table', () => {
     expect(new api.IncompleteReadError(Buffer.from('ab'), 5).message).toBe('2 bytes read on a total of 5 expected bytes');
   });
 });
+
+describe("errors of the OS keep Node's code", () => {
+  it('code, errno and syscall come from the Node error in cause; the class stays for instanceof', () => {
+    const node = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED', errno: -111, syscall: 'connect' });
+    const err = new api.ConnectionRefusedError('refused', { cause: node });
+    expect(err).toBeInstanceOf(api.ConnectionError);
+    expect(err).toMatchObject({ code: 'ECONNREFUSED', errno: -111, syscall: 'connect', cause: node });
+    const spawn = new api.SubprocessError('failed', { cause: Object.assign(new Error('x'), { code: 'ENOENT', errno: -2, syscall: 'spawn nope' }) });
+    expect(spawn).toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'spawn nope' });
+  });
+
+  it("without a Node code, protoloop's own ERR_PROTOLOOP_* code", () => {
+    expect(new api.ConnectionResetError('ended mid-handshake', { cause: new Error('eof') })).toMatchObject({ code: 'ERR_PROTOLOOP_CONNECTION_RESET', errno: undefined, syscall: undefined });
+    expect(new api.SubprocessError('failed')).toMatchObject({ code: 'ERR_PROTOLOOP_SUBPROCESS' });
+    expect(new api.BrokenPipeError('closed', { code: 'EPIPE' })).toMatchObject({ code: 'EPIPE', errno: undefined });
+  });
+});

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import * as protoloop from '../src/index.ts';
 import * as fastify from '../src/fastify/index.ts';
+import * as testing from '../src/testing/index.ts';
 import { ProtoloopError } from '../src/index.ts';
 
 describe('public surface', () => {
@@ -38,11 +39,13 @@ describe('public surface', () => {
     'Handle',
     'HeartbeatTimeoutError',
     'INHERIT',
+    'IdleTimeoutError',
     'IncompleteReadError',
     'InvalidArgumentError',
     'InvalidSignalError',
     'InvalidStateError',
     'KeyboardInterrupt',
+    'LeakError',
     'LifoQueue',
     'LimitOverrunError',
     'Lock',
@@ -61,6 +64,7 @@ describe('public surface', () => {
     'ProcessPoolExecutor',
     'Protocol',
     'ProtoloopError',
+    'ProxyProtocolError',
     'Queue',
     'QueueEmpty',
     'QueueFull',
@@ -93,6 +97,7 @@ describe('public surface', () => {
     'WebSocketServer',
     'WebSocketStream',
     'WebSocketTransport',
+    'WorkerCrashLoopError',
     'WorkerCrashedError',
     'allTasks',
     'asCompleted',
@@ -104,10 +109,12 @@ describe('public surface', () => {
     'createSubprocessShell',
     'currentTask',
     'eagerTaskFactory',
+    'ensureFuture',
     'gather',
     'getRunningLoop',
     'isCoroutine',
     'isExecutor',
+    'isFuture',
     'openConnection',
     'openUnixConnection',
     'openWebSocket',
@@ -126,6 +133,7 @@ describe('public surface', () => {
     'wait',
     'waitFor',
     'workerTask',
+    'wrapFuture',
     ]);
   });
 
@@ -134,6 +142,19 @@ describe('public surface', () => {
     'FastifyServer',
     'protoloopFastify',
     'serveFastify',
+    ]);
+  });
+
+  it('protoloop/testing exports exactly these names', () => {
+    expect(Object.keys(testing).sort()).toEqual([
+    'LeakError',
+    'MemoryLink',
+    'MemoryNetwork',
+    'MemoryServer',
+    'MemoryTransport',
+    'VirtualClock',
+    'createMemoryConnection',
+    'memoryStreamPair',
     ]);
   });
 

@@ -16,13 +16,20 @@
  *   anything else   say it to the current room
  * From the server: `* ...` notices, `<nick> text` chat lines, `! ...` errors.
  *
- * Backpressure policy: a broadcast never queues more than the transport's high-water
- * mark (64 KiB) for any one client. When a client's write buffer is above it (the
- * transport called `pauseWriting()`), messages for that client are dropped (and
- * counted) instead of queued; when it drains (`resumeWriting()`) the client is told how
- * many it missed. A client that stays paused for `--slow-ms` (default 5000 ms) is
- * disconnected with close code 4008 ("too slow"). So one slow client costs the server
- * at most one buffer of 64 KiB plus one message, and never slows the others down.
+ * Backpressure policy: every client gets every message, in order, or is disconnected;
+ * nobody who reads ever loses a line. The decision rests on the transport's own flow
+ * control, never on how fast anyone is:
+ *  - while a client's write buffer is above the high-water mark (the transport called
+ *    `pauseWriting()`), lines for it wait in a backlog of its own, flushed in order on
+ *    `resumeWriting()`;
+ *  - while anyone in a room is behind, whoever speaks there is held: their transport
+ *    stops reading (`pauseReading()`), so TCP pushes back on them and the backlogs hold
+ *    at most what one read carried. A room goes at the pace of its slowest reader; a
+ *    talker that does not read its own lines is held by itself;
+ *  - a client that is behind and makes no progress at all (its write buffer does not
+ *    shrink) for `--slow-ms` (default 5000 ms) is not reading: it leaves the room at
+ *    once, which releases the room, and is closed with 4008 ("too slow"). A backlog
+ *    larger than 1 MiB (lines from elsewhere that nobody can hold back) has the same end.
  *
  * `serve()` starts the same server on the running loop (each call has its own rooms).
  */
@@ -33,9 +40,21 @@ import { untilSignal, type ServeOptions, type Served } from './_served.ts';
 const NAME = /^[A-Za-z0-9_-]{1,20}$/;
 const MAX_LINE = 2000;
 
+/** A backlog beyond this many bytes means the client cannot keep up with its room. */
+const MAX_BACKLOG = 1024 * 1024;
+
+/** One room: its members, who of them is behind, and the speakers held for them. */
+class Room {
+  readonly members = new Set<ChatClient>();
+  /** Members whose transport asked for a pause (`pauseWriting()`) and who have not caught up. */
+  readonly behind = new Set<ChatClient>();
+  /** Speakers whose reading is paused until `behind` is empty. */
+  readonly held = new Set<ChatClient>();
+}
+
 /** Everyone, by room. */
 class ChatRooms {
-  readonly rooms = new Map<string, Set<ChatClient>>();
+  readonly rooms = new Map<string, Room>();
   readonly nicks = new Set<string>();
   #guests = 0;
 
@@ -46,23 +65,49 @@ class ChatRooms {
     return nick;
   }
 
-  join(client: ChatClient, room: string): void {
-    let members = this.rooms.get(room);
-    if (members === undefined) this.rooms.set(room, (members = new Set()));
-    members.add(client);
-    client.room = room;
-    this.broadcast(room, `* ${client.nick} joined #${room}`);
+  join(client: ChatClient, name: string): void {
+    let room = this.rooms.get(name);
+    if (room === undefined) this.rooms.set(name, (room = new Room()));
+    room.members.add(client);
+    client.room = name;
+    if (client.isBehind()) room.behind.add(client);
+    this.broadcast(name, `* ${client.nick} joined #${name}`);
   }
 
   leave(client: ChatClient, why = 'left'): void {
-    const members = this.rooms.get(client.room);
-    if (members === undefined || !members.delete(client)) return;
-    if (members.size === 0 && client.room !== 'lobby') this.rooms.delete(client.room);
+    const room = this.rooms.get(client.room);
+    if (room === undefined || !room.members.delete(client)) return;
+    if (room.held.delete(client)) client.release();
+    if (room.behind.delete(client)) this.#releaseIfCaughtUp(room);
+    if (room.members.size === 0 && client.room !== 'lobby') this.rooms.delete(client.room);
     else this.broadcast(client.room, `* ${client.nick} ${why} #${client.room}`);
   }
 
-  broadcast(room: string, line: string): void {
-    for (const member of this.rooms.get(room) ?? []) member.deliver(line);
+  broadcast(name: string, line: string): void {
+    for (const member of this.rooms.get(name)?.members ?? []) member.deliver(line);
+  }
+
+  /** `speaker` said something in its room: hold it while someone there is behind. */
+  spoke(speaker: ChatClient): void {
+    const room = this.rooms.get(speaker.room);
+    if (room === undefined || room.behind.size === 0 || room.held.has(speaker)) return;
+    room.held.add(speaker);
+    speaker.hold();
+  }
+
+  fellBehind(client: ChatClient): void {
+    this.rooms.get(client.room)?.behind.add(client);
+  }
+
+  caughtUp(client: ChatClient): void {
+    const room = this.rooms.get(client.room);
+    if (room !== undefined && room.behind.delete(client)) this.#releaseIfCaughtUp(room);
+  }
+
+  #releaseIfCaughtUp(room: Room): void {
+    if (room.behind.size !== 0) return;
+    for (const speaker of room.held) speaker.release();
+    room.held.clear();
   }
 }
 
@@ -73,10 +118,13 @@ class ChatClient extends MessageProtocol {
   readonly #chat: ChatRooms;
   readonly #slowMs: number;
   #transport: WebSocketTransport | null = null;
-  /** Writing is paused: the client reads more slowly than the room talks. */
+  /** Writing is paused: lines wait in the backlog until `resumeWriting()`. */
   #paused = false;
-  #dropped = 0;
-  #slowTimer: TimerHandle | null = null;
+  #backlog: string[] = [];
+  #backlogBytes = 0;
+  /** The stall check while paused, and the buffer size it saw last. */
+  #stallTimer: TimerHandle | null = null;
+  #lastBuffered = 0;
 
   constructor(chat: ChatRooms, slowMs: number) {
     super();
@@ -93,6 +141,7 @@ class ChatClient extends MessageProtocol {
   }
 
   override messageReceived(data: Buffer | string, isBinary: boolean): void {
+    if (this.#transport === null) return;
     if (isBinary) {
       this.deliver('! text messages only');
       return;
@@ -105,6 +154,7 @@ class ChatClient extends MessageProtocol {
     }
     if (!line.startsWith('/')) {
       this.#chat.broadcast(this.room, `<${this.nick}> ${line}`);
+      this.#chat.spoke(this);
       return;
     }
     const space = line.search(/\s/);
@@ -120,6 +170,7 @@ class ChatClient extends MessageProtocol {
           this.#chat.nicks.add(arg);
           this.nick = arg;
           this.#chat.broadcast(this.room, `* ${old} is now ${arg}`);
+          this.#chat.spoke(this);
         }
         break;
       case '/join':
@@ -128,71 +179,117 @@ class ChatClient extends MessageProtocol {
         else {
           this.#chat.leave(this);
           this.#chat.join(this, arg);
+          this.#chat.spoke(this);
         }
         break;
       case '/rooms':
-        this.deliver(`* rooms: ${[...this.#chat.rooms].map(([name, m]) => `#${name} (${m.size})`).join(', ')}`);
+        this.deliver(`* rooms: ${[...this.#chat.rooms].map(([name, r]) => `#${name} (${r.members.size})`).join(', ')}`);
         break;
       case '/who':
-        this.deliver(`* in #${this.room}: ${[...(this.#chat.rooms.get(this.room) ?? [])].map((c) => c.nick).join(', ')}`);
+        this.deliver(`* in #${this.room}: ${[...(this.#chat.rooms.get(this.room)?.members ?? [])].map((c) => c.nick).join(', ')}`);
         break;
       case '/quit':
-        this.#transport?.close(1000, 'bye');
+        this.#transport.close(1000, 'bye');
         break;
       default:
         this.deliver(`! unknown command ${command}`);
     }
   }
 
-  /** Sends `line` unless the client is behind: then it is dropped (see the policy above). */
+  /** Sends `line`, or keeps it in the backlog while the client is behind. */
   deliver(line: string): void {
     const t = this.#transport;
     if (t === null || t.isClosing()) return;
-    if (this.#paused) {
-      this.#dropped++;
+    if (!this.#paused) {
+      t.send(line);
       return;
     }
-    t.send(line);
+    this.#backlog.push(line);
+    this.#backlogBytes += line.length;
+    if (this.#backlogBytes > MAX_BACKLOG) this.tooSlow();
+  }
+
+  isBehind(): boolean {
+    return this.#paused || this.#backlog.length !== 0;
   }
 
   override pauseWriting(): void {
     this.#paused = true;
-    this.#slowTimer = getRunningLoop().callLater(this.#slowMs, disconnectSlow, this);
+    this.#chat.fellBehind(this);
+    if (this.#stallTimer === null) this.#armStallCheck();
   }
 
   override resumeWriting(): void {
     this.#paused = false;
-    this.#slowTimer?.cancel();
-    this.#slowTimer = null;
-    if (this.#dropped > 0) {
-      const n = this.#dropped;
-      this.#dropped = 0;
-      this.deliver(`* you missed ${n} message${n === 1 ? '' : 's'} while your connection was slow`);
+    const t = this.#transport;
+    if (t === null) return;
+    // Flush in order; a send() past the high-water mark calls pauseWriting() again at once.
+    let i = 0;
+    while (i < this.#backlog.length && !this.#paused && !t.isClosing()) {
+      const line = this.#backlog[i++]!;
+      this.#backlogBytes -= line.length;
+      t.send(line);
     }
+    this.#backlog.splice(0, i);
+    if (this.#paused) return;
+    this.#stallTimer?.cancel();
+    this.#stallTimer = null;
+    this.#chat.caughtUp(this);
   }
 
-  /** @internal Paused for too long. */
+  #armStallCheck(): void {
+    this.#lastBuffered = this.#transport?.getWriteBufferSize() ?? 0;
+    this.#stallTimer = getRunningLoop().callLater(this.#slowMs, checkStalled, this);
+  }
+
+  /** @internal The stall check: behind for `slowMs` with no byte written means not reading. */
+  checkStalled(): void {
+    this.#stallTimer = null;
+    const t = this.#transport;
+    if (t === null || !this.isBehind()) return;
+    if (t.getWriteBufferSize() < this.#lastBuffered) this.#armStallCheck();
+    else this.tooSlow();
+  }
+
+  /** Not reading: leave the room now (releasing it), then close with 4008. */
   tooSlow(): void {
-    this.#slowTimer = null;
+    const t = this.#transport;
+    if (t === null) return;
+    this.#stallTimer?.cancel();
+    this.#stallTimer = null;
+    this.#backlog = [];
+    this.#backlogBytes = 0;
+    this.#chat.leave(this, 'quit');
     // The close frame queues behind the stuck buffer; closeTimeout aborts if it never drains.
-    this.#transport?.close(4008, 'too slow');
+    if (!t.isClosing()) t.close(4008, 'too slow');
+  }
+
+  /** Stop reading this speaker while someone in its room is behind. */
+  hold(): void {
+    this.#transport?.pauseReading();
+  }
+
+  release(): void {
+    const t = this.#transport;
+    if (t !== null && !t.isClosing()) t.resumeReading();
   }
 
   override connectionLost(): void {
-    this.#slowTimer?.cancel();
+    this.#stallTimer?.cancel();
+    this.#stallTimer = null;
     this.#chat.leave(this, 'quit');
     this.#chat.nicks.delete(this.nick);
     this.#transport = null;
   }
 }
 
-function disconnectSlow(client: ChatClient): void {
-  client.tooSlow();
+function checkStalled(client: ChatClient): void {
+  client.checkStalled();
 }
 
 /** Options of the chat server. */
 export interface ChatServeOptions extends ServeOptions {
-  /** How long (ms) a client may stay behind before it is disconnected. Default 5000. */
+  /** How long (ms) a client may stay behind without any progress before it is disconnected. Default 5000. */
   slowMs?: number;
 }
 

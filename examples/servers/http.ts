@@ -5,7 +5,7 @@
  *
  * Routes (all on the one port):
  *   GET /proxy?ms=500  asks an upstream server (a second app this script starts on
- *                      127.0.0.1) with undici, passing request.signal: when the client
+ *                      127.0.0.1) with fetch, passing request.signal: when the client
  *                      goes away, the upstream request stops, and the upstream sees it.
  *   GET /run?n=5       runs a child process and streams its output as it comes; the
  *                      child is stopped if the client goes away.
@@ -20,7 +20,6 @@
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { request as httpRequest } from 'undici';
 import { MessageProtocol, PIPE, allTasks, createSubprocessExec, getRunningLoop, run, sleep, type Process, type WebSocketTransport } from '../../src/index.ts';
 import { protoloopFastify, serveFastify, type FastifyServer } from '../../src/fastify/index.ts';
 import { untilSignal, type ServeOptions, type Served } from './_served.ts';
@@ -113,9 +112,9 @@ function routes(app: FastifyInstance, upstream: FastifyServer, room: ChatRoom): 
 
   app.get('/proxy', async (request) => {
     const ms = Number((request.query as { ms?: string }).ms ?? 500) || 0;
-    // request.signal aborts when our client leaves: undici then drops the upstream request.
-    const res = await httpRequest(`${upstream.url}/slow?ms=${ms}`, { signal: request.signal });
-    return { upstream: await res.body.json(), status: res.statusCode };
+    // request.signal aborts when our client leaves: fetch then drops the upstream request.
+    const res = await fetch(`${upstream.url}/slow?ms=${ms}`, { signal: request.signal });
+    return { upstream: (await res.json()) as unknown, status: res.status };
   });
 
   app.get('/run', async (request, reply) => {

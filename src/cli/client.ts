@@ -7,9 +7,20 @@ import { existsSync } from 'node:fs';
 import { inspectionPath } from '../loop/inspector.ts';
 import { InvalidArgumentError } from '../errors.ts';
 
+/** Whether a process with this id exists (EPERM: it does, and belongs to another user). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Asks process `pid` for `cmd` and returns the parsed answer. Errors say what to do. */
 export function query(pid: number, cmd: 'ps' | 'pstree' | 'stats', timeoutMs = 5000): Promise<any> {
   if (!Number.isInteger(pid) || pid <= 0) return Promise.reject(new InvalidArgumentError(`not a process id: ${pid}`));
+  if (!processExists(pid)) return Promise.reject(new Error(`no such process: ${pid}`));
   const path = inspectionPath(pid);
   if (!existsSync(path)) {
     return Promise.reject(

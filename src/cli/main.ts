@@ -1,95 +1,95 @@
 #!/usr/bin/env node
 /**
- * The `protoloop` command.
+ * The `protoloop` command (`protoloop --help` lists the commands).
  *
- *   protoloop ps <pid> [--json]       tasks of a running protoloop process
- *   protoloop pstree <pid> [--json]   the same, as a tree of who awaits whom
- *   protoloop stats <pid> [--json]    loop lag, rates, open resources
+ *   protoloop ps|pstree|stats <pid> [--json]   look inside a running protoloop process
  *   protoloop serve <example> [--host H] [--port P] [--debug] [--inspect]
  *
- * ps/pstree/stats need the target to run with inspection on (PROTOLOOP_INSPECT=1).
+ * Exit codes: 0 done, 1 the command failed (no such process, no endpoint, a server that
+ * could not start), 2 a mistake on the command line (one line saying what, then usage).
  * @module
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { parseCommandLine, usage, UsageError, type Command } from './args.ts';
 import { query } from './client.ts';
 import { formatPs, formatPstree, formatStats } from './format.ts';
 
-const USAGE = `usage:
-  protoloop ps <pid> [--json]
-  protoloop pstree <pid> [--json]
-  protoloop stats <pid> [--json]
-  protoloop serve <example> [--host HOST] [--port PORT] [--debug] [--inspect]`;
-
-const examplesDir = fileURLToPath(new URL('../../examples/servers/', import.meta.url));
+// From the sources (a clone) the examples are the .ts files; from dist/ (an installed
+// package, where Node does not strip types) they are compiled to dist/examples/servers.
+const fromSource = import.meta.url.endsWith('.ts');
+const examplesDir = fileURLToPath(new URL(fromSource ? '../../examples/servers/' : '../examples/servers/', import.meta.url));
+const exampleExt = fromSource ? '.ts' : '.js';
 
 function examples(): string[] {
   if (!existsSync(examplesDir)) return [];
   return readdirSync(examplesDir)
-    .filter((f) => f.endsWith('.ts') && !f.includes('client') && !f.startsWith('_'))
-    .map((f) => f.slice(0, -3))
+    .filter((f) => f.endsWith(exampleExt) && !f.includes('client') && !f.startsWith('_'))
+    .map((f) => f.slice(0, -exampleExt.length))
     .sort();
 }
 
+function version(): string {
+  // src/cli/main.ts and dist/cli/main.js both sit two levels below package.json.
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function inspect(cmd: 'ps' | 'pstree' | 'stats', pid: number, json: boolean): Promise<number> {
+  const answer = await query(pid, cmd);
+  if (json) process.stdout.write(JSON.stringify(answer, null, 2) + '\n');
+  else if (cmd === 'ps') process.stdout.write(formatPs(pid, answer.tasks) + '\n');
+  else if (cmd === 'pstree') process.stdout.write(formatPstree(pid, answer.tasks) + '\n');
+  else process.stdout.write(formatStats(answer) + '\n');
+  return 0;
+}
+
+async function serve(c: Extract<Command, { kind: 'serve' }>): Promise<number> {
+  const args = [`${examplesDir}${c.example}${exampleExt}`];
+  if (c.host !== undefined) args.push('--host', c.host);
+  if (c.port !== undefined) args.push('--port', String(c.port));
+  const env = { ...process.env };
+  if (c.debug) env.PROTOLOOP_DEBUG = '1';
+  if (c.inspect) env.PROTOLOOP_INSPECT = '1';
+  const child = spawn(process.execPath, args, { stdio: 'inherit', env });
+  const forward = (sig: NodeJS.Signals): void => {
+    child.kill(sig);
+  };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  return await new Promise<number>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('spawn', () => {
+      const how = c.inspect ? `protoloop ps ${child.pid}` : `add --inspect to look inside with protoloop ps ${child.pid}`;
+      process.stderr.write(`protoloop serve ${c.example}: pid ${child.pid} (${how})\n`);
+    });
+    child.on('exit', (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : constants.signals[signal])));
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
-  const json = rest.includes('--json');
-  const args = rest.filter((a) => a !== '--json');
-  switch (cmd) {
-    case 'ps':
-    case 'pstree':
-    case 'stats': {
-      const pid = Number(args[0]);
-      if (!args[0] || !Number.isInteger(pid)) {
-        process.stderr.write(`protoloop ${cmd}: give the process id\n${USAGE}\n`);
-        return 2;
-      }
-      const answer = await query(pid, cmd);
-      if (json) process.stdout.write(JSON.stringify(answer, null, 2) + '\n');
-      else if (cmd === 'ps') process.stdout.write(formatPs(pid, answer.tasks) + '\n');
-      else if (cmd === 'pstree') process.stdout.write(formatPstree(pid, answer.tasks) + '\n');
-      else process.stdout.write(formatStats(answer) + '\n');
-      return 0;
-    }
-    case 'serve': {
-      const name = args[0];
-      const known = examples();
-      if (!name || !known.includes(name)) {
-        process.stderr.write(`protoloop serve: choose one of: ${known.join(', ') || '(no examples found)'}\n`);
-        return 2;
-      }
-      const passArgs: string[] = [];
-      const env = { ...process.env };
-      for (let i = 1; i < args.length; i++) {
-        const a = args[i]!;
-        if (a === '--debug') env.PROTOLOOP_DEBUG = '1';
-        else if (a === '--inspect') env.PROTOLOOP_INSPECT = '1';
-        else if ((a === '--host' || a === '--port') && args[i + 1] !== undefined) passArgs.push(a, args[++i]!);
-        else {
-          process.stderr.write(`protoloop serve: unknown option ${a}\n${USAGE}\n`);
-          return 2;
-        }
-      }
-      const child = spawn(process.execPath, [`${examplesDir}${name}.ts`, ...passArgs], { stdio: 'inherit', env });
-      const forward = (sig: NodeJS.Signals): void => {
-        child.kill(sig);
-      };
-      process.on('SIGINT', forward);
-      process.on('SIGTERM', forward);
-      return await new Promise<number>((resolve) => {
-        child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 2 : 1)));
-      });
-    }
-    case undefined:
-    case '-h':
-    case '--help':
+  let command: Command;
+  try {
+    command = parseCommandLine(argv, examples());
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    const where = e.topic === undefined ? 'protoloop' : `protoloop ${e.topic}`;
+    process.stderr.write(`${where}: ${e.message}\n${usage(e.topic)}\n`);
+    return 2;
+  }
+  switch (command.kind) {
     case 'help':
-      process.stdout.write(USAGE + '\n');
-      return cmd === undefined ? 2 : 0;
-    default:
-      process.stderr.write(`protoloop: unknown command ${cmd}\n${USAGE}\n`);
-      return 2;
+      process.stdout.write(usage(command.topic) + '\n');
+      return 0;
+    case 'version':
+      process.stdout.write(version() + '\n');
+      return 0;
+    case 'inspect':
+      return await inspect(command.cmd, command.pid, command.json);
+    case 'serve':
+      return await serve(command);
   }
 }
 

@@ -17,3 +17,5 @@ export { Queue, PriorityQueue, LifoQueue } from './queues.ts';
 export type { QueueOptions, PriorityQueueOptions, QueueState } from './queues.ts';
 export type { Awaitable, AwaitedOf, WaitOptions } from './waiters.ts';
 export { eagerTaskFactory } from './eager.ts';
+export { ensureFuture, wrapFuture } from './futures.ts';
+export type { EnsureFutureOptions } from './futures.ts';

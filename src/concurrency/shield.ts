@@ -4,7 +4,7 @@
  */
 import { Future } from '../loop/future.ts';
 import { getRunningLoop, type ExceptionContext } from '../loop/loop.ts';
-import { kSourceTraceback } from '../loop/internal.ts';
+import { kSourceTraceback } from '../loop/symbols.ts';
 import { ensureFuture, type Awaitable } from './waiters.ts';
 
 /** Links an inner future to the outer one that shield() returns. */

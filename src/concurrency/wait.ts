@@ -4,6 +4,7 @@
  */
 import { inspect } from 'node:util';
 import { InvalidArgumentError, TimeoutError } from '../errors.ts';
+import { coroutine, type Coroutine } from '../loop/coroutine.ts';
 import { Future } from '../loop/future.ts';
 import type { TimerHandle } from '../loop/handle.ts';
 import { getRunningLoop, type Loop } from '../loop/loop.ts';
@@ -92,6 +93,10 @@ export async function wait<F extends Future<any>>(fs: Iterable<F>, options: Wait
 }
 
 const kTimeout = Symbol('AsCompleted.timeout');
+const kNextResult = Symbol('AsCompleted.nextResult');
+const nextResult = coroutine(function asCompletedNext(it: AsCompleted<unknown>): Promise<unknown> {
+  return it[kNextResult]();
+});
 
 /** Options of {@link asCompleted}. */
 export interface AsCompletedOptions {
@@ -104,7 +109,7 @@ export interface AsCompletedOptions {
  * complete. Ending the iteration early (`break`, `return`, an error) cancels the tasks
  * it created itself for coroutines and functions that have not been yielded yet.
  */
-export class AsCompleted<T> implements AsyncIterableIterator<Future<T>> {
+export class AsCompleted<T> implements AsyncIterableIterator<Future<T>>, Iterable<Coroutine<T>> {
   // Completed futures (boxed: a promise cannot resolve to a thenable), and null as
   // the timeout's sentinel.
   readonly #done = new Queue<{ readonly fut: Future<T> } | null>();
@@ -149,6 +154,27 @@ export class AsCompleted<T> implements AsyncIterableIterator<Future<T>> {
     return this;
   }
 
+  /**
+   * Plain iteration (asyncio's `for f in as_completed(aws)`): yields one lazy
+   * {@link Coroutine} per future; awaiting it waits for the next future to complete
+   * and returns its result (or throws its error, or {@link TimeoutError}). The
+   * coroutines complete in the order they are awaited, not created.
+   */
+  *[Symbol.iterator](): IterableIterator<Coroutine<T>> {
+    while (this.#todoLeft > 0) {
+      this.#todoLeft--;
+      yield nextResult(this as AsCompleted<unknown>) as Coroutine<T>;
+    }
+  }
+
+  /** @internal One step of plain iteration: the next completed future's result. */
+  async [kNextResult](): Promise<T> {
+    const box = await this.#done.get();
+    if (box === null) throw new TimeoutError('asCompleted() timed out before all futures completed');
+    this.#created.delete(box.fut);
+    return box.fut.result();
+  }
+
   /** @internal The timeout passed: every step left throws TimeoutError. */
   [kTimeout](): void {
     this.#timer = null;
@@ -187,10 +213,13 @@ function handleTimeout(it: AsCompleted<unknown>): void {
  * iterator): each step yields the next future or task to finish (Coroutines and
  * functions are started as tasks; promises are followed by futures), to be awaited or
  * read with `result()`. With `timeout` (ms), the step that would wait past it throws
- * {@link TimeoutError}. Duplicates are yielded once.
+ * {@link TimeoutError}. Duplicates are yielded once. It is also a plain iterator
+ * (asyncio's `for f in as_completed(...)`): each item is an awaitable that gives the
+ * next result to complete.
  *
  * ```ts
  * for await (const t of asCompleted([a, b, c], { timeout: 5_000 })) console.log(t.result());
+ * for (const next of asCompleted([d, e])) console.log(await next);
  * ```
  */
 export function asCompleted<T>(xs: Iterable<Awaitable<T>>, options: AsCompletedOptions = {}): AsCompleted<T> {

@@ -2,13 +2,12 @@
  * Machinery shared by the synchronisation primitives, queues and the waiting helpers:
  * a FIFO of waiter futures, binding a primitive to the loop that uses it, waits that an
  * AbortSignal can end, and turning "something awaitable" into a Future.
- * @internal
  * @module
  */
 import { InvalidArgumentError, InvalidStateError } from '../errors.ts';
 import { Coroutine } from '../loop/coroutine.ts';
 import { Future } from '../loop/future.ts';
-import { kLogDestroyPending } from '../loop/internal.ts';
+import { kLogDestroyPending } from '../loop/symbols.ts';
 import { getRunningLoop, type Loop } from '../loop/loop.ts';
 
 /**

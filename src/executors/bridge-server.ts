@@ -1,7 +1,10 @@
 /**
- * The thread bridge, main side: `loop.exposeThreadsafe(name, fn)`,
- * `loop.unexposeThreadsafe(name)` and `loop.bridgeEndpoint()` (see bridge.ts for the
- * worker side and the wire protocol).
+ * The thread bridge, main side: what serves the endpoints `loop.bridgeEndpoint()`
+ * hands out, with the handlers of `loop.exposeThreadsafe(name, fn)` (see bridge.ts for
+ * the worker side and the wire protocol). The Loop's methods (src/loop/loop.ts) keep
+ * the handler table and create the channel synchronously; they load this module on
+ * first use and attach the loop's end of each channel with {@link attachEndpoint}
+ * (a worker's messages wait in the port until then).
  *
  * Each endpoint is one MessageChannel: the loop keeps one port, the worker gets the
  * other. A callSoon message runs the handler as a loop callback; a call message runs
@@ -11,40 +14,17 @@
  * with `ERR_PROTOLOOP_BRIDGE_CLOSED`.
  * @module
  */
-import { inspect } from 'node:util';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { BridgeError, InvalidArgumentError, LoopClosedError } from '../errors.ts';
+import type { MessagePort } from 'node:worker_threads';
+import { BridgeError } from '../errors.ts';
 import { findUncloneable } from './clone-check.ts';
-import { kCloseHooks, outsideTask } from '../loop/internal.ts';
-import { Loop } from '../loop/loop.ts';
+import { kCloseHooks, kThreadsafeHandlers } from '../loop/symbols.ts';
+import type { Loop } from '../loop/loop.ts';
 import { serializeError } from './remote-error.ts';
 import type { Future } from '../loop/future.ts';
 import type { Task } from '../loop/task.ts';
 
 /** A handler the main loop exposes to workers: called with the worker's arguments; may return a promise (or a Coroutine). */
 export type ThreadsafeHandler = (...args: any[]) => unknown;
-
-declare module '../loop/loop.ts' {
-  interface Loop {
-    /**
-     * Exposes `fn` to worker threads under `name` (replacing a handler of that name).
-     * Workers call it with `callSoonThreadsafe(name, ...args)` (as a loop callback) or
-     * `runCoroutineThreadsafe(name, ...args)` (as a task on this loop, whose result
-     * goes back). Arguments and results are structured-cloned. Throws
-     * `InvalidArgumentError` for an empty name or a non-function.
-     */
-    exposeThreadsafe(name: string, fn: ThreadsafeHandler): void;
-    /** Withdraws the handler `name`; returns whether there was one. Calls already running go on. */
-    unexposeThreadsafe(name: string): boolean;
-    /**
-     * A new endpoint of this loop's thread bridge: a MessagePort to hand to one worker
-     * (`new Worker(file, { workerData: { bridge: port }, transferList: [port] })`),
-     * which connects with `connectBridge(port)`. The endpoint closes with the loop.
-     * Throws `LoopClosedError` on a closed loop.
-     */
-    bridgeEndpoint(): MessagePort;
-  }
-}
 
 type EndpointState = 'open' | 'closed';
 
@@ -101,12 +81,16 @@ class BridgeEndpoint {
 /** @internal A loop's handlers and endpoints. */
 class BridgeServer {
   readonly loop: Loop;
-  readonly handlers = new Map<string, ThreadsafeHandler>();
   readonly endpoints = new Set<BridgeEndpoint>();
+
+  /** The loop's table (`exposeThreadsafe()` fills it, even before this module loads). */
+  get handlers(): Map<string, ThreadsafeHandler> {
+    return this.loop[kThreadsafeHandlers];
+  }
 
   constructor(loop: Loop) {
     this.loop = loop;
-    loop[kCloseHooks].push(() => {
+    loop[kCloseHooks].add(() => {
       for (const ep of [...this.endpoints]) ep.close();
     });
   }
@@ -224,22 +208,12 @@ function serverOf(loop: Loop): BridgeServer {
   return s;
 }
 
-Loop.prototype.exposeThreadsafe = function exposeThreadsafe(this: Loop, name: string, fn: ThreadsafeHandler): void {
-  if (typeof name !== 'string' || name === '') throw new InvalidArgumentError('exposeThreadsafe() needs a non-empty handler name');
-  if (typeof fn !== 'function') throw new InvalidArgumentError(`exposeThreadsafe("${name}") needs a function, got ${inspect(fn)}`);
-  if (this.isClosed()) throw new LoopClosedError();
-  serverOf(this).handlers.set(name, fn);
-};
-
-Loop.prototype.unexposeThreadsafe = function unexposeThreadsafe(this: Loop, name: string): boolean {
-  return servers.get(this)?.handlers.delete(name) ?? false;
-};
-
-Loop.prototype.bridgeEndpoint = function bridgeEndpoint(this: Loop): MessagePort {
-  if (this.isClosed()) throw new LoopClosedError();
-  const server = serverOf(this);
-  // The channel's events must never inherit the context of the task that asked for it.
-  const { port1, port2 } = outsideTask(() => new MessageChannel());
-  server.endpoints.add(new BridgeEndpoint(server, port1));
-  return port2;
-};
+/** Serves `port`, the loop's end of a channel made by `loop.bridgeEndpoint()`; closes it if the loop closed meanwhile. */
+export function attachEndpoint(loop: Loop, port: MessagePort): void {
+  if (loop.isClosed()) {
+    port.close();
+    return;
+  }
+  const server = serverOf(loop);
+  server.endpoints.add(new BridgeEndpoint(server, port));
+}

@@ -5,7 +5,6 @@
  * (functions, symbols, promises, weak collections, MessagePorts not being moved);
  * exotic host objects are still caught by the real clone, later.
  * @module
- * @internal
  */
 import { MessagePort } from 'node:worker_threads';
 

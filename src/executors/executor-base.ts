@@ -11,13 +11,13 @@
  * worker ({@link BaseExecutor.startJob}), stops one ({@link BaseExecutor.abortJob})
  * and lets its workers go ({@link BaseExecutor.releaseWorkers}).
  * @module
- * @internal
  */
 import { inspect } from 'node:util';
 import { ExecutorShutdownError, InvalidArgumentError, NotCloneableError } from '../errors.ts';
 import { allPrimitive, findUncloneable } from './clone-check.ts';
 import { normalizeTask, type Executor, type ExecutorState, type ExecutorShutdownOptions, type SubmitOptions, type WorkerTask } from './executor.ts';
 import { unwrapTransfers, type TransferItem } from './transfer.ts';
+import { activeLoop } from '../loop/running.ts';
 
 type JobState = 'queued' | 'running' | 'done';
 
@@ -98,7 +98,7 @@ export function durationMs(value: unknown, what: string, fallback: number): numb
 
 let executorCounter = 0;
 
-/** @internal The shared machinery of ThreadPoolExecutor and ProcessPoolExecutor. */
+/** The shared machinery of ThreadPoolExecutor and ProcessPoolExecutor (not exported from the package; its job plumbing is internal). */
 export abstract class BaseExecutor implements Executor {
   #state: ExecutorState = 'running';
   #queue: Job[] = [];
@@ -108,7 +108,7 @@ export abstract class BaseExecutor implements Executor {
   #closed: Promise<void> | null = null;
   #resolveClosed: (() => void) | null = null;
   #releasing = false;
-  #deadline: NodeJS.Timeout | null = null;
+  #deadline: { cancel(): void } | null = null;
   #completed = 0;
   /** The executor's name in messages: `ThreadPoolExecutor-1`. */
   readonly executorName: string;
@@ -130,9 +130,9 @@ export abstract class BaseExecutor implements Executor {
 
   /** Whether workers can receive moved buffers and ports (threads) or only copies (processes). */
   protected abstract readonly canMove: boolean;
-  /** Starts `job` on a worker; calls {@link settle} when it ends. */
+  /** @internal Starts `job` on a worker; calls {@link settle} when it ends. */
   protected abstract startJob(job: Job): void;
-  /** Stops the worker running `job` (already settled by the caller). */
+  /** @internal Stops the worker running `job` (already settled by the caller). */
   protected abstract abortJob(job: Job): void;
   /** Lets every worker go; `force` also kills those still running something. Resolves once all have exited. */
   protected abstract releaseWorkers(force: boolean): Promise<void>;
@@ -218,7 +218,7 @@ export abstract class BaseExecutor implements Executor {
     this.startJob(job);
   }
 
-  /** Ends `job` (once) and starts the next queued one. */
+  /** @internal Ends `job` (once) and starts the next queued one. */
   protected settle(job: Job, ok: boolean, value: unknown): void {
     if (job.state === 'done') return;
     const wasRunning = job.state === 'running';
@@ -289,12 +289,11 @@ export abstract class BaseExecutor implements Executor {
       if (timeout === 0) {
         this.#forceStop(`${this.executorName} was shut down: the job was stopped (shutdown timeout 0 ms)`);
       } else if (this.#deadline === null) {
-        this.#deadline = setTimeout(() => {
+        const expire = (): void => {
           this.#deadline = null;
           this.#forceStop(`${this.executorName} was shut down: the job did not finish within the shutdown timeout of ${timeout} ms and was stopped`);
-        }, timeout);
-        // The deadline alone must not keep the process alive: running jobs do.
-        this.#deadline.unref();
+        };
+        this.#deadline = shutdownDeadline(timeout, expire);
       }
     }
     this.#maybeRelease();
@@ -333,7 +332,7 @@ export abstract class BaseExecutor implements Executor {
     if (this.#releasing && !force) return;
     this.#releasing = true;
     if (this.#deadline !== null && !force) {
-      clearTimeout(this.#deadline);
+      this.#deadline.cancel();
       this.#deadline = null;
     }
     this.releaseWorkers(force).then(
@@ -346,7 +345,7 @@ export abstract class BaseExecutor implements Executor {
     if (this.#state === 'shutdown') return;
     this.#state = 'shutdown';
     if (this.#deadline !== null) {
-      clearTimeout(this.#deadline);
+      this.#deadline.cancel();
       this.#deadline = null;
     }
     this.#resolveClosed?.();
@@ -360,4 +359,17 @@ export abstract class BaseExecutor implements Executor {
   [inspect.custom](): string {
     return this.toString();
   }
+}
+
+/**
+ * The shutdown deadline: on the running loop's clock when there is one (so that virtual
+ * time drives it in tests), else a native timer that does not keep the process alive
+ * (running jobs do).
+ */
+function shutdownDeadline(ms: number, expire: () => void): { cancel(): void } {
+  const loop = activeLoop();
+  if (loop !== null) return loop.callLater(ms, expire);
+  const t = setTimeout(expire, ms);
+  t.unref();
+  return { cancel: () => clearTimeout(t) };
 }

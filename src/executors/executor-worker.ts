@@ -6,7 +6,6 @@
  *
  * It imports nothing of the loop, so that a worker starts quickly.
  * @module
- * @internal
  */
 import { findUncloneable } from './clone-check.ts';
 import { serializeError } from './remote-error.ts';

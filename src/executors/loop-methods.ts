@@ -1,6 +1,8 @@
 /**
- * The Loop's executor methods: `runInExecutor`, `setDefaultExecutor`,
- * `shutdownDefaultExecutor`. The default executor is a {@link ThreadPoolExecutor}
+ * What the Loop's executor methods run: `runInExecutor`, `setDefaultExecutor`,
+ * `shutdownDefaultExecutor` (the methods and their docs are in src/loop/contract.ts
+ * and src/loop/loop.ts, which loads this module on first use and then calls it
+ * synchronously). The default executor is a {@link ThreadPoolExecutor}
  * created at the first `runInExecutor(null, ...)` (or `toThread()`); creating it
  * registers a shutdown hook (run() waits for its workers) and a close hook
  * (`loop.close()` stops them without waiting), so no worker outlives the loop.
@@ -9,35 +11,11 @@
 import { CancelledError, ExecutorShutdownError, InvalidArgumentError, LoopClosedError } from '../errors.ts';
 import { isExecutor, type Executor, type WorkerTask } from './executor.ts';
 import { Future as LoopFuture, type Future } from '../loop/future.ts';
-import { kCloseHooks, kShutdownHooks } from '../loop/internal.ts';
-import { Loop } from '../loop/loop.ts';
+import { kCloseHooks, kRealWork, kShutdownHooks } from '../loop/symbols.ts';
+import type { Loop } from '../loop/loop.ts';
 import { BaseExecutor, type Job } from './executor-base.ts';
 import { ThreadPoolExecutor } from './thread-pool.ts';
 import { registerStatsProvider } from '../loop/introspect.ts';
-
-declare module '../loop/loop.ts' {
-  interface Loop {
-    /**
-     * Runs `task(...args)` on `executor` (null: the loop's default executor, a
-     * {@link ThreadPoolExecutor} created on first use) and returns a {@link Future} of
-     * its result. Cancelling the future — or the task awaiting it — aborts the job.
-     * Throws at once: `LoopClosedError`, `ExecutorShutdownError` (the executor, or the
-     * default one after `shutdownDefaultExecutor()`), `NotCloneableError`,
-     * `InvalidArgumentError`. The future fails with what the job failed with (see
-     * docs/executors.md).
-     */
-    runInExecutor<A extends unknown[], R>(executor: Executor | null, task: WorkerTask<A, R>, ...args: A): Future<R>;
-    /** Sets the executor `runInExecutor(null, ...)` and `toThread()` use. The loop does not shut a replaced one down. */
-    setDefaultExecutor(executor: Executor): void;
-    /**
-     * Shuts the default executor down and waits for its workers (asyncio's
-     * `shutdown_default_executor`). After `timeout` ms (default: no limit) it logs a
-     * warning and stops the workers still running. Afterwards `runInExecutor(null, ...)`
-     * throws `ExecutorShutdownError`. `run()` calls it with a 300 000 ms timeout.
-     */
-    shutdownDefaultExecutor(timeout?: number): Promise<void>;
-  }
-}
 
 /** How long run() lets the default executor's jobs finish (ms), as asyncio does. */
 export const DEFAULT_EXECUTOR_SHUTDOWN_TIMEOUT = 300_000;
@@ -62,8 +40,8 @@ function stateOf(loop: Loop): DefaultExecutorState {
 function hook(loop: Loop, s: DefaultExecutorState): void {
   if (s.hooked) return;
   s.hooked = true;
-  loop[kShutdownHooks].push(() => loop.shutdownDefaultExecutor(DEFAULT_EXECUTOR_SHUTDOWN_TIMEOUT));
-  loop[kCloseHooks].push(() => {
+  loop[kShutdownHooks].add(() => shutdownDefaultExecutor(loop, DEFAULT_EXECUTOR_SHUTDOWN_TIMEOUT));
+  loop[kCloseHooks].add(() => {
     const ex = s.executor;
     s.shutdownCalled = true;
     if (ex === null || ex.state === 'shutdown') return;
@@ -133,47 +111,65 @@ function settleFuture(fut: ExecutorFuture<unknown>, ok: boolean, value: unknown)
   else fut.setException(value);
 }
 
-Loop.prototype.runInExecutor = function runInExecutor<A extends unknown[], R>(this: Loop, executor: Executor | null, task: WorkerTask<A, R>, ...args: A): Future<R> {
-  if (this.isClosed()) throw new LoopClosedError();
+function settleExpired(fut: Future<boolean>): void {
+  if (!fut.done()) fut.setResult(true);
+}
+
+/** A job in flight is real work a virtual clock's autojump waits for (see protoloop/testing). */
+function countRealWork(loop: Loop, fut: Future<unknown>): void {
+  loop[kRealWork]++;
+  fut.addDoneCallback(doneRealWork);
+}
+function doneRealWork(fut: Future<unknown>): void {
+  fut.getLoop()[kRealWork]--;
+}
+
+/** `loop.runInExecutor()`: `args` is the argument list (no rest parameter: no copy per call). */
+export function runInExecutor<A extends unknown[], R>(loop: Loop, executor: Executor | null, task: WorkerTask<A, R>, args: A): Future<R> {
+  if (loop.isClosed()) throw new LoopClosedError();
   let ex: Executor;
-  if (executor === null || executor === undefined) ex = defaultExecutor(this);
+  if (executor === null || executor === undefined) ex = defaultExecutor(loop);
   else if (isExecutor(executor)) ex = executor;
   else throw new InvalidArgumentError('runInExecutor() needs an Executor (a ThreadPoolExecutor, a ProcessPoolExecutor) or null for the default one');
   if (ex instanceof BaseExecutor) {
-    if (!seenExecutors.has(ex)) showInStats(this, ex);
+    if (!seenExecutors.has(ex)) showInStats(loop, ex);
     // Check first: it throws (NotCloneableError, ExecutorShutdownError) before any future exists.
     const job = ex.prepareJob(task, args);
-    const fut = new ExecutorFuture<R>(this, `runInExecutor(${task.name})`);
+    const fut = new ExecutorFuture<R>(loop, `runInExecutor(${task.name})`);
     fut.job = job;
     fut.executor = ex;
     job.sink = settleFuture;
     job.sinkArg = fut;
     ex.enqueueJob(job);
+    countRealWork(loop, fut);
     return fut;
   }
   const controller = new AbortController();
   const promise = ex.submit(task, args, { signal: controller.signal });
-  const fut = new ExecutorFuture<R>(this, `runInExecutor(${task.name})`);
+  const fut = new ExecutorFuture<R>(loop, `runInExecutor(${task.name})`);
   fut.controller = controller;
+  countRealWork(loop, fut);
   promise.then(
     (value) => settleFuture(fut as ExecutorFuture<unknown>, true, value),
     (exception: unknown) => settleFuture(fut as ExecutorFuture<unknown>, false, exception),
   );
   return fut;
-};
+}
 
-Loop.prototype.setDefaultExecutor = function setDefaultExecutor(this: Loop, executor: Executor): void {
+/** `loop.setDefaultExecutor()`. */
+export function setDefaultExecutor(loop: Loop, executor: Executor): void {
   if (!isExecutor(executor)) throw new InvalidArgumentError('setDefaultExecutor() needs an Executor (a ThreadPoolExecutor, a ProcessPoolExecutor)');
-  const s = stateOf(this);
+  const s = stateOf(loop);
   s.executor = executor;
-  hook(this, s);
-};
+  hook(loop, s);
+}
 
-Loop.prototype.shutdownDefaultExecutor = async function shutdownDefaultExecutor(this: Loop, timeout?: number): Promise<void> {
+/** `loop.shutdownDefaultExecutor()`. */
+export async function shutdownDefaultExecutor(loop: Loop, timeout?: number): Promise<void> {
   if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0)) {
     throw new InvalidArgumentError('shutdownDefaultExecutor(): timeout must be a number of milliseconds >= 0');
   }
-  const s = stateOf(this);
+  const s = stateOf(loop);
   s.shutdownCalled = true;
   const ex = s.executor;
   if (ex === null) return;
@@ -182,16 +178,16 @@ Loop.prototype.shutdownDefaultExecutor = async function shutdownDefaultExecutor(
     await done;
     return;
   }
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<boolean>((resolve) => {
-    timer = setTimeout(resolve, timeout, true);
-  });
+  // The deadline is on the loop's clock (virtual time in tests), not a native timer.
+  const expired = loop.createFuture<boolean>('shutdownDefaultExecutor deadline');
+  const timer = loop.callLater(timeout, settleExpired, expired);
   try {
     const timedOut = await Promise.race([done.then(() => false), expired]);
     if (!timedOut) return;
   } finally {
-    clearTimeout(timer);
+    timer.cancel();
+    if (!expired.done()) expired.cancel();
   }
-  this.logger.warn(`The default executor did not finish its jobs within ${timeout} ms: its workers were stopped`);
+  loop.logger.warn(`The default executor did not finish its jobs within ${timeout} ms: its workers were stopped`);
   await ex.shutdown({ wait: true, cancelFutures: true, timeout: 0 });
-};
+}

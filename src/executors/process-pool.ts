@@ -124,6 +124,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     return child;
   }
 
+  /** @internal */
   protected startJob(job: Job): void {
     let child = this.#idle.pop();
     if (child === undefined) child = this.#spawn();
@@ -226,6 +227,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (child.state === 'idle') this.#retire(child, false);
   }
 
+  /** @internal */
   protected abortJob(job: Job): void {
     const child = job.worker as PoolChild | null;
     if (child === null || child.job !== job) return;

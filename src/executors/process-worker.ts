@@ -10,7 +10,6 @@
  *
  * The child exits when the parent disconnects (shutdown, or the parent exited).
  * @module
- * @internal
  */
 import { runJob } from './executor-worker.ts';
 import { isSerializedError, serializeError, type SerializedError } from './remote-error.ts';

@@ -1,11 +1,7 @@
-// The public names of executors, the thread bridge and signals; src/index.ts re-exports this list.
-// The Loop methods of this area (runInExecutor, setDefaultExecutor, shutdownDefaultExecutor,
-// exposeThreadsafe, unexposeThreadsafe, bridgeEndpoint, addSignalHandler, removeSignalHandler)
-// are installed by these side-effect imports.
-import './loop-methods.ts';
-import './bridge-server.ts';
-import '../loop/signals.ts';
-
+// The public names of executors and the thread bridge; src/index.ts re-exports this list.
+// Their Loop methods (runInExecutor, setDefaultExecutor, shutdownDefaultExecutor,
+// exposeThreadsafe, unexposeThreadsafe, bridgeEndpoint) are written in src/loop/loop.ts
+// (see src/loop/contract.ts), which loads this area's code on first use.
 export { toThread, workerTask, isExecutor } from './executor.ts';
 export type { Executor, ExecutorState, WorkerTask, SubmitOptions, ExecutorShutdownOptions } from './executor.ts';
 export { transfer } from './transfer.ts';

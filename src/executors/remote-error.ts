@@ -17,7 +17,6 @@
  *
  * `cause` chains are carried (up to a few levels). Shared by both sides.
  * @module
- * @internal
  */
 import { NotCloneableError, RemoteError, TaskModuleError } from '../errors.ts';
 

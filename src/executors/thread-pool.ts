@@ -10,7 +10,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
+import { piscinaLib } from '../loop/lazy.ts';
 import { ExecutorShutdownError, InvalidArgumentError, NotCloneableError, WorkerCrashedError } from '../errors.ts';
 import { BaseExecutor, durationMs, positiveInt, type Job } from './executor-base.ts';
 import { isSerializedError, rebuildError } from './remote-error.ts';
@@ -70,10 +71,10 @@ export class ThreadPoolExecutor extends BaseExecutor {
     };
   }
 
-  #pool(): Piscina {
+  #pool(Pool: typeof Piscina): Piscina {
     if (this.#piscina === null) {
       const o = this.#options;
-      const pool = new Piscina({
+      const pool = new Pool({
         filename: WORKER_FILE,
         minThreads: o.minThreads,
         maxThreads: o.maxThreads,
@@ -91,8 +92,21 @@ export class ThreadPoolExecutor extends BaseExecutor {
     return this.#piscina;
   }
 
+  /** @internal */
   protected startJob(job: Job): void {
-    this.#pool()
+    const lib = piscinaLib.value;
+    if (lib === undefined) {
+      // piscina is loaded by the first job, not by import('protoloop'); a job cancelled
+      // (settled) meanwhile is not started.
+      piscinaLib.load().then(
+        () => {
+          if (job.state === 'running') this.startJob(job);
+        },
+        (e: unknown) => this.settle(job, false, e),
+      );
+      return;
+    }
+    this.#pool(lib.Piscina)
       .run([job.url, job.name, job.args], { transferList: job.transferList, signal: job as never })
       .then(
         (value: unknown) => this.settle(job, true, value),
@@ -108,6 +122,7 @@ export class ThreadPoolExecutor extends BaseExecutor {
     return new WorkerCrashedError(`the worker thread running ${job.name}() died (${why}); the pool replaces it`, { cause: e });
   }
 
+  /** @internal */
   protected abortJob(job: Job): void {
     // piscina terminates the thread that runs an aborted job and starts another one.
     job.fireAbort();

@@ -3,7 +3,6 @@
  * the task's result out; a result wrapped in `transfer()` moves its buffers back.
  * A synchronous task answers without a promise (piscina awaits whatever we return).
  * @module
- * @internal
  */
 import { move } from 'piscina';
 import { runJob } from './executor-worker.ts';

@@ -12,7 +12,6 @@
  * {@link HandlerCall} stands in for its promise: the task and Fastify subscribe to the
  * call, the call to the promise, and one reaction settles the task and hands the
  * answer to Fastify. No loop iteration, and no extra promise, sits on the hot path.
- * @internal
  * @module
  */
 import type { Server } from 'node:http';
@@ -20,7 +19,8 @@ import { inspect } from 'node:util';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CancelledError, LoopClosedError } from '../errors.ts';
 import type { Future } from '../loop/future.ts';
-import { kCloseHooks, kShutdownHooks, outsideTask, taskStorage } from '../loop/internal.ts';
+import { outsideTask, taskStorage } from '../loop/internal.ts';
+import { kCloseHooks, kShutdownHooks } from '../loop/symbols.ts';
 import { currentTask, type Loop } from '../loop/loop.ts';
 import { onRunnerDrain } from '../loop/runner.ts';
 import type { Task, TaskOptions } from '../loop/task.ts';
@@ -109,8 +109,9 @@ export class FastifyAdapter implements CallOwner {
   #loopGone: Promise<void>;
   #resolveLoopGone!: () => void;
   #stats = { requests: 0, errors: 0, disconnects: 0, cancelledAtClose: 0 };
-  #shutdownHook = (): Promise<void> => this.close();
-  #closeHook = (): void => this.#loopClosed();
+  /** Disposers of the loop hooks added by the constructor. */
+  #removeShutdownHook: () => void;
+  #removeCloseHook: () => void;
   #removeDrainHook: () => void;
   #warnedContext = false;
 
@@ -126,9 +127,9 @@ export class FastifyAdapter implements CallOwner {
     });
     // run() closes the app before it cancels the tasks left: in-flight handlers are
     // tasks, and they must get to answer (within closeTimeout), not be cut.
-    this.#removeDrainHook = onRunnerDrain(loop, this.#shutdownHook);
-    loop[kShutdownHooks].push(this.#shutdownHook);
-    loop[kCloseHooks].push(this.#closeHook);
+    this.#removeDrainHook = onRunnerDrain(loop, () => this.close());
+    this.#removeShutdownHook = loop[kShutdownHooks].add(() => this.close());
+    this.#removeCloseHook = loop[kCloseHooks].add(() => this.#loopClosed());
   }
 
   /** @internal The app. */
@@ -482,12 +483,8 @@ export class FastifyAdapter implements CallOwner {
 
   #removeHooks(): void {
     this.#removeDrainHook();
-    const shutdown = this.loop[kShutdownHooks];
-    const i = shutdown.indexOf(this.#shutdownHook);
-    if (i >= 0) shutdown.splice(i, 1);
-    const close = this.loop[kCloseHooks];
-    const j = close.indexOf(this.#closeHook);
-    if (j >= 0) close.splice(j, 1);
+    this.#removeShutdownHook();
+    this.#removeCloseHook();
   }
 
   toString(): string {

@@ -14,7 +14,6 @@
  * are read from `fastify/lib/symbols.js` of the Fastify copy next to this package and
  * verified on the first request ({@link probeSignalSlot}); with another copy the
  * adapter falls back to public APIs only.
- * @internal
  * @module
  */
 import { createRequire } from 'node:module';

@@ -10,7 +10,6 @@
  * A client is gone when the response closes before it was ended (`res` emits
  * `'close'` with `writableEnded` false). The raw request's `'close'` is not used: it
  * also fires when a request body has been read to its end.
- * @internal
  * @module
  */
 import { inspect } from 'node:util';

@@ -9,7 +9,8 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { captureStack, kSourceTraceback, kStart } from './internal.ts';
+import { captureStack } from './internal.ts';
+import { kSourceTraceback, kStart } from './symbols.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import { activeLoop, envDebug } from './running.ts';
 import { formatExceptionContext, hints } from './debug.ts';

@@ -12,13 +12,13 @@
  * Costs: nothing here runs unless a loop is in debug mode. The promise hooks that time
  * task steps are installed while a debug loop runs and removed when it stops.
  * @module
- * @internal
  */
 import { inspect } from 'node:util';
 import { promiseHooks } from 'node:v8';
 import { performance } from 'node:perf_hooks';
 import { MainThreadOnlyError } from '../errors.ts';
-import { isMainThread, kSourceTraceback, kStats, outsideTask, taskStorage } from './internal.ts';
+import { isMainThread, outsideTask, taskStorage } from './internal.ts';
+import { kSourceTraceback, kStats } from './symbols.ts';
 import type { Handle } from './handle.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import type { Task } from './task.ts';

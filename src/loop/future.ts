@@ -15,7 +15,8 @@
  */
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../errors.ts';
-import { kAwaiting, kCallSoon, kDescribe, kDescribeCall, kStats, kSourceTraceback, kUnretrieved, taskStorage } from './internal.ts';
+import { taskStorage } from './internal.ts';
+import { kAwaiting, kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kSetResultNow, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
 import { hints } from './debug.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import type { Task } from './task.ts';
@@ -87,6 +88,8 @@ export class Future<T = unknown> implements PromiseLike<T> {
   #exception: unknown = undefined;
   #hasException = false;
   #cancelMessage: string | undefined = undefined;
+  /** The CancelledError every await of this cancelled future throws (made once, as asyncio's `_cancelled_exc`). */
+  #cancelledError: CancelledError | null = null;
   #callbacks: Callback<any>[] | null = null;
   #unretrieved: UnretrievedRecord | null = null;
   #retrieved = false;
@@ -154,6 +157,25 @@ export class Future<T = unknown> implements PromiseLike<T> {
     this.#scheduleCallbacks();
   }
 
+  /**
+   * @internal Like setResult, but the awaits of this future resume now, inside the
+   * running callback, instead of one callback later: `sleep(0)` yields exactly one
+   * iteration, as asyncio's bare yield does. Done callbacks are still scheduled.
+   */
+  [kSetResultNow](value: T): void {
+    if (this.#state !== 'pending') throw new InvalidStateError(`invalid state: ${this.#state}: ${this}`);
+    this.#result = value;
+    this.#state = 'finished';
+    const cbs = this.#callbacks;
+    if (cbs === null) return;
+    this.#callbacks = null;
+    for (let i = 0; i < cbs.length; i++) {
+      const cb = cbs[i]!;
+      if (cb instanceof Waiter) Future.#runCallback(this, cb);
+      else this.#loop[kCallSoon](Future.#runCallback, this, cb);
+    }
+  }
+
   /** Marks the future done with an exception and schedules its callbacks. {@link InvalidStateError} if it is done. */
   setException(exception: unknown): void {
     if (this.#state !== 'pending') throw new InvalidStateError(`invalid state: ${this.#state}: ${this}`);
@@ -186,6 +208,9 @@ export class Future<T = unknown> implements PromiseLike<T> {
    * if it was already done. `msg` becomes the message of the {@link CancelledError}.
    */
   cancel(msg?: string): boolean {
+    // asyncio: cancelling means "I am done with this future": its exception, if it
+    // has one nobody retrieved, is not reported.
+    this.#markRetrieved();
     if (this.#state !== 'pending') return false;
     this.#state = 'cancelled';
     this.#cancelMessage = msg;
@@ -229,8 +254,26 @@ export class Future<T = unknown> implements PromiseLike<T> {
       reject = rej;
     });
     const current = taskStorage.getStore();
-    const task = current !== undefined && (current as unknown) !== this ? current : undefined;
+    let task: Task<unknown> | undefined;
+    if (current !== undefined) {
+      // asyncio's checks at the await: these would otherwise never settle.
+      const refusal =
+        (current as unknown) === this
+          ? `Task cannot await on itself: ${current.getName()}`
+          : current.getLoop() !== this.#loop
+            ? `Task ${current.getName()} got ${this} attached to a different loop: create futures with the loop that awaits them`
+            : null;
+      if (refusal !== null) {
+        const waiter = new Waiter(onFulfilled, onRejected, resolve, reject, undefined);
+        queueMicrotask(() => settleWaiter(waiter, false, new InvalidStateError(refusal)));
+        return promise;
+      }
+      task = current;
+    }
     const waiter = new Waiter(onFulfilled, onRejected, resolve, reject, task);
+    // The task's suspension point: when this waiter is settled by a loop callback, the
+    // loop lets the task's step run before its next callback (see loop.ts, the batch).
+    if (task !== undefined) task[kLastWait] = waiter;
     if (this.#state === 'pending') {
       (this.#callbacks ??= []).push(waiter);
       // A cancellation requested while the task ran foreign code cancels this future.
@@ -245,9 +288,28 @@ export class Future<T = unknown> implements PromiseLike<T> {
     return promise;
   }
 
+  /** Promise's `catch()`: `then(undefined, onRejected)`. */
+  catch<R = never>(onRejected?: ((reason: any) => R | PromiseLike<R>) | null): Promise<T | R> {
+    return this.then(undefined, onRejected);
+  }
+
+  /** Promise's `finally()`: runs `onFinally` once the future is done, then passes its outcome on. */
+  finally(onFinally?: (() => void) | null): Promise<T> {
+    if (typeof onFinally !== 'function') return this.then();
+    return this.then(
+      (v) => Promise.resolve(onFinally()).then(() => v),
+      (e: unknown) => Promise.resolve(onFinally()).then(() => { throw e; }),
+    );
+  }
+
   /** @internal The CancelledError raised for this cancelled future. */
   makeCancelledError(): CancelledError {
-    return new CancelledError(this.#cancelMessage ?? 'the operation was cancelled');
+    return (this.#cancelledError ??= new CancelledError(this.#cancelMessage ?? 'the operation was cancelled'));
+  }
+
+  /** @internal The error a task ended with: awaiting the task re-raises this very instance. */
+  set [kCancelledError](e: CancelledError) {
+    this.#cancelledError = e;
   }
 
   /** @internal What a task inspector prints for an awaited future. */
@@ -272,7 +334,15 @@ export class Future<T = unknown> implements PromiseLike<T> {
     if (cbs === null) return;
     this.#callbacks = null;
     const loop = this.#loop;
-    if (loop.isClosed()) return;
+    if (loop.isClosed()) {
+      // Nothing runs on a closed loop, but an await made before close() must still
+      // settle (awaiting a done future after close works the same way).
+      for (let i = 0; i < cbs.length; i++) {
+        const cb = cbs[i]!;
+        if (cb instanceof Waiter) queueMicrotask(() => Future.#runCallback(this, cb));
+      }
+      return;
+    }
     for (let i = 0; i < cbs.length; i++) loop[kCallSoon](Future.#runCallback, this, cbs[i]);
   }
 
@@ -289,6 +359,8 @@ export class Future<T = unknown> implements PromiseLike<T> {
     if (cb.task !== undefined) {
       cancelled = cb.task[kAwaiting](null, fut);
       fut.#loop[kStats].taskSteps++;
+      // This settles the await the task is suspended on: its step runs next.
+      if (cb.task[kLastWait] === cb) fut.#loop[kWoke](cb.task, cb);
     }
     fut.#markRetrieved();
     if (cancelled !== null) settleWaiter(cb, false, cancelled);
@@ -316,6 +388,11 @@ export class Future<T = unknown> implements PromiseLike<T> {
   [inspect.custom](): string {
     return this.toString();
   }
+}
+
+/** Whether `x` is a protoloop {@link Future} (a {@link Task} is one). asyncio's `isfuture()`. */
+export function isFuture(x: unknown): x is Future<unknown> {
+  return x instanceof Future;
 }
 
 /** @internal */

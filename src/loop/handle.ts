@@ -3,7 +3,7 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { kDescribeCall, kRun, kScheduled, kSourceTraceback, kTimerCancelled } from './internal.ts';
+import { kDescribeCall, kRun, kScheduled, kSourceTraceback, kTimerCancelled } from './symbols.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 
 /** A callback scheduled on a loop. `cancel()` before it runs and it never runs. */

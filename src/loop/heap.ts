@@ -1,7 +1,6 @@
 /**
  * A binary min-heap of timers ordered by (when, sequence): deadline order, ties in
  * scheduling order.
- * @internal
  * @module
  */
 

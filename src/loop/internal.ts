@@ -1,7 +1,7 @@
 /**
- * Symbols through which protoloop's modules reach each other's internals.
- * Nothing here is exported from the package, so users cannot reach it by accident.
- * @internal
+ * What protoloop's own modules share that is not a symbol: the task context
+ * (`taskStorage`, `outsideTask`) and creation stacks (`captureStack`). Symbols are in
+ * symbols.ts. Nothing here is exported from the package.
  * @module
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -9,39 +9,10 @@ import { sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Task } from './task.ts';
 
-/** Loop: callSoon without an argument array, for protoloop's own callbacks. */
-export const kCallSoon = Symbol('protoloop.callSoon');
-/** Runs a Handle's callback (with the loop's error routing). */
-export const kRun = Symbol('protoloop.run');
-/** A TimerHandle's place in the heap is stale (it was cancelled). */
-export const kScheduled = Symbol('protoloop.scheduled');
-/** Where an object was created, captured in debug mode. */
-export const kSourceTraceback = Symbol('protoloop.sourceTraceback');
-/** Starts a Coroutine (idempotent) and returns its promise. */
-export const kStart = Symbol('protoloop.start');
-/** Loop bookkeeping entry points used by Future/Task. */
-export const kTaskStarted = Symbol('protoloop.taskStarted');
-export const kTaskDone = Symbol('protoloop.taskDone');
-export const kTimerCancelled = Symbol('protoloop.timerCancelled');
-export const kUnretrieved = Symbol('protoloop.unretrieved');
-/** Task: the future the task currently awaits (asyncio's `_fut_waiter`). */
-export const kAwaiting = Symbol('protoloop.awaiting');
-/** Task: don't log "destroyed but pending" (tasks created by runUntilComplete). */
-export const kLogDestroyPending = Symbol('protoloop.logDestroyPending');
-/** Loop: sync hooks run by close(), async hooks run by run()/Runner before close. */
-export const kCloseHooks = Symbol('protoloop.closeHooks');
-export const kShutdownHooks = Symbol('protoloop.shutdownHooks');
-/** Loop: tracked resources (transports, servers, subprocesses) for "unclosed" reports. */
-export const kResources = Symbol('protoloop.resources');
-/** Loop: counters shown by loop.stats(). */
-export const kStats = Symbol('protoloop.stats');
-/** Describes an awaited object for task introspection. */
-export const kDescribe = Symbol('protoloop.describe');
-/**
- * On a function protoloop schedules for itself: `(args) => what the call is for`, used
- * by reports instead of the function's name: the Task for a task step, else a text.
- */
-export const kDescribeCall = Symbol('protoloop.describeCall');
+// The symbols that used to be declared here live in symbols.ts (one table for all of
+// src/); this re-export keeps branches written before the move compiling. Import
+// symbols from './symbols.ts'.
+export * from './symbols.ts';
 
 /**
  * The task whose code is running now. Task bodies run inside `taskStorage.run(task, ...)`;
@@ -115,3 +86,4 @@ export function relativePath(frame: string): string {
   if (cwdPrefixes?.cwd !== cwd) cwdPrefixes = { cwd, url: pathToFileURL(cwd).href + '/', path: cwd + sep };
   return frame.replaceAll(cwdPrefixes.url, '').replaceAll(cwdPrefixes.path, '');
 }
+

@@ -4,7 +4,7 @@
  * @module
  */
 import { Future } from './future.ts';
-import { kSourceTraceback, kStats } from './internal.ts';
+import { kSourceTraceback, kStats } from './symbols.ts';
 import type { Loop } from './loop.ts';
 import { Task } from './task.ts';
 

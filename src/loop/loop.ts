@@ -16,41 +16,56 @@
  * @module
  */
 import { AsyncResource } from 'node:async_hooks';
+import type { FileHandle } from 'node:fs/promises';
+import type net from 'node:net';
 import { inspect } from 'node:util';
 import { performance } from 'node:perf_hooks';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import type { Executor, WorkerTask } from '../executors/executor.ts';
+import type { ThreadsafeHandler } from '../executors/bridge-server.ts';
+import type { BaseProtocol, DatagramProtocol, MessageProtocol } from '../protocols/protocols.ts';
+import type { SubprocessTransport } from '../subprocess/contract.ts';
+import type { SubprocessOptions } from '../subprocess/options.ts';
+import type { AcceptedSocketOptions, ConnectionOptions, UnixConnectionOptions } from '../transports/net/connect.ts';
+import type { DatagramEndpointOptions, DatagramSocketTransport } from '../transports/net/datagram.ts';
+import type { ServerOptions, UnixServerOptions } from '../transports/net/listen.ts';
+import type { SendfileOptions } from '../transports/net/sendfile.ts';
+import type { Server } from '../transports/net/server.ts';
+import type { SocketTransport, StreamProtocol } from '../transports/net/socket-transport.ts';
+import type { StartTlsOptions } from '../transports/net/tls.ts';
+import type { Transport } from '../transports/transports.ts';
+import type { WebSocketConnectOptions, WebSocketServerOptions } from '../transports/websocket/options.ts';
+import type { WebSocketServer } from '../transports/websocket/server.ts';
+import type { WebSocketTransport } from '../transports/websocket/transport.ts';
 import { InvalidArgumentError, LoopClosedError, LoopRunningError, LoopStoppedError, NoRunningLoopError } from '../errors.ts';
+import { realTimerDriver, type LoopClock, type TimerDriver } from './clock.ts';
 import { Coroutine, reportUnstartedCoroutines } from './coroutine.ts';
-import { contextLevel, formatExceptionContext, hints, reportSlowHandle, startStepTiming, stopStepTiming } from './debug.ts';
+import type { LoopContract } from './contract.ts';
+import { assertMainThread, contextLevel, formatExceptionContext, hints, reportSlowHandle, startStepTiming, stopStepTiming } from './debug.ts';
 import { Future, reportUnretrieved, type UnretrievedRecord } from './future.ts';
 import { Handle, TimerHandle } from './handle.ts';
 import { TimerHeap } from './heap.ts';
+import { HookList } from './hooks.ts';
+import { bridgeArea, executorsArea, netArea, subprocessArea, webSocketArea } from './lazy.ts';
 import { activeLoop, envDebug, setActiveLoop } from './running.ts';
-import {
-  captureStack,
-  kCallSoon,
-  kCloseHooks,
-  kLogDestroyPending,
-  kResources,
-  kRun,
-  kScheduled,
-  kShutdownHooks,
-  kSourceTraceback,
-  kStats,
-  kTaskDone,
-  kTaskStarted,
-  kTimerCancelled,
-  kUnretrieved,
-  outsideTask,
-  taskStorage,
-} from './internal.ts';
+import { captureStack, outsideTask, taskStorage } from './internal.ts';
+import { kCallSoon, kCloseHooks, kLastWait, kLogDestroyPending, kPendingTimers, kRealWork, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kTimerDriver, kUnretrieved, kWoke } from './symbols.ts';
 import { adoptLogger, setLevel, type Logger } from './log.ts';
 import { closeUnclosedResources, openResourceCounts } from './resources.ts';
+import { addSignalHandler, removeSignalHandler } from './signals.ts';
 import { Task, type TaskOptions, type TaskTarget } from './task.ts';
 
 /** Iterations run per native wake-up before yielding to Node's I/O. */
 export const MAX_BURST_ITERATIONS = 256;
 /** Milliseconds a burst of iterations may take before yielding to Node's I/O. */
 export const MAX_BURST_MS = 2;
+/**
+ * Microtask hops the batch waits, after a callback woke a task, for that task's step to
+ * reach its next protoloop await (or end) before the batch goes on. A step that awaits
+ * a foreign promise never gets there: the bound keeps it from stalling the loop. An
+ * await chain through nested async functions costs about one hop per level.
+ */
+export const MAX_WAKE_HOPS = 32;
 
 /** Context passed to an exception handler, asyncio-shaped. */
 export interface ExceptionContext {
@@ -91,8 +106,12 @@ export interface LoopOptions {
   logger?: Logger;
   /** In debug mode, callbacks and task steps running at least this long (ms) are logged. Default 100. */
   slowCallbackDuration?: number;
-  /** The loop's clock, monotonic milliseconds. Default `performance.now`. For tests. */
-  clock?: () => number;
+  /**
+   * The loop's clock: a function returning monotonic milliseconds, or a clock object
+   * such as `protoloop/testing`'s `VirtualClock` (which also decides when timers fire).
+   * Default `performance.now`, with timers on real time.
+   */
+  clock?: (() => number) | LoopClock;
 }
 
 /** Counters of a loop's work, for dashboards and `protoloop stats`. */
@@ -134,11 +153,23 @@ const unclosedLoops = new FinalizationRegistry<string>((name) => {
   process.emitWarning(`unclosed event loop ${name}: call loop.close() (run() does it for you)`, 'ResourceWarning');
 });
 
-/** An event loop. Most programs use `run()` rather than driving a loop by hand. */
-export class Loop {
+/**
+ * An event loop. Most programs use `run()` rather than driving a loop by hand.
+ * Every method is listed and documented in {@link LoopContract} (src/loop/contract.ts).
+ */
+export class Loop implements LoopContract {
   #state: State = 'idle';
   #stopping = false;
   #ready: (Handle | undefined)[] = [];
+  // The batch being run (the callbacks ready when the iteration began). It pauses after
+  // a callback that woke a task (#woken) while that task's step runs in microtasks.
+  #batch: (Handle | undefined)[] | null = null;
+  #batchIndex = 0;
+  #batchN = 0;
+  #inBatch = false;
+  #woken: Task<unknown> | null = null;
+  #wokenBy: unknown = null;
+  #hops = 0;
   #spare: (Handle | undefined)[] = [];
   #timers = new TimerHeap<TimerHandle>();
   #timerSeq = 0;
@@ -146,7 +177,8 @@ export class Loop {
   #wakeScheduled = false;
   #burstStart = 0;
   #burstIterations = 0;
-  #nativeTimer: NodeJS.Timeout | null = null;
+  #nativeTimer: unknown = null;
+  #driver: TimerDriver = realTimerDriver;
   #nativeWhen = Infinity;
   #keepalive: NodeJS.Timeout | null = null;
   #onStopped: (() => void) | null = null;
@@ -164,12 +196,16 @@ export class Loop {
   readonly [kUnretrieved] = new Set<UnretrievedRecord>();
   /** @internal */
   readonly [kResources] = new Set<any>();
-  /** @internal Sync hooks run by close(), in order. */
-  readonly [kCloseHooks]: Array<() => void> = [];
-  /** @internal Async hooks run by run()/Runner before close(), in order. */
-  readonly [kShutdownHooks]: Array<() => Promise<void> | void> = [];
+  /** @internal Sync hooks run by close(), in order; `add()` returns the disposer. */
+  readonly [kCloseHooks] = new HookList<() => void>();
+  /** @internal Async hooks run by run()/Runner before close(), in order; `add()` returns the disposer. */
+  readonly [kShutdownHooks] = new HookList<() => Promise<void> | void>();
+  /** @internal The handlers exposeThreadsafe() registered (the bridge server reads them). */
+  readonly [kThreadsafeHandlers] = new Map<string, ThreadsafeHandler>();
   /** @internal */
   readonly [kStats] = { iterations: 0, callbacks: 0, tasksCreated: 0, taskSteps: 0, slowCallbacks: 0 };
+  /** @internal Real operations in flight (executor jobs): a virtual clock's autojump waits for them. */
+  [kRealWork] = 0;
 
   constructor(options: LoopOptions = {}) {
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Loop options must be an object');
@@ -178,12 +214,20 @@ export class Loop {
     if (slowCallbackDuration !== undefined && !(typeof slowCallbackDuration === 'number' && slowCallbackDuration >= 0)) {
       throw new InvalidArgumentError('options.slowCallbackDuration must be a number of milliseconds >= 0');
     }
-    if (clock !== undefined && typeof clock !== 'function') throw new InvalidArgumentError('options.clock must be a function');
+    const clockObject = clock !== null && typeof clock === 'object' && typeof clock.now === 'function';
+    if (clock !== undefined && typeof clock !== 'function' && !clockObject) throw new InvalidArgumentError('options.clock must be a function or a clock object with now()');
     this.#debug = debug ?? envDebug();
     this.#logger = adoptLogger(logger, this.#debug);
     this.slowCallbackDuration = slowCallbackDuration ?? 100;
-    this.#clock = clock ?? performance.now.bind(performance);
     this.#name = `Loop-${++loopCounter}`;
+    if (clockObject) {
+      const c = clock as LoopClock;
+      this.#clock = c.now.bind(c);
+      const driver = c[kTimerDriver]?.(this, { idle: () => this.#state === 'running' && !this.#wakeScheduled && this.#ready.length === 0 });
+      if (driver !== undefined) this.#driver = driver;
+    } else {
+      this.#clock = (clock as (() => number) | undefined) ?? performance.now.bind(performance);
+    }
     unclosedLoops.register(this, this.#name, this);
   }
 
@@ -237,6 +281,11 @@ export class Loop {
     this.#timers.push(h);
     if (this.#state === 'running' && !this.#wakeScheduled && when < this.#nativeWhen) this.#armTimer();
     return h;
+  }
+
+  /** @internal The timers still scheduled and not cancelled (for leak checks). */
+  [kPendingTimers](): TimerHandle[] {
+    return this.#timers.items.filter((t) => !t.cancelled());
   }
 
   /** @internal A scheduled timer was cancelled. */
@@ -338,7 +387,7 @@ export class Loop {
     reportUnstartedCoroutines(this);
     for (const rec of [...this[kUnretrieved]]) reportUnretrieved(rec);
     closeUnclosedResources(this);
-    for (const hook of this[kCloseHooks].splice(0)) {
+    for (const hook of this[kCloseHooks].take()) {
       try {
         hook();
       } catch (exception) {
@@ -365,7 +414,7 @@ export class Loop {
   }
 
   #runBurst = (): void => {
-    this.#burstStart = this.#clock();
+    this.#burstStart = performance.now();
     this.#burstIterations = 0;
     this.#runIteration();
   };
@@ -375,13 +424,16 @@ export class Loop {
       this.#wakeScheduled = false;
       return;
     }
-    this.#runOnce();
+    if (this.#runOnce()) this.#afterIteration();
+  };
+
+  #afterIteration(): void {
     if (this.#stopping) {
       this.#finishStop();
       return;
     }
     if (this.#ready.length > 0) {
-      if (++this.#burstIterations < MAX_BURST_ITERATIONS && this.#clock() - this.#burstStart < MAX_BURST_MS) {
+      if (++this.#burstIterations < MAX_BURST_ITERATIONS && performance.now() - this.#burstStart < MAX_BURST_MS) {
         queueMicrotask(this.#runIteration);
       } else {
         setImmediate(this.#runBurstOutside);
@@ -390,9 +442,10 @@ export class Loop {
     }
     this.#wakeScheduled = false;
     this.#armTimer();
-  };
+  }
 
-  #runOnce(): void {
+  /** Runs the due timers and the ready batch; false when the batch paused for a task step. */
+  #runOnce(): boolean {
     this[kStats].iterations++;
     const timers = this.#timers;
     if (timers.size > 0) {
@@ -415,33 +468,79 @@ export class Loop {
     }
     const batch = this.#ready;
     const n = batch.length;
-    if (n === 0) return;
+    if (n === 0) return true;
     this.#ready = this.#spare;
-    if (this.#debug) {
-      this.#runBatchTimed(batch, n);
-    } else {
-      for (let i = 0; i < n; i++) {
-        const h = batch[i]!;
-        batch[i] = undefined;
-        h[kRun]();
-      }
-    }
-    batch.length = 0;
-    this.#spare = batch;
-    this[kStats].callbacks += n;
+    this.#batch = batch;
+    this.#batchN = n;
+    this.#batchIndex = 0;
+    return this.#runBatch();
   }
 
-  #runBatchTimed(batch: (Handle | undefined)[], n: number): void {
-    const slow = this.slowCallbackDuration;
-    for (let i = 0; i < n; i++) {
-      const h = batch[i]!;
-      batch[i] = undefined;
-      if (h.cancelled()) continue;
-      const t0 = performance.now();
-      h[kRun]();
-      const dt = performance.now() - t0;
-      if (dt >= slow) reportSlowHandle(this, h, dt);
+  // asyncio's order: a task step runs at the place of the callback that woke it. A
+  // task's step here is a promise continuation, so after a callback that woke a task
+  // (Future.#runCallback reports it through kWoke) the batch pauses and yields to the
+  // microtask queue until the task has made its next protoloop await (a new then()
+  // registration) or ended, at most MAX_WAKE_HOPS hops; then it goes on with the next
+  // callback. A batch in which nothing woke a task runs as one synchronous loop.
+
+  /** Runs the batch from #batchIndex; false when it paused (#resumeBatch goes on). */
+  #runBatch(): boolean {
+    const batch = this.#batch!;
+    const n = this.#batchN;
+    let i = this.#batchIndex;
+    this.#inBatch = true;
+    if (this.#debug) {
+      const slow = this.slowCallbackDuration;
+      while (i < n) {
+        const h = batch[i]!;
+        batch[i++] = undefined;
+        if (h.cancelled()) continue;
+        const t0 = performance.now();
+        h[kRun]();
+        const dt = performance.now() - t0;
+        if (dt >= slow) reportSlowHandle(this, h, dt);
+        if (this.#woken !== null) return this.#pauseBatch(i);
+      }
+    } else {
+      while (i < n) {
+        const h = batch[i]!;
+        batch[i++] = undefined;
+        h[kRun]();
+        if (this.#woken !== null) return this.#pauseBatch(i);
+      }
     }
+    this.#inBatch = false;
+    batch.length = 0;
+    this.#spare = batch;
+    this.#batch = null;
+    this[kStats].callbacks += n;
+    return true;
+  }
+
+  #pauseBatch(next: number): false {
+    this.#inBatch = false;
+    this.#batchIndex = next;
+    this.#hops = 0;
+    queueMicrotask(this.#resumeBatch);
+    return false;
+  }
+
+  #resumeBatch = (): void => {
+    const task = this.#woken!;
+    if (!task.done() && task[kLastWait] === this.#wokenBy && ++this.#hops < MAX_WAKE_HOPS) {
+      queueMicrotask(this.#resumeBatch);
+      return;
+    }
+    this.#woken = null;
+    this.#wokenBy = null;
+    if (this.#runBatch()) this.#afterIteration();
+  };
+
+  /** @internal A callback of the running batch settled the await `task` is suspended on. */
+  [kWoke](task: Task<unknown>, by: unknown): void {
+    if (!this.#inBatch) return;
+    this.#woken = task;
+    this.#wokenBy = by;
   }
 
   /**
@@ -495,7 +594,7 @@ export class Loop {
     this.#clearNativeTimer();
     const delay = Math.max(0, Math.ceil(when - this.#clock()));
     this.#nativeWhen = when;
-    this.#nativeTimer = setTimeout(this.#onNativeTimerOutside, delay);
+    this.#nativeTimer = this.#driver.arm(when, delay, this.#onNativeTimerOutside);
   }
 
   #onNativeTimer = (): void => {
@@ -513,7 +612,7 @@ export class Loop {
 
   #clearNativeTimer(): void {
     if (this.#nativeTimer !== null) {
-      clearTimeout(this.#nativeTimer);
+      this.#driver.disarm(this.#nativeTimer);
       this.#nativeTimer = null;
     }
     this.#nativeWhen = Infinity;
@@ -654,6 +753,129 @@ export class Loop {
     };
   }
 
+  // ------------------------------------------------------------------- I/O
+  // The methods of the areas above the loop, documented in contract.ts. Each area's
+  // code is loaded on first use (lazy.ts), so src/loop imports no higher folder at run
+  // time. Async methods reject (never throw) whether or not the area was loaded yet;
+  // sync methods call the loaded module at once, without an await.
+
+  createConnection<P extends StreamProtocol>(protocolFactory: () => P, options: ConnectionOptions): Promise<[SocketTransport, P]> {
+    return netArea.use((m) => m.createConnection(this, protocolFactory, options));
+  }
+
+  createUnixConnection<P extends StreamProtocol>(protocolFactory: () => P, path: string, options?: UnixConnectionOptions): Promise<[SocketTransport, P]> {
+    return netArea.use((m) => m.createUnixConnection(this, protocolFactory, path, options));
+  }
+
+  createServer(protocolFactory: () => StreamProtocol, options?: ServerOptions): Promise<Server> {
+    return netArea.use((m) => m.createServer(this, protocolFactory, options));
+  }
+
+  createUnixServer(protocolFactory: () => StreamProtocol, path: string, options?: UnixServerOptions): Promise<Server> {
+    return netArea.use((m) => m.createUnixServer(this, protocolFactory, path, options));
+  }
+
+  connectAcceptedSocket<P extends StreamProtocol>(protocolFactory: () => P, socket: net.Socket, options?: AcceptedSocketOptions): Promise<[SocketTransport, P]> {
+    return netArea.use((m) => m.connectAcceptedSocket(this, protocolFactory, socket, options));
+  }
+
+  createDatagramEndpoint<P extends DatagramProtocol>(protocolFactory: () => P, options?: DatagramEndpointOptions): Promise<[DatagramSocketTransport, P]> {
+    return netArea.use((m) => m.createDatagramEndpoint(this, protocolFactory, options));
+  }
+
+  startTls(transport: Transport, protocol: StreamProtocol, options?: StartTlsOptions): Promise<SocketTransport> {
+    return netArea.use((m) => m.startTls(this, transport, protocol, options));
+  }
+
+  sendfile(transport: Transport, file: string | FileHandle | number, options?: SendfileOptions): Promise<number> {
+    return netArea.use((m) => m.sendfile(this, transport, file, options));
+  }
+
+  createWebSocketServer(protocolFactory: () => MessageProtocol, options?: WebSocketServerOptions): Promise<WebSocketServer> {
+    return webSocketArea.use((m) => m.createWebSocketServer(this, protocolFactory, options));
+  }
+
+  createWebSocketConnection<P extends MessageProtocol>(protocolFactory: () => P, url: string | URL, options?: WebSocketConnectOptions): Promise<[WebSocketTransport, P]> {
+    return webSocketArea.use((m) => m.createWebSocketConnection(this, protocolFactory, url, options));
+  }
+
+  subprocessExec<P extends BaseProtocol>(protocolFactory: () => P, file: string, args?: readonly string[], options?: SubprocessOptions): Promise<[SubprocessTransport, P]> {
+    assertMainThread('loop.subprocessExec()');
+    return subprocessArea.use((m) => m.subprocessExec(this, protocolFactory, file, args, options));
+  }
+
+  subprocessShell<P extends BaseProtocol>(protocolFactory: () => P, command: string, options?: SubprocessOptions): Promise<[SubprocessTransport, P]> {
+    assertMainThread('loop.subprocessShell()');
+    return subprocessArea.use((m) => m.subprocessShell(this, protocolFactory, command, options));
+  }
+
+  runInExecutor<A extends unknown[], R>(executor: Executor | null, task: WorkerTask<A, R>, ...args: A): Future<R> {
+    if (this.#state === 'closed') throw new LoopClosedError();
+    const m = executorsArea.value;
+    if (m !== undefined) return m.runInExecutor(this, executor, task, args);
+    return deferredFuture(this, executorsArea.load(), `runInExecutor(${String(task?.name)})`, (mod) => mod.runInExecutor(this, executor, task, args));
+  }
+
+  setDefaultExecutor(executor: Executor): void {
+    const m = executorsArea.value;
+    if (m !== undefined) {
+      m.setDefaultExecutor(this, executor);
+      return;
+    }
+    // Checked here as the executors module checks it, so that the first call throws too.
+    if (executor === null || typeof executor !== 'object' || typeof executor.submit !== 'function' || typeof executor.shutdown !== 'function') {
+      throw new InvalidArgumentError('setDefaultExecutor() needs an Executor (a ThreadPoolExecutor, a ProcessPoolExecutor)');
+    }
+    // Calls made while the module loads run in call order (one shared load promise).
+    executorsArea.load().then(
+      (mod) => mod.setDefaultExecutor(this, executor),
+      (exception: unknown) => this.callExceptionHandler({ message: 'setDefaultExecutor(): the executors module failed to load', exception }),
+    );
+  }
+
+  shutdownDefaultExecutor(timeout?: number): Promise<void> {
+    return executorsArea.use((m) => m.shutdownDefaultExecutor(this, timeout));
+  }
+
+  exposeThreadsafe(name: string, fn: ThreadsafeHandler): void {
+    if (typeof name !== 'string' || name === '') throw new InvalidArgumentError('exposeThreadsafe() needs a non-empty handler name');
+    if (typeof fn !== 'function') throw new InvalidArgumentError(`exposeThreadsafe("${name}") needs a function, got ${inspect(fn)}`);
+    if (this.#state === 'closed') throw new LoopClosedError();
+    this[kThreadsafeHandlers].set(name, fn);
+  }
+
+  unexposeThreadsafe(name: string): boolean {
+    return this[kThreadsafeHandlers].delete(name);
+  }
+
+  bridgeEndpoint(): MessagePort {
+    if (this.#state === 'closed') throw new LoopClosedError();
+    // The channel's events must never inherit the context of the task that asked for it.
+    const { port1, port2 } = outsideTask(() => new MessageChannel());
+    const m = bridgeArea.value;
+    if (m !== undefined) {
+      m.attachEndpoint(this, port1);
+    } else {
+      // The worker's messages wait in port1 until the bridge server listens.
+      bridgeArea.load().then(
+        (mod) => outsideTask(() => mod.attachEndpoint(this, port1)),
+        (exception: unknown) => {
+          port1.close();
+          this.callExceptionHandler({ message: 'bridgeEndpoint(): the thread bridge module failed to load', exception });
+        },
+      );
+    }
+    return port2;
+  }
+
+  addSignalHandler<A extends unknown[]>(sig: NodeJS.Signals | number, callback: (...args: A) => unknown, ...args: A): void {
+    addSignalHandler(this, sig, callback as (...a: unknown[]) => unknown, args);
+  }
+
+  removeSignalHandler(sig: NodeJS.Signals | number): boolean {
+    return removeSignalHandler(this, sig);
+  }
+
   toString(): string {
     return `<Loop ${this.#name} ${this.#state}${this.#stopping ? ' stopping' : ''} debug=${this.#debug}>`;
   }
@@ -664,5 +886,36 @@ export class Loop {
   }
 }
 
-/** @internal Formats an exception context as the default handler logs it (see debug.ts). */
-export { formatExceptionContext };
+/**
+ * The future of a sync method's first call, made while its area's module loads: once
+ * loaded, `start()` makes the real future, whose outcome this one takes; cancelling
+ * this one cancels that one (or, before it exists, keeps it from starting).
+ */
+function deferredFuture<M, R>(loop: Loop, loading: Promise<M>, description: string, start: (m: M) => Future<R>): Future<R> {
+  const outer = new Future<R>(loop, description);
+  loading.then(
+    (m) => {
+      if (outer.done() || loop.isClosed()) return;
+      let inner: Future<R>;
+      try {
+        inner = start(m);
+      } catch (exception) {
+        outer.setException(exception);
+        return;
+      }
+      outer.addDoneCallback(() => {
+        if (outer.cancelled()) inner.cancel();
+      });
+      inner.addDoneCallback(() => {
+        if (outer.done()) return;
+        if (inner.cancelled()) outer.cancel();
+        else if (inner.exception() !== null) outer.setException(inner.exception());
+        else outer.setResult(inner.result());
+      });
+    },
+    (exception: unknown) => {
+      if (!outer.done() && !loop.isClosed()) outer.setException(exception);
+    },
+  );
+  return outer;
+}

@@ -2,10 +2,10 @@
 export { Loop, getRunningLoop, currentTask, allTasks } from './loop.ts';
 export type { LoopOptions, LoopStats, ExceptionContext, ExceptionHandler, TaskFactory } from './loop.ts';
 export { Handle, TimerHandle } from './handle.ts';
-export { Future } from './future.ts';
+export { Future, isFuture } from './future.ts';
 export type { FutureState, DoneCallback } from './future.ts';
 export { Task } from './task.ts';
-export type { TaskOptions, TaskTarget } from './task.ts';
+export type { TaskOptions, TaskTarget, StackOptions } from './task.ts';
 export { Coroutine, coroutine, isCoroutine } from './coroutine.ts';
 export { sleep } from './sleep.ts';
 export { run, Runner } from './runner.ts';

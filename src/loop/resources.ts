@@ -4,10 +4,10 @@
  * closes, or garbage-collected while open, is reported as `unclosed <kind> <...>`
  * (with where it was created, in debug mode) and, at loop close, aborted.
  * @module
- * @internal
  */
 import { hints } from './debug.ts';
-import { captureStack, kDescribe, kResources } from './internal.ts';
+import { captureStack } from './internal.ts';
+import { kDescribe, kResources } from './symbols.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 
 /** What a tracked resource must offer: a live description. */

@@ -18,8 +18,10 @@
 import { constants } from 'node:os';
 import { CancelledError, InvalidArgumentError, InvalidStateError, KeyboardInterrupt, LoopRunningError, SystemExit } from '../errors.ts';
 import { hints } from './debug.ts';
-import { isMainThread, kCloseHooks, kShutdownHooks } from './internal.ts';
+import { isMainThread } from './internal.ts';
+import { kCloseHooks, kShutdownHooks } from './symbols.ts';
 import { envInspect, startInspector } from './inspector.ts';
+import { checkLeaks } from './leaks.ts';
 import { Loop, type LoopOptions } from './loop.ts';
 import { activeLoop } from './running.ts';
 import { hasSignalHandler, signalName } from './signals.ts';
@@ -47,6 +49,12 @@ export interface RunOptions extends LoopOptions {
    * this process's tasks. Default: `PROTOLOOP_INSPECT` set (to anything but `0`).
    */
   inspect?: boolean;
+  /**
+   * Leak check for tests: when `main` returns, `run()` rejects with `LeakError` listing
+   * the tasks, transports, servers, timers, children and executor jobs it left open
+   * (after cleaning them up as usual) instead of cleaning up quietly. Default false.
+   */
+  strict?: boolean;
 }
 
 type RunnerState = 'initialized' | 'closed';
@@ -107,11 +115,11 @@ export class Runner {
   getLoop(): Loop {
     if (this.#state === 'closed') throw new InvalidStateError('Runner is closed');
     if (this.#loop === null) {
-      const { loopFactory, handleSigint: _h, signals: _s, name: _n, inspect, ...loopOptions } = this.#options;
+      const { loopFactory, handleSigint: _h, signals: _s, name: _n, inspect, strict: _strict, ...loopOptions } = this.#options;
       const loop = loopFactory ? loopFactory(loopOptions) : new Loop(loopOptions);
       if (inspect ?? envInspect()) {
         const inspector = startInspector(loop);
-        if (inspector !== null) loop[kCloseHooks].push(() => inspector.close());
+        if (inspector !== null) loop[kCloseHooks].add(() => inspector.close());
       }
       this.#loop = loop;
     }
@@ -132,7 +140,9 @@ export class Runner {
     this.#main = task;
     const unlisten = this.#listen();
     try {
-      return await loop.runUntilComplete(task);
+      const result = await loop.runUntilComplete(task);
+      if (this.#options.strict === true) checkLeaks(loop, task);
+      return result;
     } catch (e) {
       const sig = this.#signalled;
       if (e instanceof CancelledError && sig !== null && task.cancelled()) throw interruptError(sig, e);
@@ -158,7 +168,7 @@ export class Runner {
       await runHooks(loop, [...(drainHooks.get(loop) ?? [])], 'Exception while a server drained during run() shutdown');
       drainHooks.delete(loop);
       await cancelAllTasks(loop);
-      await runHooks(loop, loop[kShutdownHooks].splice(0), 'Exception in a loop shutdown hook during run()');
+      await runHooks(loop, loop[kShutdownHooks].take(), 'Exception in a loop shutdown hook during run()');
     } finally {
       loop.close();
       unlisten();

@@ -8,36 +8,15 @@
  * again replaces it). Removing the last handler removes the listener, so Node's
  * default behaviour for the signal comes back (SIGTERM/SIGINT terminate again).
  * Main thread only: Node delivers signals to the main thread, and workers must ask
- * the main loop through the thread bridge.
+ * the main loop through the thread bridge. The Loop's methods (src/loop/loop.ts) call
+ * the functions here.
  * @module
  */
 import { constants } from 'node:os';
 import { InvalidArgumentError, InvalidSignalError, LoopClosedError } from '../errors.ts';
 import { assertMainThread } from './debug.ts';
-import { kCloseHooks } from './internal.ts';
-import { Loop } from './loop.ts';
-
-declare module './loop.ts' {
-  interface Loop {
-    /**
-     * Runs `callback(...args)` as a loop callback each time the process receives
-     * `sig` (a name such as `'SIGUSR2'`, or its number). Replaces this loop's previous
-     * handler for `sig`. Throws `MainThreadOnlyError` in a worker thread,
-     * `InvalidSignalError` for a name this platform lacks or a signal that cannot be
-     * caught (SIGKILL, SIGSTOP, and SIGSEGV/SIGBUS/SIGFPE/SIGILL, which Node cannot
-     * handle safely), `InvalidArgumentError` when `callback` is not a function, and
-     * `LoopClosedError` on a closed loop.
-     */
-    addSignalHandler<A extends unknown[]>(sig: NodeJS.Signals | number, callback: (...args: A) => unknown, ...args: A): void;
-    /**
-     * Removes this loop's handler for `sig`; returns whether there was one. When no
-     * other listener remains, Node's default behaviour for the signal is back.
-     * Throws `MainThreadOnlyError` in a worker thread and `InvalidSignalError` for an
-     * unknown signal.
-     */
-    removeSignalHandler(sig: NodeJS.Signals | number): boolean;
-  }
-}
+import { kCloseHooks } from './symbols.ts';
+import type { Loop } from './loop.ts';
 
 /** Signals a process cannot catch, or that Node cannot deliver to JavaScript safely. */
 const UNCATCHABLE: Record<string, string> = {
@@ -77,7 +56,7 @@ function tableOf(loop: Loop): Map<NodeJS.Signals, Installed> {
   if (t === undefined) {
     const table = new Map<NodeJS.Signals, Installed>();
     installedByLoop.set(loop, table);
-    loop[kCloseHooks].push(() => {
+    loop[kCloseHooks].add(() => {
       for (const [sig, h] of table) process.removeListener(sig, h.listener);
       table.clear();
     });
@@ -104,32 +83,29 @@ function runSignalCallback(loop: Loop, sig: NodeJS.Signals, callback: (...a: unk
   }
 }
 
-Loop.prototype.addSignalHandler = function addSignalHandler<A extends unknown[]>(
-  this: Loop,
-  sig: NodeJS.Signals | number,
-  callback: (...args: A) => unknown,
-  ...args: A
-): void {
+/** `loop.addSignalHandler()`. */
+export function addSignalHandler(loop: Loop, sig: NodeJS.Signals | number, callback: (...args: unknown[]) => unknown, args: unknown[]): void {
   assertMainThread('loop.addSignalHandler()');
   const name = signalName(sig);
   if (typeof callback !== 'function') throw new InvalidArgumentError(`addSignalHandler(${name}) needs a function`);
-  if (this.isClosed()) throw new LoopClosedError();
-  const table = tableOf(this);
+  if (loop.isClosed()) throw new LoopClosedError();
+  const table = tableOf(loop);
   const previous = table.get(name);
-  const listener = deliver.bind(null, this, name, callback as (...a: unknown[]) => unknown, args);
+  const listener = deliver.bind(null, loop, name, callback, args);
   // Add the new listener before removing the old one, so the default action never comes back in between.
   process.on(name, listener);
   if (previous !== undefined) process.removeListener(name, previous.listener);
   table.set(name, { listener });
-};
+}
 
-Loop.prototype.removeSignalHandler = function removeSignalHandler(this: Loop, sig: NodeJS.Signals | number): boolean {
+/** `loop.removeSignalHandler()`. */
+export function removeSignalHandler(loop: Loop, sig: NodeJS.Signals | number): boolean {
   assertMainThread('loop.removeSignalHandler()');
   const name = signalName(sig);
-  const table = installedByLoop.get(this);
+  const table = installedByLoop.get(loop);
   const h = table?.get(name);
   if (h === undefined) return false;
   table!.delete(name);
   process.removeListener(name, h.listener);
   return true;
-};
+}

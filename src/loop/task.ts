@@ -14,10 +14,12 @@
  * @module
  */
 import { AsyncResource } from 'node:async_hooks';
-import { CancelledError, InvalidStateError } from '../errors.ts';
+import { inspect } from 'node:util';
+import { CancelledError, InvalidArgumentError, InvalidStateError } from '../errors.ts';
 import { Coroutine } from './coroutine.ts';
 import { Future } from './future.ts';
-import { kAwaiting, kCallSoon, kDescribe, kDescribeCall, kStats, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted, taskStorage } from './internal.ts';
+import { taskStorage } from './internal.ts';
+import { kAwaiting, kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kStats, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted } from './symbols.ts';
 import type { Loop } from './loop.ts';
 
 /** What a task can run: a lazy {@link Coroutine}, or a function returning a promise (or a value). */
@@ -31,10 +33,28 @@ export interface TaskOptions {
   eagerStart?: boolean;
 }
 
+/** Options of `task.getStack()` and `task.printStack()`. */
+export interface StackOptions {
+  /** At most this many entries, outermost first. Default: the whole chain. */
+  limit?: number;
+  /** Where `printStack()` writes. Default: `process.stderr`. */
+  file?: { write(text: string): unknown };
+}
+
 let taskCounter = 0;
 
 function invoke<T>(target: TaskTarget<T>): PromiseLike<T> | T {
   return target instanceof Coroutine ? target[kStart]() : target();
+}
+
+/**
+ * Whether a native promise has settled, read synchronously. JavaScript has no API for
+ * this; util.inspect shows `<pending>` for a pending promise (strings are cut to
+ * nothing, so a value cannot fake it). Used only when an eager task is cancelled.
+ */
+function promiseSettled(p: PromiseLike<unknown>): boolean {
+  if (!(p instanceof Promise)) return false;
+  return !inspect(p, { depth: 0, customInspect: false, maxStringLength: 0, maxArrayLength: 0, breakLength: Infinity }).includes('<pending>');
 }
 
 function isThenable(x: unknown): x is PromiseLike<unknown> {
@@ -60,6 +80,13 @@ export class Task<T = unknown> extends Future<T> {
   }
   /** @internal */
   [kLogDestroyPending] = true;
+  /** @internal The task's last then() registration (its suspension point), see loop.ts. */
+  [kLastWait]: unknown = null;
+  // An eager task's body promise until the task finishes: once it has settled the task
+  // is finished in all but name (the settlement reaches it a microtask later), so
+  // cancel() must not turn its result into a cancellation.
+  #eagerBody: PromiseLike<T> | null = null;
+  #eager = false;
   /** The loop time (ms) at which the task was created. */
   readonly createdAt: number;
   /** A number unique among this thread's tasks, in creation order. */
@@ -77,8 +104,10 @@ export class Task<T = unknown> extends Future<T> {
     this.parent = taskStorage.getStore() ?? null;
     this.#scope = new AsyncResource('protoloop.Task', { requireManualDestroy: true });
     loop[kTaskStarted](this);
-    if (options?.eagerStart === true && loop.isRunning()) Task.#step(this);
-    else loop[kCallSoon](Task.#step, this, undefined, 1);
+    if (options?.eagerStart === true && loop.isRunning()) {
+      this.#eager = true;
+      Task.#step(this);
+    } else loop[kCallSoon](Task.#step, this, undefined, 1);
   }
 
   /** The task's name (`Task-N` unless one was given). */
@@ -116,7 +145,8 @@ export class Task<T = unknown> extends Future<T> {
    * await throws. Returns false if the task is done. Each call counts (`cancelling()`).
    */
   override cancel(msg?: string): boolean {
-    if (this.done()) return false;
+    if (this.done()) return super.cancel(msg); // false; silences a never-retrieved exception
+    if (this.#eagerBody !== null && promiseSettled(this.#eagerBody)) return false;
     this.#numCancelsRequested++;
     if (this.#controller !== null && !this.#controller.signal.aborted) this.#controller.abort(new CancelledError(msg));
     const waiter = this.#futWaiter;
@@ -221,6 +251,7 @@ export class Task<T = unknown> extends Future<T> {
       return;
     }
     if (isThenable(result)) {
+      if (task.#eager) task.#eagerBody = result;
       result.then(
         (v) => task.#finishOk(v),
         (e: unknown) => task.#finishError(e),
@@ -244,6 +275,8 @@ export class Task<T = unknown> extends Future<T> {
   #finishError(e: unknown): void {
     if (this.done()) return;
     if (e instanceof CancelledError) {
+      // Awaiting the task re-raises this very error (asyncio's _cancelled_exc).
+      this[kCancelledError] = e;
       this.#finishCancelled(e.message);
       return;
     }
@@ -258,6 +291,7 @@ export class Task<T = unknown> extends Future<T> {
 
   #release(): void {
     this.#futWaiter = null;
+    this.#eagerBody = null;
     this.getLoop()[kTaskDone](this as Task<unknown>);
   }
 
@@ -267,6 +301,42 @@ export class Task<T = unknown> extends Future<T> {
     if (base) parts.push(base);
     if (this.#futWaiter !== null) parts.push(`wait_for=${this.#futWaiter[kDescribe]()}`);
     return parts.join(' ');
+  }
+
+  /**
+   * The await chain of this task, outermost first, one line per entry: this task, what
+   * it awaits, and when that is a task, what that one awaits, and so on down to a
+   * plain future (`sleep(100 ms)`, `Lock.acquire()`, ...). It is the data `protoloop ps`
+   * shows; in debug mode each task's line ends with where it was created. A JavaScript
+   * task has no frames to show between two awaits (asyncio's `get_stack()` shows the
+   * coroutine's frames). A done task's chain is the task alone.
+   */
+  getStack(options: StackOptions = {}): string[] {
+    const limit = options.limit ?? Infinity;
+    if (typeof limit !== 'number' || Number.isNaN(limit) || limit < 0) throw new InvalidArgumentError('getStack() limit must be a number >= 0');
+    const lines: string[] = [];
+    const seen = new Set<Future<unknown>>();
+    let cur: Future<unknown> | null = this as Task<unknown>;
+    while (cur !== null && lines.length < limit && !seen.has(cur)) {
+      seen.add(cur);
+      if (cur instanceof Task) {
+        const site = cur[kSourceTraceback]?.split('\n').at(-1)?.trim();
+        const next: Future<unknown> | null = cur.done() ? null : cur.awaiting();
+        lines.push(`Task ${JSON.stringify(cur.getName())} ${cur.done() ? cur.state : next !== null ? 'awaiting' : 'running'}${site ? ` created ${site}` : ''}`);
+        cur = next;
+      } else {
+        lines.push(cur.description !== undefined ? `${cur.description} (${cur.constructor.name} ${cur.state})` : String(cur));
+        cur = null;
+      }
+    }
+    return lines;
+  }
+
+  /** Writes {@link getStack}'s lines under a header to `options.file` (default stderr). */
+  printStack(options: StackOptions = {}): void {
+    const lines = this.getStack(options);
+    const out = options.file ?? process.stderr;
+    out.write(`Stack for ${this.toString()} (outermost await first):\n${lines.map((l) => `  ${l}\n`).join('')}`);
   }
 
   /** @internal The creation site in debug mode. */

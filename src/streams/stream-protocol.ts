@@ -11,8 +11,8 @@
  * `connectionMade` creates the writer and runs the client callback as a task; an
  * error escaping it goes to the loop's exception handler and closes the connection.
  * @module
- * @internal
  */
+import { reportHandlerError } from '../transports/server-limits.ts';
 import { inspect } from 'node:util';
 import { ConnectionResetError } from '../errors.ts';
 import type { Future } from '../loop/future.ts';
@@ -20,7 +20,8 @@ import type { Loop } from '../loop/loop.ts';
 import type { Task } from '../loop/task.ts';
 import type { Transport } from '../transports/transports.ts';
 import { Protocol } from '../protocols/protocols.ts';
-import { kReplaceTransport, type StreamReader } from './stream-reader.ts';
+import { kReplaceTransport } from '../loop/symbols.ts';
+import type { StreamReader } from './stream-reader.ts';
 import { StreamWriter } from './stream-writer.ts';
 
 /** The callback `startServer()` runs (as a task) for each new connection. */
@@ -37,7 +38,8 @@ function clientTaskDone(this: void, task: Future<unknown>, protocol: StreamReade
   }
   const exception = task.exception();
   if (exception === null) return;
-  protocol.loop.callExceptionHandler({
+  // A peer that dropped (reset, idle timeout, EOF mid-read) is not an error in user code.
+  reportHandlerError(protocol.loop, exception, {
     message: 'Unhandled exception in the startServer() client callback',
     exception,
     task,

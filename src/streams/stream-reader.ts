@@ -23,6 +23,7 @@ import { IncompleteReadError, InvalidArgumentError, LimitOverrunError, ResourceB
 import type { Future } from '../loop/future.ts';
 import { getRunningLoop, type Loop } from '../loop/loop.ts';
 import type { ReadTransport } from '../transports/transports.ts';
+import { kReplaceTransport } from '../loop/symbols.ts';
 
 /** The default `limit` of stream readers, bytes (64 KiB), as asyncio's. */
 export const DEFAULT_LIMIT = 64 * 1024;
@@ -38,9 +39,6 @@ export interface StreamReaderOptions {
   /** The loop whose futures reads wait on. Default: the running loop. */
   loop?: Loop;
 }
-
-/** @internal Swaps a reader's transport; reachable only from src/protocols. */
-export const kReplaceTransport = Symbol('protoloop.streams.replaceTransport');
 
 type ReaderState = 'open' | 'eof' | 'failed';
 

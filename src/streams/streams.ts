@@ -13,7 +13,6 @@
  * ```
  * @module
  */
-import '../transports/net/loop-methods.ts';
 import { InvalidArgumentError } from '../errors.ts';
 import { getRunningLoop, type Loop } from '../loop/loop.ts';
 import type { ConnectionOptions, UnixConnectionOptions } from '../transports/net/connect.ts';

@@ -103,6 +103,7 @@ function checkDelay(name: string, value: unknown, fallback: number): number {
  * Validates `options` eagerly, before anything starts, and fills in the defaults
  * (`stdio` is the default of the three streams).
  * @throws InvalidArgumentError on an unknown option or a bad value; InvalidSignalError on a bad `killSignal`.
+ * @internal
  */
 export function resolveOptions(options: unknown, stdio: StdioOption): ResolvedOptions {
   if (options === undefined) options = {};
@@ -172,4 +173,22 @@ export function toExecaOptions(o: ResolvedOptions, shell: boolean): ExecaOptions
     cleanup: true,
     windowsHide: true,
   };
+}
+
+/** Validates a program name or shell command. @internal */
+export function checkCommand(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw new InvalidArgumentError(`${what} must be a non-empty string, got ${inspect(value)}`);
+  if (value.includes('\0')) throw new InvalidArgumentError(`${what} must not contain NUL bytes`);
+  return value;
+}
+
+/** Validates an argument list: an array of strings, each passed to the child as is. @internal */
+export function checkArgs(args: unknown): readonly string[] {
+  if (args === undefined) return [];
+  if (!Array.isArray(args)) throw new InvalidArgumentError(`args must be an array of strings, got ${inspect(args)}: arguments are never split or joined`);
+  for (const [i, a] of args.entries()) {
+    if (typeof a !== 'string') throw new InvalidArgumentError(`args[${i}] must be a string, got ${inspect(a)}`);
+    if (a.includes('\0')) throw new InvalidArgumentError(`args[${i}] must not contain NUL bytes`);
+  }
+  return [...(args as string[])];
 }

@@ -7,21 +7,23 @@
  * open --close()/abort()--> closing --(stream closed)--> closed     owner told once
  * open --(EOF, child exit, EPIPE)-------------------->  closed     owner told once
  * ```
+ * Both derive from the transport base (src/transports/base.ts): the owner is told
+ * through its exit path, once, with `callSoon`.
  * Backpressure is the pipe's own: a paused read pipe stops reading (Node's
  * `readStop` once its small buffer is full), the pipe fills, and the child blocks
  * in `write()`. On stdin, asyncio's water marks (64 KiB / 16 KiB) drive the
  * protocol's `pauseWriting()`/`resumeWriting()`.
  * @module
- * @internal
  */
 import { inspect } from 'node:util';
 import type { Readable, Writable } from 'node:stream';
 import { BrokenPipeError, InvalidArgumentError, TransportClosedError } from '../errors.ts';
 import type { BaseProtocol } from '../protocols/protocols.ts';
-import { FlowControl } from '../transports/flow-control.ts';
+import type { Loop } from '../loop/loop.ts';
+import { TransportBase } from '../transports/base.ts';
 import { mapSocketError } from '../transports/map-error.ts';
 import type { ReadTransport, WriteTransport } from '../transports/transports.ts';
-import { kHold, kOwner, kPipeClosed, kPipeData, kPipeFlow } from './internal.ts';
+import { kHold, kOwner, kPipeClosed, kPipeData, kPipeFlow } from '../loop/symbols.ts';
 
 /** What a pipe needs from the subprocess transport that owns it. */
 export interface PipeOwner {
@@ -32,36 +34,56 @@ export interface PipeOwner {
   setProtocol(protocol: BaseProtocol): void;
 }
 
-type PipeState = 'open' | 'closing' | 'closed';
-
 type Owned<S, P> = S & { [kOwner]?: P };
 
 /** Maps an error of a child's pipe onto protoloop's typed errors. */
 export function mapPipeError(err: unknown, fd: number): Error {
   const code = (err as { code?: unknown } | null)?.code;
   if (fd === 0 && (code === 'EPIPE' || code === 'ECONNRESET')) {
-    return new BrokenPipeError(`the child closed its stdin while we were writing (${code})`, { cause: err, errno: code });
+    return new BrokenPipeError(`the child closed its stdin while we were writing (${code})`, { cause: err });
   }
   return mapSocketError(err, `the child's ${fd === 0 ? 'stdin' : fd === 1 ? 'stdout' : 'stderr'} pipe`);
 }
 
-/** What both pipe transports share: the subprocess transport that owns them holds the protocol. */
-abstract class PipeTransport {
+/**
+ * What both pipe transports share: the transport base (lifecycle, exit path, flow
+ * control); the subprocess transport that owns them holds the protocol, so the end of
+ * a pipe is told to it (once, through the loop) rather than to a protocol.
+ */
+abstract class PipeTransport extends TransportBase<BaseProtocol> {
   /** @internal */
   protected readonly owner: PipeOwner;
+  /** @internal */
+  protected readonly fd: number;
 
-  constructor(owner: PipeOwner) {
+  constructor(loop: Loop, owner: PipeOwner, fd: number) {
+    super(loop, owner.getProtocol());
     this.owner = owner;
+    this.fd = fd;
+    this.made = true;
   }
 
   /** The subprocess protocol. */
-  getProtocol(): BaseProtocol {
+  override getProtocol(): BaseProtocol {
     return this.owner.getProtocol();
   }
 
   /** Replaces the subprocess protocol (the pipes have no protocol of their own). */
-  setProtocol(protocol: BaseProtocol): void {
+  override setProtocol(protocol: BaseProtocol): void {
     this.owner.setProtocol(protocol);
+  }
+
+  /** The stream is already closed when the exit path runs. */
+  protected override release(): void {}
+
+  /** The owner calls the protocol's `pipeConnectionLost(fd, exc)`. */
+  protected override deliverLost(exc: Error | undefined): void {
+    this.owner[kPipeClosed](this.fd, exc);
+  }
+
+  /** The owner calls the protocol's `pauseWriting`/`resumeWriting`. */
+  override flowChanged(method: 'pauseWriting' | 'resumeWriting'): void {
+    this.owner[kPipeFlow](method);
   }
 }
 
@@ -70,8 +92,6 @@ abstract class PipeTransport {
  * child's output pipes and reports everything as fd 1; it closes after both did.
  */
 export class ReadPipeTransport extends PipeTransport implements ReadTransport {
-  #state: PipeState = 'open';
-  readonly #fd: number;
   readonly #streams: Readable[];
   #openStreams: number;
   #error: Error | undefined = undefined;
@@ -81,9 +101,8 @@ export class ReadPipeTransport extends PipeTransport implements ReadTransport {
   #held = false;
 
   /** @internal */
-  constructor(owner: PipeOwner, fd: number, streams: Readable[]) {
-    super(owner);
-    this.#fd = fd;
+  constructor(loop: Loop, owner: PipeOwner, fd: number, streams: Readable[]) {
+    super(loop, owner, fd);
     this.#streams = streams;
     this.#openStreams = streams.length;
     for (const s of streams) {
@@ -97,38 +116,36 @@ export class ReadPipeTransport extends PipeTransport implements ReadTransport {
   // Named listeners bound to the stream; the pipe is found through kOwner.
   static #onData(this: Owned<Readable, ReadPipeTransport>, chunk: Buffer): void {
     const pipe = this[kOwner]!;
-    if (pipe.#state === 'open') pipe.owner[kPipeData](pipe.#fd, chunk);
+    if (pipe.lifecycle === 'open') pipe.owner[kPipeData](pipe.fd, chunk);
   }
 
   static #onError(this: Owned<Readable, ReadPipeTransport>, err: Error): void {
     const pipe = this[kOwner]!;
-    pipe.#error ??= mapPipeError(err, pipe.#fd);
+    pipe.#error ??= mapPipeError(err, pipe.fd);
   }
 
   static #onClose(this: Owned<Readable, ReadPipeTransport>): void {
     const pipe = this[kOwner]!;
     this.removeListener('data', ReadPipeTransport.#onData);
-    if (--pipe.#openStreams > 0 || pipe.#state === 'closed') return;
-    pipe.#state = 'closed';
-    // A pipe we closed ourselves is not an error, whatever Node said while destroying it.
-    pipe.owner[kPipeClosed](pipe.#fd, pipe.#error);
+    if (--pipe.#openStreams > 0) return;
+    pipe.forceClose(pipe.#error);
   }
 
   /** Whether data is being delivered (not paused by the protocol, not closed). */
   isReading(): boolean {
-    return this.#state === 'open' && !this.#paused;
+    return this.lifecycle === 'open' && !this.#paused;
   }
 
   /** Stops reading: the pipe fills up and the child blocks in `write()`. Idempotent. */
   pauseReading(): void {
-    if (this.#state !== 'open' || this.#paused) return;
+    if (this.lifecycle !== 'open' || this.#paused) return;
     this.#paused = true;
     this.#apply();
   }
 
   /** Resumes reading. Idempotent. */
   resumeReading(): void {
-    if (this.#state !== 'open' || !this.#paused) return;
+    if (this.lifecycle !== 'open' || !this.#paused) return;
     this.#paused = false;
     this.#apply();
   }
@@ -148,27 +165,23 @@ export class ReadPipeTransport extends PipeTransport implements ReadTransport {
     }
   }
 
-  /** Whether the pipe is closing or closed. */
-  isClosing(): boolean {
-    return this.#state !== 'open';
-  }
-
   /** Closes the pipe at once (unread data is dropped; the child gets EPIPE if it writes again). Idempotent. */
   close(): void {
-    if (this.#state !== 'open') return;
-    this.#state = 'closing';
+    if (this.lifecycle !== 'open') return;
+    this.lifecycle = 'closing';
+    this.closedByUser = true;
     for (const s of this.#streams) s.destroy();
   }
 
   /** `'pipe'` (the Node stream) and `'fd'` (1 or 2). */
   getExtraInfo<T = unknown>(name: string, defaultValue?: T): T | undefined {
     if (name === 'pipe') return this.#streams[0] as T;
-    if (name === 'fd') return this.#fd as T;
+    if (name === 'fd') return this.fd as T;
     return defaultValue;
   }
 
   override toString(): string {
-    return `<ReadPipeTransport fd=${this.#fd} ${this.#state}${this.#paused ? ' paused' : ''}${this.#held ? ' held' : ''}>`;
+    return `<ReadPipeTransport fd=${this.fd} ${this.lifecycle}${this.#paused ? ' paused' : ''}${this.#held ? ' held' : ''}>`;
   }
 
   /** @internal */
@@ -187,21 +200,17 @@ const POOL_MAX_BUFFERS = 4;
 
 /** The child's stdin: a write transport with asyncio's flow control. */
 export class WritePipeTransport extends PipeTransport implements WriteTransport {
-  #state: PipeState = 'open';
   readonly #stream: Owned<Writable, WritePipeTransport>;
-  readonly #flow: FlowControl;
-  /** Set when we closed (or aborted) it: later writes are TransportClosedError, not BrokenPipeError. */
-  #closedByUs = false;
   #error: Error | undefined = undefined;
   /** The recyclable copy behind each write in flight (null when not recyclable), in write order. */
   #inflight: (Buffer | null)[] = [];
   #pool: Buffer[] = [];
 
   /** @internal */
-  constructor(owner: PipeOwner, stream: Writable) {
-    super(owner);
+  constructor(loop: Loop, owner: PipeOwner, stream: Writable) {
+    super(loop, owner, 0);
     this.#stream = stream;
-    this.#flow = new FlowControl((method) => owner[kPipeFlow](method));
+    this.flowControl();
     this.#stream[kOwner] = this;
     stream.on('error', WritePipeTransport.#onError);
     stream.on('close', WritePipeTransport.#onClose);
@@ -214,17 +223,15 @@ export class WritePipeTransport extends PipeTransport implements WriteTransport 
 
   static #onClose(this: Owned<Writable, WritePipeTransport>): void {
     const pipe = this[kOwner]!;
-    if (pipe.#state === 'closed') return;
-    pipe.#state = 'closed';
-    pipe.owner[kPipeClosed](0, pipe.#error);
+    pipe.forceClose(pipe.#error);
   }
 
   // One function for every write's callback (Node calls them in write order): no closure per write.
   #onWritten = (err?: Error | null): void => {
     const copy = this.#inflight.shift();
-    if (this.#state === 'closed' || err) return;
+    if (this.lifecycle === 'closed' || err) return;
     if (copy != null && this.#pool.length < POOL_MAX_BUFFERS) this.#pool.push(copy);
-    this.#flow.afterDrain(this.#stream.writableLength);
+    this.afterDrain(this.#stream.writableLength);
   };
 
   /** A copy of `data` that the stream may keep until its write callback. */
@@ -255,7 +262,7 @@ export class WritePipeTransport extends PipeTransport implements WriteTransport 
   }
 
   #writeError(): Error {
-    if (this.#closedByUs) return new TransportClosedError("the child's stdin pipe is closed: it was closed with close(), abort() or writeEof()");
+    if (this.closedByUser) return new TransportClosedError("the child's stdin pipe is closed: it was closed with close(), abort() or writeEof()");
     return this.#error ?? new BrokenPipeError("the child's stdin pipe is closed (the child exited or closed it)");
   }
 
@@ -269,7 +276,7 @@ export class WritePipeTransport extends PipeTransport implements WriteTransport 
   write(data: Uint8Array | string): void {
     const isString = typeof data === 'string';
     if (!isString && !(data instanceof Uint8Array)) throw new InvalidArgumentError(`write() needs a Buffer, Uint8Array or string, got ${inspect(data, { depth: 0 })}`);
-    if (this.#state !== 'open') throw this.#writeError();
+    if (this.lifecycle !== 'open') throw this.#writeError();
     if (data.length === 0) return;
     let buf: Buffer;
     if (isString) {
@@ -279,7 +286,7 @@ export class WritePipeTransport extends PipeTransport implements WriteTransport 
       buf = this.#copy(data);
     }
     this.#stream.write(buf, this.#onWritten);
-    this.#flow.afterWrite(this.#stream.writableLength);
+    this.flow!.afterWrite(this.#stream.writableLength);
   }
 
   /** Writes each chunk of `list` in order. */
@@ -289,15 +296,15 @@ export class WritePipeTransport extends PipeTransport implements WriteTransport 
 
   /** Closes the child's stdin once what is buffered is written (the child reads EOF). Idempotent. */
   writeEof(): void {
-    if (this.#state !== 'open') return;
-    this.#state = 'closing';
-    this.#closedByUs = true;
+    if (this.lifecycle !== 'open') return;
+    this.lifecycle = 'closing';
+    this.closedByUser = true;
     this.#stream.end();
   }
 
   /** @internal Whether close(), abort() or writeEof() closed it (rather than the child). */
   get closedByUs(): boolean {
-    return this.#closedByUs;
+    return this.closedByUser;
   }
 
   /** Always true: a pipe can be half-closed. */
@@ -312,30 +319,15 @@ export class WritePipeTransport extends PipeTransport implements WriteTransport 
 
   /** Closes at once, dropping what is buffered. Idempotent. */
   abort(): void {
-    if (this.#state === 'closed') return;
-    this.#state = 'closing';
-    this.#closedByUs = true;
+    if (this.lifecycle === 'closed') return;
+    this.lifecycle = 'closing';
+    this.closedByUser = true;
     this.#stream.destroy();
   }
 
-  /** Whether the pipe is closing or closed. */
-  isClosing(): boolean {
-    return this.#state !== 'open';
-  }
-
   /** Bytes accepted by `write()` and not yet in the pipe. */
-  getWriteBufferSize(): number {
-    return this.#state === 'closed' ? 0 : this.#stream.writableLength;
-  }
-
-  /** Sets the water marks, bytes (defaults 64 KiB / 16 KiB). @throws InvalidArgumentError for bad marks. */
-  setWriteBufferLimits(high?: number, low?: number): void {
-    this.#flow.setLimits(this.getWriteBufferSize(), high, low);
-  }
-
-  /** The water marks, `[low, high]`. */
-  getWriteBufferLimits(): [low: number, high: number] {
-    return [this.#flow.low, this.#flow.high];
+  override getWriteBufferSize(): number {
+    return this.lifecycle === 'closed' ? 0 : this.#stream.writableLength;
   }
 
   /** `'pipe'` (the Node stream) and `'fd'` (0). */
@@ -347,7 +339,7 @@ export class WritePipeTransport extends PipeTransport implements WriteTransport 
 
   override toString(): string {
     const size = this.getWriteBufferSize();
-    return `<WritePipeTransport fd=0 ${this.#state}${size > 0 ? ` bufsize=${size}` : ''}${this.#flow.paused ? ' paused' : ''}>`;
+    return `<WritePipeTransport fd=0 ${this.lifecycle}${size > 0 ? ` bufsize=${size}` : ''}${this.flow!.paused ? ' paused' : ''}>`;
   }
 
   /** @internal */

@@ -23,9 +23,10 @@ import { checkLimit, StreamReader } from '../streams/stream-reader.ts';
 import { StreamWriter } from '../streams/stream-writer.ts';
 import type { Transport } from '../transports/transports.ts';
 import type { SubprocessTransport } from './contract.ts';
-import { kStop, kWaitFinished } from './internal.ts';
-import { checkArgs, checkCommand, startSubprocess } from './loop-methods.ts';
-import { INHERIT, resolveOptions, type SubprocessOptions } from './options.ts';
+import { kStop, kWaitFinished } from '../loop/symbols.ts';
+import { subprocessArea } from '../loop/lazy.ts';
+import type { startSubprocess } from './loop-methods.ts';
+import { checkArgs, checkCommand, INHERIT, resolveOptions, type SubprocessOptions } from './options.ts';
 import { signalName, type SignalLike } from './signals.ts';
 import { WritePipeTransport } from './pipes.ts';
 import type { ExecaSubprocessTransport } from './transport.ts';
@@ -256,7 +257,8 @@ function splitOptions(options: ProcessOptions | undefined): [number, SubprocessO
 }
 
 async function createProcess(loop: Loop, limit: number, request: Parameters<typeof startSubprocess>[2]): Promise<Process> {
-  const [transport, protocol] = await startSubprocess(loop, () => new SubprocessStreamProtocol(loop, limit), request);
+  // The spawning code (and execa) loads on the first child, not with import('protoloop').
+  const [transport, protocol] = await subprocessArea.use((m) => m.startSubprocess(loop, () => new SubprocessStreamProtocol(loop, limit), request));
   return new Process(transport, protocol, loop);
 }
 
@@ -270,7 +272,7 @@ async function createProcess(loop: Loop, limit: number, request: Parameters<type
  * const [out] = await proc.communicate();
  * ```
  * @throws MainThreadOnlyError at once in a worker thread; InvalidArgumentError /
- * InvalidSignalError for bad arguments (at once); SubprocessError (`errno` ENOENT,
+ * InvalidSignalError for bad arguments (at once); SubprocessError (`code` ENOENT,
  * EACCES, ...) when it cannot start; NoRunningLoopError outside a loop.
  */
 export function createSubprocessExec(file: string, args?: readonly string[], options?: ProcessOptions): Promise<Process> {

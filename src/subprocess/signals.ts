@@ -2,7 +2,6 @@
  * Signal names and numbers for the subprocess API: validation of what callers pass
  * (`'SIGTERM'`, `15`) and asyncio's return code for a child a signal ended (`-15`).
  * @module
- * @internal
  */
 import { constants } from 'node:os';
 import { inspect } from 'node:util';

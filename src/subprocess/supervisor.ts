@@ -10,11 +10,10 @@
  *   reaps them (libuv's SIGCHLD handler) as long as this process lives; execa's
  *   `cleanup` kills them if it exits first.
  * @module
- * @internal
  */
-import { kCloseHooks, kShutdownHooks } from '../loop/internal.ts';
+import { kCloseHooks, kShutdownHooks } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
-import { kStop } from './internal.ts';
+import { kStop } from '../loop/symbols.ts';
 
 /** What the supervisor needs of a transport. */
 export interface Supervised {
@@ -33,8 +32,8 @@ export function supervise(loop: Loop, t: Supervised): void {
     live = new Set();
     registries.set(loop, live);
     const set = live;
-    loop[kShutdownHooks].push(() => stopAll(loop, set));
-    loop[kCloseHooks].push(() => {
+    loop[kShutdownHooks].add(() => stopAll(loop, set));
+    loop[kCloseHooks].add(() => {
       for (const child of set) child.close();
       set.clear();
     });

@@ -8,21 +8,23 @@
  * bytes wait, so a stopped loop never buffers a child's output without bound.
  * Nothing is called once the loop is closed.
  * @module
- * @internal
  */
 import { inspect } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import type { Writable, Readable } from 'node:stream';
-import { execa, type Result, type ResultPromise } from 'execa';
+import type { Result, ResultPromise } from 'execa';
+import { execaLib } from '../loop/lazy.ts';
 import { CancelledError, SubprocessError, TransportClosedError } from '../errors.ts';
 import type { Future } from '../loop/future.ts';
-import { kDescribe, outsideTask } from '../loop/internal.ts';
+import { outsideTask } from '../loop/internal.ts';
+import { kDescribe } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../loop/resources.ts';
-import type { BaseProtocol, SubprocessProtocol } from '../protocols/protocols.ts';
+import type { BaseProtocol } from '../protocols/protocols.ts';
 import type { ReadTransport, WriteTransport } from '../transports/transports.ts';
+import { TransportBase, asError } from '../transports/base.ts';
 import type { ExitInfo, SubprocessTransport } from './contract.ts';
-import { kHold, kOwner, kPipeClosed, kPipeData, kPipeFlow, kStop, kWaitFinished } from './internal.ts';
+import { kHold, kOwner, kPipeClosed, kPipeData, kPipeFlow, kStop, kWaitFinished } from '../loop/symbols.ts';
 import { STDOUT, toExecaOptions, type ResolvedOptions } from './options.ts';
 import { ReadPipeTransport, WritePipeTransport, type PipeOwner } from './pipes.ts';
 import { returncodeOf, signalName, type SignalLike } from './signals.ts';
@@ -52,16 +54,14 @@ function spawnError(file: string, err: unknown): SubprocessError {
   const errno = typeof code === 'string' ? code : undefined;
   const why =
     errno === 'ENOENT' ? 'executable or working directory not found' : errno === 'EACCES' ? 'permission denied (is it executable?)' : (err as Error | null)?.message ?? String(err);
-  return new SubprocessError(`failed to start '${file}': ${why}${errno !== undefined && errno !== why ? ` (${errno})` : ''}`, { cause: err, errno });
+  return new SubprocessError(`failed to start '${file}': ${why}${errno !== undefined && errno !== why ? ` (${errno})` : ''}`, { cause: err });
 }
 
 /** A child process started through execa and connected to a `SubprocessProtocol`. @internal */
-export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner {
+export class ExecaSubprocessTransport extends TransportBase<BaseProtocol> implements SubprocessTransport, PipeOwner {
   #state: ProcessState = 'starting';
   /** Set by close(): the pipes are closed and a running child was killed. */
   #closed = false;
-  readonly #loop: Loop;
-  #protocol: BaseProtocol;
   readonly #file: string;
   readonly #options: ResolvedOptions;
   readonly #subprocess: ResultPromise;
@@ -84,15 +84,18 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
   #exitWaiters: Future<boolean>[] = [];
   #finishWaiters: Future<number>[] = [];
   #token: ResourceToken | null = null;
+  /** connectionLost was delivered (or could not be: the loop closed). */
+  #lostDone = false;
 
   /** Starts the child. Await {@link spawned} before using the transport. */
   constructor(loop: Loop, protocol: BaseProtocol, request: SpawnRequest) {
-    this.#loop = loop;
-    this.#protocol = protocol;
+    super(loop, protocol);
     this.#file = request.file;
     this.#options = request.options;
     this.#spawned = loop.createFuture<void>(`spawn ${request.file}`);
     // Created outside any task, so that the child's events never run in a task's context.
+    // execa is loaded on first use: startSubprocess() awaits it before constructing.
+    const { execa } = execaLib.value!;
     this.#subprocess = outsideTask(() => execa(request.file, request.args as string[], toExecaOptions(request.options, request.shell)));
     this.#child = this.#subprocess.nodeChildProcess;
     this.#child[kOwner] = this;
@@ -119,7 +122,7 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
     t.#state = 'running';
     t.#pid = this.pid!;
     t.#connectPipes();
-    supervise(t.#loop, t);
+    supervise(t.loop, t);
     if (t.#closed || t.#spawned.cancelled()) {
       // The create call was cancelled while the child started: nobody will ever use it.
       t.#silent = true;
@@ -128,8 +131,9 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
       t.#signal('SIGKILL');
       return;
     }
-    t.#token = trackResource(t.#loop, 'subprocess transport', t, (owner) => owner.close());
-    if (t.#loop.getDebug()) t.#loop.logger.debug(`process '${t.#file}' created: pid ${t.#pid}`);
+    t.#token = trackResource(t.loop, 'subprocess transport', t, (owner) => owner.close());
+    if (t.loop.getDebug()) t.loop.logger.debug(`process '${t.#file}' created: pid ${t.#pid}`);
+    t.made = true;
     t.#deliver('connectionMade', 0, t);
     if (!t.#spawned.done()) t.#spawned.setResult();
   }
@@ -141,7 +145,7 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
       return;
     }
     // After the spawn only a failed kill() lands here (EPERM on a setuid child, ...).
-    if (!t.#loop.isClosed()) t.#loop.callExceptionHandler({ message: `error from child process ${t.#pid}`, exception: err, transport: t });
+    if (!t.loop.isClosed()) t.loop.callExceptionHandler({ message: `error from child process ${t.#pid}`, exception: err, transport: t });
   }
 
   static #onExit(this: OwnedChild, code: number | null, signal: NodeJS.Signals | null): void {
@@ -150,7 +154,7 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
     t.#state = 'exited';
     t.#returncode = returncodeOf(code, signal);
     t.#exitSignal = signal;
-    if (t.#loop.getDebug()) t.#loop.logger.debug(`${t} exited with return code ${t.#returncode}`);
+    if (t.loop.getDebug()) t.loop.logger.debug(`${t} exited with return code ${t.#returncode}`);
     for (const w of t.#exitWaiters.splice(0)) if (!w.done()) w.setResult(true);
     t.#deliver('processExited', 0, undefined);
     t.#tryFinish();
@@ -178,12 +182,12 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
   #connectPipes(): void {
     const { stdin, stdout, stderr } = this.#child;
     const o = this.#options;
-    if (stdin !== null && o.stdin === 'pipe') this.#pipes.set(0, new WritePipeTransport(this, stdin));
+    if (stdin !== null && o.stdin === 'pipe') this.#pipes.set(0, new WritePipeTransport(this.loop, this, stdin));
     if (stdout !== null && o.stdout === 'pipe') {
       const merged = stderr !== null && o.stderr === STDOUT ? [stdout, stderr] : [stdout];
-      this.#pipes.set(1, new ReadPipeTransport(this, 1, merged));
+      this.#pipes.set(1, new ReadPipeTransport(this.loop, this, 1, merged));
     }
-    if (stderr !== null && o.stderr === 'pipe') this.#pipes.set(2, new ReadPipeTransport(this, 2, [stderr]));
+    if (stderr !== null && o.stderr === 'pipe') this.#pipes.set(2, new ReadPipeTransport(this.loop, this, 2, [stderr]));
     this.#openPipes = this.#pipes.size;
   }
 
@@ -217,16 +221,28 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
       cancelled: r.isCanceled === true,
       forcefullyTerminated: r.isForcefullyTerminated === true || this.#forced,
     };
+    // The one exit path: connectionLost follows with callSoon, after every call queued before it.
+    this.forceClose(undefined);
+  }
+
+  protected override release(): void {
     this.#token?.untrack();
-    release(this.#loop, this);
-    this.#deliver('connectionLost', 0, undefined);
+    release(this.loop, this);
+  }
+
+  protected override deliverLost(): void {
+    if (!this.#silent && this.made) this.callProtocol('connectionLost');
+  }
+
+  protected override afterLost(): void {
+    this.#lostDone = true;
     for (const w of this.#finishWaiters.splice(0)) if (!w.done()) w.setResult(this.#returncode!);
   }
 
   // ------------------------------------------------------ protocol calls
 
   #deliver(event: Event, fd: number, arg: unknown): void {
-    const loop = this.#loop;
+    const loop = this.loop;
     if (this.#silent || loop.isClosed()) return;
     if (this.#queued === 0 && loop.isRunning()) {
       this.#invoke(event, fd, arg);
@@ -253,23 +269,15 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
   }
 
   #invoke(event: Event, fd: number, arg: unknown): void {
-    const p = this.#protocol as Partial<SubprocessProtocol>;
-    const fn = p[event] as ((...args: unknown[]) => void) | undefined;
-    if (typeof fn !== 'function') return;
-    const loop = this.#loop;
-    const t0 = loop.getDebug() ? performance.now() : 0;
-    try {
-      if (event === 'pipeDataReceived' || event === 'pipeConnectionLost') fn.call(p, fd, arg);
-      else if (event === 'connectionMade') fn.call(p, this);
-      else fn.call(p, undefined);
-    } catch (exception) {
-      loop.callExceptionHandler({ message: `Exception in ${event}() of the subprocess protocol: the child is killed`, exception, protocol: p, transport: this });
-      if (event !== 'connectionLost') this.close();
-    }
-    if (t0 !== 0) {
-      const dt = performance.now() - t0;
-      if (dt >= loop.slowCallbackDuration) loop.reportSlow(`${p.constructor?.name ?? 'protocol'}.${event}()`, dt, { protocol: p, transport: this });
-    }
+    if (event === 'pipeDataReceived' || event === 'pipeConnectionLost') this.callProtocol(event, fd, arg);
+    else if (event === 'connectionMade') this.callProtocol(event, this);
+    else this.callProtocol(event);
+  }
+
+  /** This transport's policy for a throwing protocol (through the base's wrapper): report, then kill the child. */
+  protected override protocolFailed(method: string, exception: unknown): void {
+    this.loop.callExceptionHandler({ message: `Exception in ${method}() of the subprocess protocol: the child is killed`, exception: asError(exception), protocol: this.protocol, transport: this });
+    if (method !== 'connectionLost') this.close();
   }
 
   // ---------------------------------------------------------- public API
@@ -333,7 +341,7 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
   }
 
   /** Whether close() was called. */
-  isClosing(): boolean {
+  override isClosing(): boolean {
     return this.#closed;
   }
 
@@ -344,10 +352,11 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.lifecycle === 'open') this.lifecycle = 'closing';
     this.#token?.untrack();
     for (const p of this.#pipes.values()) p.close();
     if (this.#state === 'running' || (this.#state === 'exited' && this.#options.processGroup)) {
-      if (this.#loop.getDebug() && this.#state === 'running') this.#loop.logger.warn(`Close running child process: kill ${this}`);
+      if (this.loop.getDebug() && this.#state === 'running') this.loop.logger.warn(`Close running child process: kill ${this}`);
       this.#signal('SIGKILL');
     }
   }
@@ -360,22 +369,13 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
     return defaultValue;
   }
 
-  /** The protocol. */
-  getProtocol(): BaseProtocol {
-    return this.#protocol;
-  }
-
-  /** Replaces the protocol. */
-  setProtocol(protocol: BaseProtocol): void {
-    this.#protocol = protocol;
-  }
 
   // ---------------------------------------------------------- supervision
 
   /** @internal A future resolved with the return code once the transport finished. */
   [kWaitFinished](): Future<number> {
-    const f = this.#loop.createFuture<number>(`wait() for pid ${this.#pid}`);
-    if (this.#state === 'finished') f.setResult(this.#returncode!);
+    const f = this.loop.createFuture<number>(`wait() for pid ${this.#pid}`);
+    if (this.#lostDone) f.setResult(this.#returncode!);
     else this.#finishWaiters.push(f);
     return f;
   }
@@ -383,9 +383,9 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
   /** Resolves true once the child exited, false after `ms`. */
   async #waitExit(ms: number): Promise<boolean> {
     if (this.#state !== 'running') return true;
-    const f = this.#loop.createFuture<boolean>(`exit of pid ${this.#pid}`);
+    const f = this.loop.createFuture<boolean>(`exit of pid ${this.#pid}`);
     this.#exitWaiters.push(f);
-    const timer = this.#loop.callLater(ms, () => {
+    const timer = this.loop.callLater(ms, () => {
       if (!f.done()) f.setResult(false);
     });
     try {
@@ -413,7 +413,7 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
     this.close();
     if (this.#state === 'finished') return true;
     const done = this[kWaitFinished]();
-    const timer = this.#loop.callLater(REAP_WAIT, () => done.cancel());
+    const timer = this.loop.callLater(REAP_WAIT, () => done.cancel());
     try {
       await done;
       return true;
@@ -436,7 +436,7 @@ export class ExecaSubprocessTransport implements SubprocessTransport, PipeOwner 
     return this.toString();
   }
 
-  toString(): string {
+  override toString(): string {
     const parts = [`SubprocessTransport pid=${this.#pid}`, this.#state];
     if (this.#closed) parts.push('closed');
     if (this.#returncode !== null) parts.push(`returncode=${this.#returncode}`);

@@ -3,13 +3,12 @@
  * the protocol is told `pauseWriting()` when the buffer goes strictly above `high`,
  * and `resumeWriting()` when it drains to `low` or below. Defaults 64 KiB / 16 KiB.
  * @module
- * @internal
  */
 import { InvalidArgumentError } from '../errors.ts';
 
-/** Default high-water mark, bytes. */
+/** Default high-water mark, bytes (asyncio's). */
 export const DEFAULT_HIGH_WATER = 64 * 1024;
-/** Default low-water mark, bytes. */
+/** Default low-water mark, bytes (asyncio's: a quarter of the high mark). */
 export const DEFAULT_LOW_WATER = 16 * 1024;
 
 /** Validates and completes a (high, low) pair as asyncio does. */
@@ -32,19 +31,27 @@ export function resolveWaterMarks(high?: number, low?: number): [high: number, l
   return [h, l];
 }
 
+/** Who is told when the water marks are crossed (a transport: no closure per connection). */
+export interface FlowTarget {
+  flowChanged(method: 'pauseWriting' | 'resumeWriting'): void;
+}
+
 /**
  * Flow-control state of one transport. The transport calls {@link afterWrite} when its
- * buffer grows and {@link afterDrain} when it shrinks; `notify` calls the protocol.
+ * buffer grows and {@link afterDrain} when it shrinks; the target is told on each
+ * crossing, once: `pauseWriting` and `resumeWriting` alternate, starting with a pause.
  */
 export class FlowControl {
   high = DEFAULT_HIGH_WATER;
   low = DEFAULT_LOW_WATER;
   /** Whether the protocol was told to pause and not yet to resume. */
   paused = false;
-  readonly #notify: (method: 'pauseWriting' | 'resumeWriting') => void;
+  readonly #target: FlowTarget;
 
-  constructor(notify: (method: 'pauseWriting' | 'resumeWriting') => void) {
-    this.#notify = notify;
+  constructor(target: FlowTarget, high = DEFAULT_HIGH_WATER, low = DEFAULT_LOW_WATER) {
+    this.#target = target;
+    this.high = high;
+    this.low = low;
   }
 
   /** Sets the water marks (see {@link resolveWaterMarks}), then rechecks `size`. */
@@ -54,19 +61,19 @@ export class FlowControl {
     this.afterDrain(size);
   }
 
-  /** The buffer now holds `size` bytes after a write. */
+  /** The buffer now holds `size` bytes after a write: pause when strictly above `high`. */
   afterWrite(size: number): void {
     if (!this.paused && size > this.high) {
       this.paused = true;
-      this.#notify('pauseWriting');
+      this.#target.flowChanged('pauseWriting');
     }
   }
 
-  /** The buffer now holds `size` bytes after some of it went out. */
+  /** The buffer now holds `size` bytes after some of it went out: resume at or below `low`. */
   afterDrain(size: number): void {
     if (this.paused && size <= this.low) {
       this.paused = false;
-      this.#notify('resumeWriting');
+      this.#target.flowChanged('resumeWriting');
     }
   }
 }

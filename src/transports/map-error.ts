@@ -1,14 +1,15 @@
 /**
  * Maps Node's socket, DNS and TLS errors onto protoloop's typed errors (src/errors.ts),
- * keeping Node's error as `cause` and its system code as `errno`.
+ * keeping Node's error as `cause` and its `code`, `errno` and `syscall` (Node's habit
+ * `err.code === 'EADDRINUSE'` works on them).
  *
  * closed by you  -> TransportClosedError (raised by the transports themselves)
  * broken by peer -> ConnectionResetError (ECONNRESET, EOF mid-handshake), BrokenPipeError (EPIPE)
  * cannot reach   -> ConnectionRefusedError (ECONNREFUSED), DnsError (ENOTFOUND, EAI_*)
  * TLS            -> TlsError (OpenSSL and certificate-verification errors)
- * anything else  -> ConnectionError with code ERR_PROTOLOOP_CONNECTION and the errno
+ * anything else  -> ConnectionError with Node's code (EADDRINUSE, ETIMEDOUT, ...), or
+ *                   ERR_PROTOLOOP_CONNECTION when Node gave none
  * @module
- * @internal
  */
 import {
   BrokenPipeError,
@@ -20,7 +21,7 @@ import {
   TlsError,
 } from '../errors.ts';
 
-/** The code of a connection error that has no more specific class (ETIMEDOUT, EHOSTUNREACH, EADDRINUSE, ...). */
+/** The code of a connection error that neither the OS nor Node described. */
 export const GENERIC_CONNECTION_CODE = ConnectionError.GENERIC_CODE;
 
 const DNS_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME', 'EAI_NODATA', 'EAI_ADDRFAMILY', 'ENODATA']);
@@ -59,7 +60,7 @@ export function mapSocketError(err: unknown, context?: string): Error {
   const rawCode = (err as { code?: unknown }).code;
   const code = typeof rawCode === 'string' ? rawCode : undefined;
   const where = context === undefined ? '' : `${context}: `;
-  const opts = { cause: err, errno: code };
+  const opts = { cause: err };
   if (isTlsError(err)) return new TlsError(`${where}TLS failed: ${err.message}`, opts);
   switch (code) {
     case 'ECONNRESET':

@@ -1,8 +1,8 @@
-// The public names of src/transports; src/index.ts re-exports this list.
-export {};
+// The public names of src/transports; src/index.ts re-exports this list. The Loop's
+// socket and WebSocket methods are written in src/loop/loop.ts, which loads
+// ./net/loop-methods.ts and ./websocket/loop-methods.ts on first use.
 export type { BaseTransport, ReadTransport, WriteTransport, Transport, DatagramTransport, ServerLike } from './transports.ts';
 // Sockets, TLS, UDP, servers (issue 5)
-import './net/loop-methods.ts';
 export { SocketTransport } from './net/socket-transport.ts';
 export type { SocketTransportState, StreamProtocol } from './net/socket-transport.ts';
 export { BaseServer, Server } from './net/server.ts';
@@ -14,7 +14,6 @@ export type { ServerOptions, UnixServerOptions } from './net/listen.ts';
 export type { TlsClientOptions, TlsServerOptions, StartTlsOptions } from './net/tls.ts';
 export type { SendfileOptions } from './net/sendfile.ts';
 // WebSocket (issue 6)
-import './websocket/loop-methods.ts';
 export { WebSocketTransport } from './websocket/transport.ts';
 export type { WebSocketTransportState } from './websocket/transport.ts';
 export { WebSocketServer } from './websocket/server.ts';

@@ -10,6 +10,7 @@ import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { inspectionPath } from '../../src/loop/inspector.ts';
+import { pollOrThrow } from '../helpers.ts';
 
 const execFileP = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -89,14 +90,6 @@ function wsClient(url: string): Promise<{ ws: WebSocket; messages: string[]; clo
   });
 }
 
-/** Waits until `check()` holds (polling), at most `ms`. */
-async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function protoloop(...args: string[]): Promise<string> {
   const { stdout } = await execFileP(process.execPath, [cli, ...args], { timeout: 15_000 });
@@ -115,7 +108,7 @@ describe('examples/demo.ts', () => {
     // TCP echo: a round trip; the connection stays open through the shutdown.
     const echo = await tcpClient(demo.urls.get('tcp echo')!);
     echo.sock.write('hello demo');
-    await until(() => echo.received() === 'hello demo', 'the echo');
+    await pollOrThrow(() => echo.received() === 'hello demo', 5000, 'the echo');
 
     // Key-value: the line protocol, pipelined.
     const kv = await tcpClient(demo.urls.get('key-value')!);
@@ -125,15 +118,15 @@ describe('examples/demo.ts', () => {
 
     // Chat: join, say something, hear it back; stays connected through the shutdown.
     const chat = await wsClient(demo.urls.get('websocket chat')!);
-    await until(() => chat.messages.some((m) => m.includes('joined #lobby')), 'the chat welcome');
+    await pollOrThrow(() => chat.messages.some((m) => m.includes('joined #lobby')), 5000, 'the chat welcome');
     chat.ws.send('/nick tester');
     chat.ws.send('hi everyone');
-    await until(() => chat.messages.includes('<tester> hi everyone'), 'the chat line');
+    await pollOrThrow(() => chat.messages.includes('<tester> hi everyone'), 5000, 'the chat line');
 
     // Command runner: run echo, get its output and its exit status.
     const runner = await wsClient(demo.urls.get('websocket command runner')!);
     runner.ws.send(JSON.stringify({ id: 1, cmd: 'echo', args: ['hello runner'] }));
-    await until(() => runner.messages.some((m) => m.includes('"exit"')), 'the run to end');
+    await pollOrThrow(() => runner.messages.some((m) => m.includes('"exit"')), 5000, 'the run to end');
     const replies = runner.messages.map((m) => JSON.parse(m) as Record<string, unknown>);
     expect(replies).toContainEqual({ id: 1, stream: 'stdout', data: 'hello runner\n' });
     expect(replies.at(-1)).toEqual({ id: 1, exit: { returncode: 0, signal: null, timedOut: false } });

@@ -19,16 +19,12 @@ import {
   waitFor,
   type Task,
 } from './helpers.ts';
+import { afterIterations } from '../helpers.ts';
 
 async function tick(n = 1): Promise<void> {
   for (let i = 0; i < n; i++) await sleep(0);
 }
 
-/** Yields to the loop until `pred()` holds (bounded). */
-async function until(pred: () => boolean, what = 'condition'): Promise<void> {
-  for (let i = 0; i < 100 && !pred(); i++) await sleep(0);
-  if (!pred()) throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('Semaphore', () => {
   it('validates its value and prints its state (initial_value_zero, repr)', async () => {
@@ -308,19 +304,19 @@ describe('Barrier', () => {
       expect(String(barrier)).toBe(`<Barrier [filling, waiters:0/${N}]>`);
       const waiters: Task<number>[] = [];
       for (let i = 0; i < 2; i++) waiters.push(loop.createTask(() => barrier.wait()));
-      await until(() => barrier.nWaiting === 2);
+      await afterIterations(() => barrier.nWaiting === 2);
       expect(inspect(barrier)).toBe(`<Barrier [filling, waiters:2/${N}]>`);
       for (let i = barrier.nWaiting; i < barrier.parties; i++) waiters.push(loop.createTask(() => barrier.wait()));
-      await until(() => barrier.state === 'draining');
+      await afterIterations(() => barrier.state === 'draining');
       expect(String(barrier)).toBe('<Barrier [draining, waiters:0/5]>');
-      await until(() => barrier.state === 'filling');
+      await afterIterations(() => barrier.state === 'filling');
       for (let i = 0; i < 2; i++) waiters.push(loop.createTask(() => barrier.wait()));
-      await until(() => barrier.nWaiting === 2);
+      await afterIterations(() => barrier.nWaiting === 2);
       await barrier.reset();
       expect(String(barrier)).toBe('<Barrier [resetting, waiters:0/5]>');
-      await until(() => barrier.state === 'filling');
+      await afterIterations(() => barrier.state === 'filling');
       for (let i = 0; i < 2; i++) waiters.push(loop.createTask(() => barrier.wait()));
-      await until(() => barrier.nWaiting === 2);
+      await afterIterations(() => barrier.nWaiting === 2);
       await barrier.abort();
       expect(String(barrier)).toBe('<Barrier [broken]>');
       expect(barrier.broken).toBe(true);
@@ -365,9 +361,9 @@ describe('Barrier', () => {
       const loop = getRunningLoop();
       const barrier = new Barrier(3);
       const t1 = loop.createTask(() => barrier.wait());
-      await until(() => barrier.nWaiting === 1);
+      await afterIterations(() => barrier.nWaiting === 1);
       const t2 = loop.createTask(() => barrier.wait());
-      await until(() => barrier.nWaiting === 2);
+      await afterIterations(() => barrier.nWaiting === 2);
       expect(barrier.state).toBe('filling');
       const t3 = loop.createTask(() => barrier.wait());
       await wait([t1, t2, t3]);
@@ -418,14 +414,14 @@ describe('Barrier', () => {
         passed++;
       };
       const t1 = loop.createTask(coro);
-      await until(() => barrier.nWaiting === 1);
+      await afterIterations(() => barrier.nWaiting === 1);
       const t2 = loop.createTask(coro);
-      await until(() => barrier.nWaiting === 2);
+      await afterIterations(() => barrier.nWaiting === 2);
       t1.cancel();
       expect(await caught(t1)).toBeInstanceOf(CancelledError);
-      await until(() => barrier.nWaiting === 1);
+      await afterIterations(() => barrier.nWaiting === 1);
       const t3 = loop.createTask(coro);
-      await until(() => barrier.nWaiting === 2);
+      await afterIterations(() => barrier.nWaiting === 2);
       const t4 = loop.createTask(coro);
       await gather([t2, t3, t4]);
       expect(passed).toBe(3);
@@ -440,7 +436,7 @@ describe('Barrier', () => {
       await barrier.reset();
       expect(barrier.state).toBe('filling');
       const waiting = Array.from({ length: N - 1 }, () => loop.createTask(() => barrier.wait()));
-      await until(() => barrier.nWaiting === N - 1);
+      await afterIterations(() => barrier.nWaiting === N - 1);
       await barrier.reset();
       const results = await gather(waiting, { returnExceptions: true });
       for (const r of results) expect(r).toBeInstanceOf(BrokenBarrierError);
@@ -456,7 +452,7 @@ describe('Barrier', () => {
       const loop = getRunningLoop();
       const barrier = new Barrier(N);
       const waiting = Array.from({ length: 2 }, () => loop.createTask(() => barrier.wait()));
-      await until(() => barrier.nWaiting === 2);
+      await afterIterations(() => barrier.nWaiting === 2);
       await barrier.abort();
       for (const r of await gather(waiting, { returnExceptions: true })) expect(r).toBeInstanceOf(BrokenBarrierError);
       const err = await caught(barrier.wait());

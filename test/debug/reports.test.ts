@@ -4,6 +4,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { coroutine, CancelledError, createLogger, type ExceptionContext, Loop, run, sleep, type Task } from '../../src/index.ts';
+import { VirtualClock } from '../../src/testing/index.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -29,7 +30,9 @@ function block(ms: number): void {
 const open: Loop[] = [];
 function capturingLoop(debug: boolean, slowCallbackDuration?: number): { loop: Loop; seen: ExceptionContext[] } {
   // Unless a test is about timing, nothing counts as slow (a full GC can take 100 ms).
-  const loop = new Loop({ debug, slowCallbackDuration: slowCallbackDuration ?? 60_000, logger: quiet });
+  // On virtual time: the reports are about what the code did, not about how long it
+  // waited; slow-callback durations are still measured on real time.
+  const loop = new Loop({ debug, slowCallbackDuration: slowCallbackDuration ?? 60_000, logger: quiet, clock: new VirtualClock({ autojump: 0 }) });
   const seen: ExceptionContext[] = [];
   loop.setExceptionHandler((_l, ctx) => seen.push(ctx));
   open.push(loop);

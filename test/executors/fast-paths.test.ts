@@ -13,7 +13,7 @@ import {
   sleep,
   workerTask,
 } from '../../src/index.ts';
-import { rejection, tasks, thrown, until } from './helpers.ts';
+import { rejection, tasks, thrown, pollUntil } from './helpers.ts';
 
 const pool = new ThreadPoolExecutor({ maxWorkers: 1 });
 afterAll(() => pool.shutdown({ wait: true, timeout: 0 }));
@@ -40,7 +40,7 @@ describe('executor fast paths', () => {
       await run(async () => {
         const loop = getRunningLoop();
         const fut = loop.runInExecutor(p, tasks.sleepMs, 20_000);
-        expect(await until(() => p.running === 1)).toBe(true);
+        expect(await pollUntil(() => p.running === 1)).toBe(true);
         expect(fut.cancel()).toBe(true);
         expect(p.running).toBe(0);
         expect(fut.cancel()).toBe(false);
@@ -101,7 +101,7 @@ describe('thread bridge fast paths', () => {
         client.callSoonThreadsafe('rec', 'soon 2');
         const b = client.runCoroutineThreadsafe('rec', 'call 2');
         expect(await Promise.all([a, b])).toEqual(['call 1', 'call 2']);
-        expect(await until(() => order.length === 4)).toBe(true);
+        expect(await pollUntil(() => order.length === 4)).toBe(true);
         expect(order).toEqual(['soon 1', 'call 1', 'soon 2', 'call 2']);
       } finally {
         client.close();
@@ -173,7 +173,7 @@ describe('thread bridge fast paths', () => {
         expect(e.code).toBe('ERR_PROTOLOOP_BRIDGE_UNKNOWN_HANDLER');
         expect(e.message).toContain('"missing"');
         expect(await client.runCoroutineThreadsafe('b', 7)).toBe('b7');
-        expect(await until(() => seen.length === 3)).toBe(true);
+        expect(await pollUntil(() => seen.length === 3)).toBe(true);
         expect(seen).toEqual(['n0', 'n1', 'n2']);
       } finally {
         client.close();

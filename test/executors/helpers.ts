@@ -77,12 +77,5 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** Polls `cond` every 10 ms until it holds or `ms` pass. */
-export async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return cond();
-}
+
+export { pollUntil } from '../helpers.ts';

@@ -14,7 +14,7 @@ import {
   sleep,
   transfer,
 } from '../../src/index.ts';
-import { alive, rejection, runScript, tasks, thrown, until } from './helpers.ts';
+import { alive, rejection, runScript, tasks, thrown, pollUntil } from './helpers.ts';
 
 const pool = new ProcessPoolExecutor({ maxWorkers: 2 });
 afterAll(() => pool.shutdown({ wait: true, timeout: 0 }));
@@ -97,11 +97,11 @@ describe('ProcessPoolExecutor', () => {
         const loop = getRunningLoop();
         const fut = loop.runInExecutor(p, tasks.spin, 20_000);
         let pid = -1;
-        expect(await until(() => p.running === 1 && (pid = p.pids[0] ?? -1) > 0)).toBe(true);
+        expect(await pollUntil(() => p.running === 1 && (pid = p.pids[0] ?? -1) > 0)).toBe(true);
         await sleep(100);
         fut.cancel();
         expect(await rejection(fut)).toBeInstanceOf(CancelledError);
-        expect(await until(() => !alive(pid))).toBe(true);
+        expect(await pollUntil(() => !alive(pid))).toBe(true);
         expect(await loop.runInExecutor(p, tasks.add, 2, 2)).toBe(4);
       });
     } finally {
@@ -113,19 +113,19 @@ describe('ProcessPoolExecutor', () => {
     const p = new ProcessPoolExecutor({ maxWorkers: 1 });
     const a = p.submit(tasks.sleepMs, [200]);
     const b = rejection(p.submit(tasks.add, [1, 2]));
-    expect(await until(() => p.pids.length === 1)).toBe(true);
+    expect(await pollUntil(() => p.pids.length === 1)).toBe(true);
     const pids = p.pids;
     await new Promise((r) => setTimeout(r, 50));
     await p.shutdown({ wait: true, cancelFutures: true });
     expect(await a).toBe(200);
     expect(await b).toBeInstanceOf(ExecutorShutdownError);
     expect(p.state).toBe('shutdown');
-    expect(await until(() => pids.every((pid) => !alive(pid)))).toBe(true);
+    expect(await pollUntil(() => pids.every((pid) => !alive(pid)))).toBe(true);
     expect(thrown(() => p.submit(tasks.add, [1, 1]))).toBeInstanceOf(ExecutorShutdownError);
 
     const q = new ProcessPoolExecutor({ maxWorkers: 1 });
     const spinning = rejection(q.submit(tasks.spin, [20_000]));
-    expect(await until(() => q.running === 1 && q.pids.length === 1)).toBe(true);
+    expect(await pollUntil(() => q.running === 1 && q.pids.length === 1)).toBe(true);
     await q.shutdown({ wait: true, timeout: 100 });
     expect(await spinning).toBeInstanceOf(ExecutorShutdownError);
   });
@@ -141,6 +141,6 @@ describe('ProcessPoolExecutor', () => {
     expect(r.code).toBe(0);
     const childPid = Number(r.stdout.trim());
     expect(childPid).toBeGreaterThan(0);
-    expect(await until(() => !alive(childPid))).toBe(true);
+    expect(await pollUntil(() => !alive(childPid))).toBe(true);
   });
 });

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { agent, until } from './helpers.ts';
+import { agent, pollUntil } from './helpers.ts';
 
 const script = fileURLToPath(new URL('../../examples/servers/http.ts', import.meta.url));
 
@@ -53,7 +53,7 @@ describe('examples/servers/http.ts', () => {
       await new Promise((r) => setTimeout(r, 200));
       ac.abort();
       await expect(gone).rejects.toThrow();
-      expect(await until(() => /upstream: GET \/slow cancelled/.test(out()))).toBe(true);
+      expect(await pollUntil(() => /upstream: GET \/slow cancelled/.test(out()))).toBe(true);
 
       const streamed = await request(`${url}/run?n=3`, { dispatcher });
       expect(await streamed.body.text()).toBe('line 1 of 3\nline 2 of 3\nline 3 of 3\nexit status 0\n');
@@ -61,7 +61,7 @@ describe('examples/servers/http.ts', () => {
       const a = await openWs(`${url.replace('http', 'ws')}/chat`);
       const b = await openWs(`${url.replace('http', 'ws')}/chat`);
       a.ws.send('hello');
-      expect(await until(() => b.lines.some((l) => /guest-\d+: hello/.test(l)))).toBe(true);
+      expect(await pollUntil(() => b.lines.some((l) => /guest-\d+: hello/.test(l)))).toBe(true);
 
       const tasks = await request(`${url}/tasks`, { dispatcher });
       const report = (await tasks.body.json()) as { tasks: { name: string }[]; loop: { tasksCreated: number }; http: { disconnects: number }; chat: number };

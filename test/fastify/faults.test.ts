@@ -3,7 +3,7 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { CancelledError, getRunningLoop, run, sleep, type Task } from '../../src/index.ts';
 import { protoloopFastify, serveFastify } from '../../src/fastify/index.ts';
-import { agent, appWithLog, captureExceptions, captureLogger, startUpstream, until } from './helpers.ts';
+import { agent, appWithLog, captureExceptions, captureLogger, startUpstream, pollUntil } from './helpers.ts';
 
 const opts = { handleSigint: false };
 
@@ -41,11 +41,11 @@ describe('Fastify adapter faults', () => {
         try {
           const ac = new AbortController();
           const client = request(`${server.url}/proxy`, { signal: ac.signal, dispatcher });
-          expect(await until(() => upstream.started() === 1)).toBe(true);
+          expect(await pollUntil(() => upstream.started() === 1)).toBe(true);
           ac.abort();
           await expect(client).rejects.toThrow();
-          expect(await until(() => upstream.aborted() === 1)).toBe(true);
-          expect(await until(() => tasks[0]!.done())).toBe(true);
+          expect(await pollUntil(() => upstream.aborted() === 1)).toBe(true);
+          expect(await pollUntil(() => tasks[0]!.done())).toBe(true);
           expect(tasks[0]!.cancelled()).toBe(true);
           expect(signalReason).toBeInstanceOf(CancelledError);
 
@@ -53,10 +53,10 @@ describe('Fastify adapter faults', () => {
             const ac2 = new AbortController();
             const n = tasks.length;
             const c = request(`${server.url}${path}`, { signal: ac2.signal, dispatcher });
-            expect(await until(() => tasks.length === n + 1)).toBe(true);
+            expect(await pollUntil(() => tasks.length === n + 1)).toBe(true);
             ac2.abort();
             await expect(c).rejects.toThrow();
-            expect(await until(() => tasks[n]!.done())).toBe(true);
+            expect(await pollUntil(() => tasks[n]!.done())).toBe(true);
           }
           expect(tasks[1]!.cancelled()).toBe(true);
           expect(tasks[2]!.result()).toBe('too late');
@@ -107,7 +107,7 @@ describe('Fastify adapter faults', () => {
         expect(task!.done()).toBe(true);
         expect(aborted).toBe(false);
         ac.abort();
-        expect(await until(() => aborted)).toBe(true);
+        expect(await pollUntil(() => aborted)).toBe(true);
       } finally {
         await dispatcher.close();
         server.close();
@@ -144,7 +144,7 @@ describe('Fastify adapter faults', () => {
         const answers = ['/forever', '/foreign', '/quick'].map((p) =>
           request(`${server.url}${p}`, { dispatcher }).then(async (r) => ({ status: r.statusCode, body: await r.body.text() })),
         );
-        expect(await until(() => tasks.length === 3)).toBe(true);
+        expect(await pollUntil(() => tasks.length === 3)).toBe(true);
         const t0 = Date.now();
         server.close();
         await server.waitClosed();
@@ -187,7 +187,7 @@ describe('Fastify adapter faults', () => {
           (r) => r.statusCode,
           (e: Error) => e,
         );
-        expect(await until(() => started)).toBe(true);
+        expect(await pollUntil(() => started)).toBe(true);
         const t0 = Date.now();
         server.close();
         await server.waitClosed();
@@ -271,7 +271,7 @@ describe('Fastify adapter faults', () => {
             (e: Error & { code?: string }) => ({ n, error: e.code ?? e.name }),
           ),
         );
-        expect(await until(() => startedSet.size >= 100)).toBe(true);
+        expect(await pollUntil(() => startedSet.size >= 100)).toBe(true);
         const closing = server.shutdown({ timeout: 5000 });
         const results = await Promise.race([Promise.all(outcomes), sleep(15_000, null)]);
         expect(results).not.toBeNull();

@@ -80,12 +80,5 @@ export function agent(): Agent {
   return new Agent({ keepAliveTimeout: 10_000, connections: 600 });
 }
 
-/** Waits until `cond()` or `ms` elapse; returns whether it became true. */
-export async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
-}
+
+export { pollUntil } from '../helpers.ts';

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { CancelledError, Loop, MessageProtocol, Runner, getRunningLoop, run, sleep, type Task, type WebSocketTransport } from '../../src/index.ts';
 import { protoloopFastify, serveFastify, type FastifyServer } from '../../src/fastify/index.ts';
-import { agent, captureExceptions, until } from './helpers.ts';
+import { agent, captureExceptions, pollUntil } from './helpers.ts';
 
 const opts = { handleSigint: false };
 
@@ -114,7 +114,7 @@ describe('Fastify adapter lifecycle', () => {
         (r) => r.statusCode,
         (e: Error) => e,
       );
-      expect(await until(() => task !== null)).toBe(true);
+      expect(await pollUntil(() => task !== null)).toBe(true);
     }, opts);
     expect(task!.cancelled()).toBe(true);
     expect(await answer!).toBe(503);
@@ -135,7 +135,7 @@ describe('Fastify adapter lifecycle', () => {
     expect(app.server.listening).toBe(true);
     const seen = captureExceptions(loop);
     loop.close();
-    expect(await until(() => !app.server.listening)).toBe(true);
+    expect(await pollUntil(() => !app.server.listening)).toBe(true);
     // The server was left open: reported as unclosed, then closed.
     expect(seen.map((c) => c.message)).toEqual([expect.stringMatching(/^unclosed Fastify server/)]);
     await runner.close();

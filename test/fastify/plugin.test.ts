@@ -3,7 +3,7 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, InvalidStateError, Loop, NoRunningLoopError, currentTask, getRunningLoop, run, sleep, type Task } from '../../src/index.ts';
 import { protoloopFastify, serveFastify } from '../../src/fastify/index.ts';
-import { agent, appWithLog, captureExceptions, captureLogger, until } from './helpers.ts';
+import { agent, appWithLog, captureExceptions, captureLogger, pollUntil } from './helpers.ts';
 
 const opts = { handleSigint: false };
 
@@ -229,7 +229,7 @@ describe('protoloopFastify: handlers as tasks', () => {
         const r = await request(`${server.url}/timeout`, { dispatcher });
         expect(r.statusCode).toBe(503);
         expect(await r.body.json()).toMatchObject({ code: 'FST_ERR_HANDLER_TIMEOUT' });
-        expect(await until(() => task?.done() === true)).toBe(true);
+        expect(await pollUntil(() => task?.done() === true)).toBe(true);
         expect(task!.cancelled()).toBe(true);
         const b = await request(`${server.url}/body`, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' }, dispatcher });
         expect(await b.body.json()).toEqual({ aborted: false });

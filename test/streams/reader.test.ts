@@ -14,6 +14,15 @@ import {
   sleep,
 } from '../../src/index.ts';
 import type { ReadTransport } from '../../src/index.ts';
+import { VirtualClock } from '../../src/testing/index.ts';
+
+/**
+ * The reader is pure loop logic: every test runs on virtual time (a wait costs no wall
+ * time and cannot race the machine's load) and strictly (it must leave nothing open).
+ */
+function vrun<T>(main: () => Promise<T>): Promise<T> {
+  return run(main, { clock: new VirtualClock({ autojump: 0 }), strict: true });
+}
 
 /** A transport stand-in that only records pause/resume calls (the reader's whole use of it). */
 function pausable(): ReadTransport & { calls: string[] } {
@@ -36,7 +45,7 @@ const b = (s: string): Buffer => Buffer.from(s);
 
 describe('StreamReader', () => {
   it('read(n) returns what is there, up to n, and empty at EOF', async () => {
-    await run(async () => {
+    await vrun(async () => {
       const r = new StreamReader();
       r.feedData(b('hello '));
       r.feedData(b('world'));
@@ -50,7 +59,7 @@ describe('StreamReader', () => {
   });
 
   it('read() waits for data fed later and read(-1) reads to EOF', async () => {
-    await run(async () => {
+    await vrun(async () => {
       const r = new StreamReader({ limit: 4 });
       const loop = getRunningLoop();
       loop.callLater(5, () => r.feedData(b('abc')));
@@ -62,7 +71,7 @@ describe('StreamReader', () => {
   });
 
   it('readLine() returns lines with their newline, the partial last one, then empty', async () => {
-    await run(async () => {
+    await vrun(async () => {
       const r = new StreamReader();
       r.feedData(b('one\ntw'));
       r.feedData(b('o\nthree'));
@@ -75,7 +84,7 @@ describe('StreamReader', () => {
   });
 
   it('iterates over lines with for await', async () => {
-    await run(async () => {
+    await vrun(async () => {
       const r = new StreamReader();
       const loop = getRunningLoop();
       loop.callLater(2, () => { r.feedData(b('a\nb\n')); });
@@ -87,7 +96,7 @@ describe('StreamReader', () => {
   });
 
   it('readExactly() waits for n bytes and throws IncompleteReadError with the partial data at EOF', async () => {
-    await run(async () => {
+    await vrun(async () => {
       const r = new StreamReader();
       const loop = getRunningLoop();
       loop.callLater(2, () => r.feedData(b('12')));
@@ -105,7 +114,7 @@ describe('StreamReader', () => {
   });
 
   it('readUntil() finds a separator split across chunks, and the earliest of several', async () => {
-    await run(async () => {
+    await vrun(async () => {
       const r = new StreamReader();
       const loop = getRunningLoop();
       r.feedData(b('abc\r'));
@@ -125,7 +134,7 @@ describe('StreamReader', () => {
   });
 
   it('readUntil() over the limit throws LimitOverrunError and leaves the data in the buffer', async () => {
-    await run(async () => {
+    await vrun(async () => {
       const r = new StreamReader({ limit: 8 });
       r.feedData(b('0123456789abcdef'));
       const err = await r.readUntil('\n').catch((e: unknown) => e);
@@ -143,7 +152,7 @@ describe('StreamReader', () => {
   });
 
   it('readLine() over the limit throws LimitOverrunError and skips that line', async () => {
-    await run(async () => {
+    await vrun(async () => {
       const r = new StreamReader({ limit: 4 });
       r.feedData(b('toolongline\nok\n'));
       await expect(r.readLine()).rejects.toBeInstanceOf(LimitOverrunError);
@@ -152,7 +161,7 @@ describe('StreamReader', () => {
   });
 
   it('a second concurrent read throws ResourceBusyError; the first one still gets the data', async () => {
-    await run(async () => {
+    await vrun(async () => {
       const r = new StreamReader();
       const loop = getRunningLoop();
       const first = loop.createTask(() => r.readLine());
@@ -166,7 +175,7 @@ describe('StreamReader', () => {
   });
 
   it('cancelling a waiting read interrupts it and loses no data', async () => {
-    await run(async () => {
+    await vrun(async () => {
       const r = new StreamReader();
       const loop = getRunningLoop();
       const t = loop.createTask(() => r.readExactly(10));
@@ -183,7 +192,7 @@ describe('StreamReader', () => {
   });
 
   it('setException() fails the waiting read and every later one', async () => {
-    await run(async () => {
+    await vrun(async () => {
       const r = new StreamReader();
       const loop = getRunningLoop();
       const boom = new Error('boom');
@@ -195,7 +204,7 @@ describe('StreamReader', () => {
   });
 
   it('pauses the transport above 2*limit and resumes at limit, or when a read must wait', async () => {
-    await run(async () => {
+    await vrun(async () => {
       const r = new StreamReader({ limit: 10 });
       const t = pausable();
       r.setTransport(t);
@@ -217,7 +226,7 @@ describe('StreamReader', () => {
   });
 
   it('returned buffers never change when more data arrives', async () => {
-    await run(async () => {
+    await vrun(async () => {
       const r = new StreamReader();
       r.feedData(b('ab'));
       r.feedData(b('cd\n'));
@@ -230,7 +239,7 @@ describe('StreamReader', () => {
   });
 
   it('validates its arguments with typed errors', async () => {
-    await run(async () => {
+    await vrun(async () => {
       expect(() => new StreamReader({ limit: 0 })).toThrow(InvalidArgumentError);
       expect(() => new StreamReader({ limit: 1.5 })).toThrow(InvalidArgumentError);
       const r = new StreamReader();

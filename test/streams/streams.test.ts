@@ -23,6 +23,7 @@ import {
   type ExceptionContext,
   type Server,
 } from '../../src/index.ts';
+import { eventually } from '../helpers.ts';
 
 const fixtures = new URL('../fixtures/streams/', import.meta.url);
 const key = readFileSync(new URL('key.pem', fixtures));
@@ -32,15 +33,6 @@ function portOf(server: Server): number {
   return (server.sockets[0] as { port: number }).port;
 }
 
-/** Waits (bounded) until `cond()` holds, polling on the loop. */
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const loop = getRunningLoop();
-  const deadline = loop.time() + ms;
-  while (!cond()) {
-    if (loop.time() > deadline) throw new Error('condition not reached in time');
-    await sleep(5);
-  }
-}
 
 async function lineEcho(reader: StreamReader, writer: StreamWriter): Promise<void> {
   for await (const line of reader) {
@@ -162,7 +154,7 @@ describe('streams over TCP', () => {
       });
       // Writing stops: the kernel buffers fill and drain() waits.
       let last = -1;
-      await until(() => {
+      await eventually(() => {
         const stalled = written === last;
         last = written;
         return stalled && written > 0;
@@ -219,7 +211,7 @@ describe('streams over TCP', () => {
       const [reader, writer] = await openConnection('127.0.0.1', portOf(server));
       const loop = getRunningLoop();
       const t = loop.createTask(() => reader.readLine());
-      await until(() => reader.bufferedSize === 3);
+      await eventually(() => reader.bufferedSize === 3);
       t.cancel();
       await expect(t).rejects.toBeInstanceOf(CancelledError);
       writer.write('go\n');

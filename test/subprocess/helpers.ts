@@ -18,12 +18,5 @@ export function isDead(pid: number): boolean {
   return s === null || s === 'Z' || s === 'X';
 }
 
-/** Polls `cond` every 20 ms for at most `ms`. */
-export async function eventually(cond: () => boolean, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return cond();
-}
+
+export { pollUntil } from '../helpers.ts';

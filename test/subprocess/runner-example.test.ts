@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { run } from '../../src/index.ts';
 import { serve } from '../../examples/servers/runner.ts';
-import { eventually, isDead, procState } from './helpers.ts';
+import { pollUntil, isDead, procState } from './helpers.ts';
+import { pollOrThrow } from '../helpers.ts';
 
 const SERVER = fileURLToPath(new URL('../../examples/servers/runner.ts', import.meta.url));
 
@@ -48,10 +49,6 @@ afterEach(() => {
   }
 });
 
-/** Polls `cond` every 10 ms; throws after `ms`. */
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  if (!(await eventually(cond, ms))) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
 
 /** Starts the example as `node runner.ts --port 0 ...flags` and waits for its `listening on` line. */
 async function startServer(...flags: string[]): Promise<ServerProcess> {
@@ -70,7 +67,7 @@ async function startServer(...flags: string[]): Promise<ServerProcess> {
   child.stdout.on('data', lines(out));
   child.stderr.on('data', lines(err));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await until(() => out.length > 0 || child.exitCode !== null, 20_000, 'the runner to listen');
+  await pollOrThrow(() => out.length > 0 || child.exitCode !== null, 20_000, 'the runner to listen');
   const m = /^listening on (127\.0\.0\.1):(\d+)$/.exec(out[0] ?? '');
   if (m === null) throw new Error(`unexpected first line ${JSON.stringify(out[0])}; stderr: ${err.join('\n')}`);
   return { child, url: `ws://${m[1]}:${m[2]}/`, err, exited };
@@ -109,7 +106,7 @@ class Client {
   /** Waits for a message about `id` that `pred` accepts. */
   async next(id: string | number, pred: (m: Msg) => boolean, ms = 10_000, what = 'a message'): Promise<Msg> {
     let found: Msg | undefined;
-    await until(() => (found = this.of(id).find(pred)) !== undefined, ms, `${what} for run ${JSON.stringify(id)}`);
+    await pollOrThrow(() => (found = this.of(id).find(pred)) !== undefined, ms, `${what} for run ${JSON.stringify(id)}`);
     return found!;
   }
 
@@ -160,7 +157,7 @@ describe('runner example (child process)', () => {
     c.send({ id: 1, cmd: 'rm', args: ['-rf', '/'] });
     expect((await c.next(1, (m) => m.error !== undefined)).error).toMatch(/^unknown command "rm"/);
     c.send('{not json');
-    await until(() => c.messages.some((m) => m.id === undefined && m.error?.startsWith('bad JSON') === true), 5000, 'bad JSON reply');
+    await pollOrThrow(() => c.messages.some((m) => m.id === undefined && m.error?.startsWith('bad JSON') === true), 5000, 'bad JSON reply');
     c.send({ id: 2, cmd: 'echo', args: ['ok', 3] });
     expect((await c.next(2, (m) => m.error !== undefined)).error).toMatch(/must be a string/);
     c.send({ id: 3, cmd: 'echo', args: Array.from({ length: 65 }, () => 'x') });
@@ -168,7 +165,7 @@ describe('runner example (child process)', () => {
     c.send({ id: 4, cmd: 'date', args: ['-s', '2000-01-01'] });
     expect((await c.next(4, (m) => m.error !== undefined)).error).toMatch(/^date takes only/);
     c.send({ cmd: 'echo' });
-    await until(() => c.messages.some((m) => m.id === undefined && m.error?.includes('"id"') === true), 5000, 'missing id reply');
+    await pollOrThrow(() => c.messages.some((m) => m.id === undefined && m.error?.includes('"id"') === true), 5000, 'missing id reply');
     // None of them started anything.
     expect(c.messages.filter((m) => m.started !== undefined)).toEqual([]);
 
@@ -223,7 +220,7 @@ describe('runner example (child process)', () => {
     expect(isDead(sleeper)).toBe(false);
     expect(isDead(writer)).toBe(false);
     c.ws.terminate();
-    expect(await eventually(() => isDead(sleeper) && isDead(writer), 15_000)).toBe(true);
+    expect(await pollUntil(() => isDead(sleeper) && isDead(writer), 15_000)).toBe(true);
     expect(() => process.kill(sleeper, 0)).toThrow();
     expect(() => process.kill(writer, 0)).toThrow();
     // The server is fine and serves the next client.
@@ -278,7 +275,7 @@ describe('runner example (child process)', () => {
     // The client heard how its run ended, then was closed with 1001 (going away).
     expect(c.of(1).find((m) => m.error !== undefined)?.error).toMatch(/^cancelled: .*shutting down/);
     expect(c.of(1).find((m) => m.exit !== undefined)?.exit).toMatchObject({ returncode: -15, signal: 'SIGTERM' });
-    await until(() => c.closeCode !== null, 5000, 'the close frame');
+    await pollOrThrow(() => c.closeCode !== null, 5000, 'the close frame');
     expect(c.closeCode).toBe(1001);
     expect(server.err.join('\n')).toContain(`${signal}: shutting down`);
   });
@@ -297,7 +294,7 @@ describe('runner example (serve() in-process)', () => {
       expect(await c.exit('hi')).toEqual({ returncode: 0, signal: null, timedOut: false });
       expect(c.chunks('hi').join('')).toBe('hello world\n');
       await Promise.all([served.close(), served.close()]);
-      await until(() => c.closeCode !== null, 5000, 'the close frame');
+      await pollOrThrow(() => c.closeCode !== null, 5000, 'the close frame');
       expect(c.closeCode).toBe(1001);
     });
     expect(log.some((l) => l.includes('echo hello world'))).toBe(true);

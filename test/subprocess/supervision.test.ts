@@ -12,7 +12,7 @@ import {
   type ExceptionContext,
   type Logger,
 } from '../../src/index.ts';
-import { eventually, isDead, procState } from './helpers.ts';
+import { pollUntil, isDead, procState } from './helpers.ts';
 
 function captureLogger(lines: string[]): Logger {
   const log =
@@ -50,7 +50,7 @@ describe('child supervision', () => {
     });
     expect(procState(pid)).toBeNull();
     // The grandchildren are not our children (init reaps them): they must at least be dead.
-    expect(await eventually(() => grandchildren.every(isDead))).toBe(true);
+    expect(await pollUntil(() => grandchildren.every(isDead))).toBe(true);
   });
 
   it('processGroup: kill() and the timeout reach the whole group', async () => {
@@ -62,7 +62,7 @@ describe('child supervision', () => {
       expect(await proc.wait()).toBe(-15);
       expect(proc.timedOut).toBe(true);
     });
-    expect(await eventually(() => grandchildren.every(isDead))).toBe(true);
+    expect(await pollUntil(() => grandchildren.every(isDead))).toBe(true);
   });
 
   it('cancelling a task that awaits wait() leaves the child running; a later wait() works', async () => {
@@ -116,7 +116,7 @@ describe('child supervision', () => {
       );
       await expect(task).rejects.toBeInstanceOf(CancelledError);
       // Killed and reaped while the loop still runs, not at its end.
-      expect(await eventually(() => wraps() === before)).toBe(true);
+      expect(await pollUntil(() => wraps() === before)).toBe(true);
     });
     expect(made).toBe(false);
   });
@@ -141,6 +141,6 @@ describe('child supervision', () => {
     loop.close();
     expect(seen.map((c) => c.message)).toEqual([expect.stringMatching(/^unclosed subprocess transport <SubprocessTransport pid=\d+ running 'sleep'>/)]);
     // Node reaps it as soon as this process's event loop turns.
-    expect(await eventually(() => procState(pid) === null)).toBe(true);
+    expect(await pollUntil(() => procState(pid) === null)).toBe(true);
   });
 });

@@ -1,6 +1,7 @@
 // Faults, each one ending in a typed error: refused, reset, DNS, a peer that never
 // reads (memory bounded by the water marks), half-close, and 5,000 connections with no
 // leaked handles.
+import { constants } from 'node:os';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ConnectionRefusedError, ConnectionResetError, DnsError, Protocol, type Loop, type Transport } from '../../src/index.ts';
@@ -87,7 +88,7 @@ describe('faults', () => {
     await runLoop(async (loop) => {
       const err = await loop.createConnection(() => new Recorder(), { host: '127.0.0.1', port }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConnectionRefusedError);
-      expect(err).toMatchObject({ code: 'ERR_PROTOLOOP_CONNECTION_REFUSED', errno: 'ECONNREFUSED' });
+      expect(err).toMatchObject({ code: 'ECONNREFUSED', errno: -constants.errno.ECONNREFUSED, syscall: 'connect' });
       expect((err as Error).cause).toBeInstanceOf(Error);
     });
   });
@@ -96,7 +97,7 @@ describe('faults', () => {
     await runLoop(async (loop) => {
       const err = await within(20_000, loop.createConnection(() => new Recorder(), { host: 'no-such-host.invalid', port: 80 }).catch((e: unknown) => e));
       expect(err).toBeInstanceOf(DnsError);
-      expect(err).toMatchObject({ code: 'ERR_PROTOLOOP_DNS' });
+      expect(err).toMatchObject({ code: expect.stringMatching(/^(ENOTFOUND|EAI_AGAIN)$/) as unknown, syscall: 'getaddrinfo' });
       expect((err as Error).message).toContain('no-such-host.invalid');
     });
   });
@@ -111,7 +112,7 @@ describe('faults', () => {
         const [t, client] = await loop.createConnection(() => new Recorder(), { host: '127.0.0.1', port: peer.port });
         const exc = await within(5000, client.lost);
         expect(exc).toBeInstanceOf(ConnectionResetError);
-        expect(exc).toMatchObject({ code: 'ERR_PROTOLOOP_CONNECTION_RESET', errno: 'ECONNRESET' });
+        expect(exc).toMatchObject({ code: 'ECONNRESET', errno: -constants.errno.ECONNRESET });
         expect(client.data.toString()).toBe('partial');
         expect(client.calls).toEqual(['made', 'data', 'lost']);
         // Writes after the peer broke the connection are dropped, not thrown.

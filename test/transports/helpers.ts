@@ -118,17 +118,5 @@ export function portOf(server: { sockets: Array<{ port: number } | string> }): n
   return s.port;
 }
 
-/** Awaits `x` for at most `ms`, else throws. */
-export async function within<T>(ms: number, x: PromiseLike<T>, what = 'operation'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      x,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+
+export { within } from '../helpers.ts';

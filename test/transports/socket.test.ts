@@ -6,7 +6,7 @@ import path from 'node:path';
 import { inspect } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, Protocol, SocketTransport, TransportClosedError, type Loop, type Transport } from '../../src/index.ts';
-import { setRewrapAccepted } from '../../src/transports/net/buffered-read.ts';
+import { setRewrapAccepted } from '../../src/transports/net/node-internals.ts';
 import { BufferedEcho, EchoProtocol, Recorder, payload, portOf, runLoop, within } from './helpers.ts';
 
 async function echoRoundTrip(loop: Loop, factory: () => Protocol | BufferedEcho, size: number): Promise<void> {
@@ -290,7 +290,7 @@ describe('SocketTransport', () => {
       },
       { debug: true, logger },
     );
-    expect(warnings.find((w) => w.includes('Slow.dataReceived()'))).toMatch(/Executing Slow\.dataReceived\(\) took \d+\.\d{3} seconds/);
+    expect(warnings.find((w) => w.includes('Slow.dataReceived()'))).toMatch(/Executing Slow\.dataReceived\(\) on <SocketTransport TCP open .*> took \d+\.\d{3} seconds/);
   });
 
   it('connects by host name (Happy Eyeballs on and off), and honours an aborted signal', async () => {

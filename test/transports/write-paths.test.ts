@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BufferedProtocol, Protocol, type Loop, type Server, type Transport } from '../../src/index.ts';
-import { setDirectWrites } from '../../src/transports/net/socket-transport.ts';
+import { setDirectWrites } from '../../src/transports/net/node-internals.ts';
 import { runLoop } from './helpers.ts';
 
 const TOTAL = 6 * 1024 * 1024;

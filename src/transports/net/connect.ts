@@ -8,12 +8,15 @@
  * @module
  */
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { nodeTls } from '../../loop/lazy.ts';
 import { InvalidArgumentError } from '../../errors.ts';
 import type { Future } from '../../loop/future.ts';
 import { outsideTask } from '../../loop/internal.ts';
+import { kNetworkConnect } from '../../loop/symbols.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { mapSocketError } from '../map-error.ts';
+import type { Network } from '../network.ts';
 import { ONREAD, SocketTransport, type StreamProtocol } from './socket-transport.ts';
 import { DEFAULT_TLS_HANDSHAKE_TIMEOUT, resolveTlsOption, waitHandshake, type TlsClientOptions, type TlsServerOptions } from './tls.ts';
 
@@ -41,6 +44,8 @@ export interface ConnectionOptions {
   keepAlive?: boolean | number;
   /** Aborting it abandons the connect (the promise rejects with the signal's reason). */
   signal?: AbortSignal;
+  /** Connect on this network instead of the OS's (`MemoryNetwork` from `protoloop/testing`); the transport is then that network's. */
+  network?: Network;
 }
 
 /** Options of `loop.createUnixConnection()`. */
@@ -119,6 +124,7 @@ function checkPort(port: unknown, what: string): number {
  * `InvalidArgumentError` (bad options), or the signal's reason.
  */
 export async function createConnection<P extends StreamProtocol>(loop: Loop, protocolFactory: StreamProtocolFactory<P>, options: ConnectionOptions): Promise<[SocketTransport, P]> {
+  if (options?.network != null) return (await options.network[kNetworkConnect](loop, protocolFactory, options)) as unknown as [SocketTransport, P];
   checkFactory(protocolFactory, 'createConnection');
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('createConnection() needs options with at least { port }');
   const port = checkPort(options.port, 'createConnection() options');
@@ -142,7 +148,7 @@ export async function createConnection<P extends StreamProtocol>(loop: Loop, pro
   if (options.happyEyeballsDelay !== undefined) connectOptions.autoSelectFamilyAttemptTimeout = Math.max(10, options.happyEyeballsDelay);
   if (tlsOptions !== undefined) {
     const { handshakeTimeout, ...rest } = tlsOptions;
-    const sock = outsideTask(() => tls.connect({ ...connectOptions, ...rest, servername: rest.servername ?? (net.isIP(host) === 0 ? host : undefined), allowHalfOpen: true } as tls.ConnectionOptions));
+    const sock = outsideTask(() => nodeTls().connect({ ...connectOptions, ...rest, servername: rest.servername ?? (net.isIP(host) === 0 ? host : undefined), allowHalfOpen: true } as tls.ConnectionOptions));
     await waitHandshake(loop, sock, 'secureConnect', handshakeTimeout ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT, what, signal);
     return await adopt(loop, sock, makeProtocol(protocolFactory, sock), false);
   }
@@ -160,7 +166,7 @@ export async function createUnixConnection<P extends StreamProtocol>(loop: Loop,
   options.signal?.throwIfAborted();
   if (tlsOptions !== undefined) {
     const { handshakeTimeout, ...rest } = tlsOptions;
-    const sock = outsideTask(() => tls.connect({ ...rest, path, allowHalfOpen: true } as tls.ConnectionOptions));
+    const sock = outsideTask(() => nodeTls().connect({ ...rest, path, allowHalfOpen: true } as tls.ConnectionOptions));
     await waitHandshake(loop, sock, 'secureConnect', handshakeTimeout ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT, path, options.signal);
     return await adopt(loop, sock, makeProtocol(protocolFactory, sock), false, { path });
   }
@@ -183,7 +189,7 @@ export async function connectAcceptedSocket<P extends StreamProtocol>(loop: Loop
   let sock: net.Socket = socket;
   if (tlsOptions !== undefined) {
     const { handshakeTimeout, ...rest } = tlsOptions;
-    const t = outsideTask(() => new tls.TLSSocket(socket, { ...rest, isServer: true, secureContext: rest.secureContext ?? tls.createSecureContext(rest) } as tls.TLSSocketOptions));
+    const t = outsideTask(() => new (nodeTls().TLSSocket)(socket, { ...rest, isServer: true, secureContext: rest.secureContext ?? nodeTls().createSecureContext(rest) } as tls.TLSSocketOptions));
     await waitHandshake(loop, t, 'secure', handshakeTimeout ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT, socket.remoteAddress ?? 'the peer');
     sock = t;
   }

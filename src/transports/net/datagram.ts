@@ -1,23 +1,20 @@
 /**
  * UDP: the datagram transport over `dgram`, and `createDatagramEndpoint`.
  *
- * ```
- * open --close()--> closing --(queued sends done)--> closed   connectionLost(undefined)
- * open --abort()----------------------------------> closed   connectionLost(undefined)
- * ```
  * Send and receive errors (ICMP port unreachable on a connected socket, ...) go to the
  * protocol's `errorReceived(exc)`; the endpoint stays open, as in asyncio.
  * @module
  */
 import dgram from 'node:dgram';
-import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { InvalidArgumentError, TransportClosedError } from '../../errors.ts';
-import { kDescribe, outsideTask } from '../../loop/internal.ts';
+import { outsideTask } from '../../loop/internal.ts';
+import { kDescribe } from '../../loop/symbols.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
 import type { DatagramAddress, DatagramProtocol } from '../../protocols/protocols.ts';
-import { FlowControl } from '../flow-control.ts';
+import { TransportBase } from '../base.ts';
+import { kTransport } from '../../loop/symbols.ts';
 import { mapSocketError } from '../map-error.ts';
 import type { DatagramTransport } from '../transports.ts';
 
@@ -39,8 +36,6 @@ export interface DatagramEndpointOptions {
   ipv6Only?: boolean;
 }
 
-type State = 'open' | 'closing' | 'closed';
-const kTransport = Symbol('protoloop.datagramTransport');
 type OwnedSocket = dgram.Socket & { [kTransport]?: DatagramSocketTransport };
 
 function dgramOnMessage(this: OwnedSocket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -52,38 +47,44 @@ function dgramOnError(this: OwnedSocket, err: Error): void {
 function dgramOnClose(this: OwnedSocket): void {
   this[kTransport]?.onClose();
 }
+function abortDatagram(t: DatagramSocketTransport): void {
+  t.abort();
+}
 
-/** A UDP transport. Created by `loop.createDatagramEndpoint()`. */
-export class DatagramSocketTransport implements DatagramTransport {
-  #loop: Loop;
-  #socket: OwnedSocket;
-  #protocol: DatagramProtocol;
-  #state: State = 'open';
-  #lost = false;
+/**
+ * A UDP transport. Created by `loop.createDatagramEndpoint()`. Its lifecycle and exit
+ * path are the base's (src/transports/base.ts):
+ * ```
+ * open --close()--> closing --(queued sends done)--> closed   connectionLost(undefined)
+ * open --abort() or a protocol exception-----------> closed   connectionLost(exc)
+ * ```
+ */
+export class DatagramSocketTransport extends TransportBase<DatagramProtocol> implements DatagramTransport {
+  readonly #socket: OwnedSocket;
   #inFlight = 0;
-  #remote: DatagramAddress | undefined;
-  readonly #flow: FlowControl;
+  readonly #remote: DatagramAddress | undefined;
   readonly #token: ResourceToken;
-  #onSent: (err: Error | null) => void;
-  #sentSize = new Array<number>();
+  readonly #onSent: (err: Error | null) => void;
+  readonly #sentSize: number[] = [];
 
   /** @internal Use `loop.createDatagramEndpoint()`. */
   constructor(loop: Loop, socket: dgram.Socket, protocol: DatagramProtocol, remote: DatagramAddress | undefined) {
-    this.#loop = loop;
+    super(loop, protocol);
     this.#socket = socket as OwnedSocket;
-    this.#protocol = protocol;
     this.#remote = remote;
-    this.#flow = new FlowControl((m) => this.#call(m));
+    this.flowControl();
+    // One per endpoint (not per datagram): dgram calls it without a `this`.
     this.#onSent = (err) => this.#sent(err);
-    this.#token = trackResource(loop, 'datagram transport', this, (t) => t.abort());
+    this.#token = trackResource(loop, 'datagram transport', this, abortDatagram);
     this.#socket[kTransport] = this;
     this.#socket.on('message', dgramOnMessage).on('error', dgramOnError).on('close', dgramOnClose);
     loop.callSoon(datagramMade, this);
   }
 
   /** @internal */
-  made(): void {
-    this.#call('connectionMade', this);
+  makeConnection(): void {
+    this.made = true;
+    this.callProtocol('connectionMade', this);
   }
 
   /**
@@ -93,7 +94,7 @@ export class DatagramSocketTransport implements DatagramTransport {
    */
   sendto(data: Uint8Array | string, addr?: DatagramAddress): void {
     if (typeof data !== 'string' && !(data instanceof Uint8Array)) throw new InvalidArgumentError('sendto() takes a string or a Uint8Array');
-    if (this.#state !== 'open') throw new TransportClosedError('sendto() on a closed datagram transport');
+    if (this.lifecycle !== 'open') throw new TransportClosedError('sendto() on a closed datagram transport');
     if (this.#remote !== undefined && addr !== undefined && (addr.address !== this.#remote.address || addr.port !== this.#remote.port)) {
       throw new InvalidArgumentError(`sendto() on a connected endpoint may only target ${this.#remote.address}:${this.#remote.port}`);
     }
@@ -104,118 +105,80 @@ export class DatagramSocketTransport implements DatagramTransport {
     this.#sentSize.push(buf.length);
     if (this.#remote !== undefined) this.#socket.send(buf, this.#onSent);
     else this.#socket.send(buf, addr!.port, addr!.address, this.#onSent);
-    this.#flow.afterWrite(this.#inFlight);
+    this.afterWrite(this.#inFlight);
   }
 
   #sent(err: Error | null): void {
     this.#inFlight -= this.#sentSize.shift() ?? 0;
-    if (err !== null && this.#state !== 'closed') this.#call('errorReceived', mapSocketError(err));
-    if (this.#state === 'closing' && this.#inFlight === 0) this.#forceClose(undefined);
-    else if (this.#state === 'open') this.#flow.afterDrain(this.#inFlight);
+    if (err !== null && this.lifecycle !== 'closed') this.#error(mapSocketError(err));
+    if (this.lifecycle === 'closing' && this.#inFlight === 0) this.forceClose(undefined);
+    else if (this.lifecycle === 'open') this.afterDrain(this.#inFlight);
   }
 
   /** @internal */
   onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (this.#state !== 'open') return;
+    if (this.lifecycle !== 'open') return;
     const addr: DatagramAddress = { address: rinfo.address, port: rinfo.port, family: rinfo.family as 'IPv4' | 'IPv6' };
-    if (this.#loop.isRunning()) this.#call('datagramReceived', msg, addr);
-    else this.#loop.callSoon(datagramDeliver, this, msg, addr);
+    if (this.loop.isRunning() && this.made) this.callProtocol('datagramReceived', msg, addr);
+    else this.loop.callSoon(datagramDeliver, this, msg, addr);
   }
 
   /** @internal */
   deliver(msg: Buffer, addr: DatagramAddress): void {
-    if (this.#state === 'open') this.#call('datagramReceived', msg, addr);
+    if (this.lifecycle === 'open') this.callProtocol('datagramReceived', msg, addr);
   }
 
   /** @internal */
   onError(err: Error): void {
-    if (this.#state === 'closed') return;
-    const exc = mapSocketError(err);
-    if (this.#loop.isRunning()) this.#call('errorReceived', exc);
-    else this.#loop.callSoon(datagramError, this, exc);
+    if (this.lifecycle === 'closed') return;
+    this.#error(mapSocketError(err));
+  }
+
+  #error(exc: Error): void {
+    if (this.loop.isRunning() && this.made) this.callProtocol('errorReceived', exc);
+    else this.loop.callSoon(datagramError, this, exc);
   }
 
   /** @internal */
   deliverError(exc: Error): void {
-    if (this.#state !== 'closed') this.#call('errorReceived', exc);
+    if (this.lifecycle !== 'closed') this.callProtocol('errorReceived', exc);
   }
 
   /** @internal */
   onClose(): void {
-    this.#forceClose(undefined);
+    this.forceClose(undefined);
   }
 
   /** Bytes handed to `sendto()` and not yet sent. */
-  getWriteBufferSize(): number {
+  override getWriteBufferSize(): number {
     return this.#inFlight;
-  }
-
-  /** See `WriteTransport.setWriteBufferLimits`. */
-  setWriteBufferLimits(high?: number, low?: number): void {
-    this.#flow.setLimits(this.#inFlight, high, low);
-  }
-
-  /** `[low, high]`, bytes. */
-  getWriteBufferLimits(): [low: number, high: number] {
-    return [this.#flow.low, this.#flow.high];
-  }
-
-  /** Whether the transport is closing or closed. */
-  isClosing(): boolean {
-    return this.#state !== 'open';
   }
 
   /** Closes once queued datagrams are sent; `connectionLost(undefined)` follows. Idempotent. */
   close(): void {
-    if (this.#state !== 'open') return;
-    this.#state = 'closing';
-    if (this.#inFlight === 0) this.#forceClose(undefined);
+    if (this.lifecycle !== 'open') return;
+    this.lifecycle = 'closing';
+    this.closedByUser = true;
+    if (this.#inFlight === 0) this.forceClose(undefined);
   }
 
   /** Closes at once, dropping queued datagrams. Idempotent. */
   abort(): void {
-    this.#forceClose(undefined);
+    this.closedByUser = true;
+    this.forceClose(undefined);
   }
 
-  #forceClose(exc: Error | undefined): void {
-    if (this.#state === 'closed') return;
-    this.#state = 'closed';
+  protected override release(): void {
     this.#token.untrack();
     try {
       this.#socket.close();
     } catch {
       // already closed
     }
-    try {
-      this.#loop.callSoon(datagramLost, this, exc);
-    } catch {
-      // loop closed
-    }
   }
 
-  /** @internal */
-  lost(exc: Error | undefined): void {
-    if (this.#lost) return;
-    this.#lost = true;
-    this.#call('connectionLost', exc);
+  protected override afterLost(): void {
     this.#socket[kTransport] = undefined;
-  }
-
-  #call(method: string, ...args: unknown[]): void {
-    if (method !== 'connectionLost' && method !== 'connectionMade' && this.#lost) return;
-    const p = this.#protocol as unknown as Record<string, (...a: unknown[]) => unknown>;
-    const debug = this.#loop.getDebug();
-    const t0 = debug ? performance.now() : 0;
-    try {
-      p[method]!(...args);
-    } catch (exception) {
-      this.#loop.callExceptionHandler({ message: `Fatal error on datagram transport: protocol.${method}() call failed`, exception, protocol: this.#protocol, transport: this });
-      this.#forceClose(exception instanceof Error ? exception : undefined);
-    }
-    if (debug) {
-      const dt = performance.now() - t0;
-      if (dt >= this.#loop.slowCallbackDuration) this.#loop.reportSlow(`${this.#protocol.constructor.name}.${method}()`, dt, { protocol: this.#protocol, transport: this });
-    }
   }
 
   /** `sockname` (`{ address, port, family }`), `peername` (if connected), `socket` (the `dgram.Socket`). */
@@ -232,22 +195,12 @@ export class DatagramSocketTransport implements DatagramTransport {
     return defaultValue;
   }
 
-  /** Replaces the protocol. */
-  setProtocol(protocol: DatagramProtocol): void {
-    this.#protocol = protocol;
-  }
-
-  /** The current protocol. */
-  getProtocol(): DatagramProtocol {
-    return this.#protocol;
-  }
-
   /** @internal */
   [kDescribe](): string {
     return this.toString();
   }
 
-  toString(): string {
+  override toString(): string {
     let local = '';
     try {
       const a = this.#socket.address();
@@ -256,7 +209,7 @@ export class DatagramSocketTransport implements DatagramTransport {
       // not bound or closed
     }
     const remote = this.#remote === undefined ? '' : ` remote=${this.#remote.address}:${this.#remote.port}`;
-    return `<DatagramSocketTransport ${this.#state}${local}${remote} inFlight=${this.#inFlight}>`;
+    return `<DatagramSocketTransport ${this.lifecycle}${local}${remote} inFlight=${this.#inFlight}>`;
   }
 
   /** @internal */
@@ -266,16 +219,13 @@ export class DatagramSocketTransport implements DatagramTransport {
 }
 
 function datagramMade(t: DatagramSocketTransport): void {
-  t.made();
+  t.makeConnection();
 }
 function datagramDeliver(t: DatagramSocketTransport, msg: Buffer, addr: DatagramAddress): void {
   t.deliver(msg, addr);
 }
 function datagramError(t: DatagramSocketTransport, exc: Error): void {
   t.deliverError(exc);
-}
-function datagramLost(t: DatagramSocketTransport, exc: Error | undefined): void {
-  t.lost(exc);
 }
 
 function once(socket: dgram.Socket, run: (cb: () => void) => void): Promise<void> {
@@ -291,7 +241,7 @@ function once(socket: dgram.Socket, run: (cb: () => void) => void): Promise<void
 
 /**
  * Creates a UDP endpoint. Resolves once `connectionMade` ran. Rejects with a typed
- * error (`ConnectionError` with `errno` such as `EADDRINUSE`, `DnsError`) if binding or
+ * error (`ConnectionError` with `code` such as `EADDRINUSE`, `DnsError`) if binding or
  * connecting fails, {@link InvalidArgumentError} for bad options.
  */
 export async function createDatagramEndpoint<P extends DatagramProtocol>(loop: Loop, protocolFactory: () => P, options: DatagramEndpointOptions = {}): Promise<[DatagramSocketTransport, P]> {

@@ -5,13 +5,16 @@
 import fs from 'node:fs';
 import type net from 'node:net';
 import { InvalidArgumentError } from '../../errors.ts';
+import { kNetworkListen } from '../../loop/symbols.ts';
 import type { Loop } from '../../loop/loop.ts';
+import type { Network } from '../network.ts';
 import { Server, type ListenSpec } from './server.ts';
 import type { StreamProtocol } from './socket-transport.ts';
 import { makeTlsServer, resolveTlsOption, type TlsServerOptions } from './tls.ts';
+import { resolveLimits, type ServerLimitOptions } from '../server-limits.ts';
 
-/** Options of `loop.createServer()`. */
-export interface ServerOptions {
+/** Options of `loop.createServer()`; with the limits every server takes (`maxConnections`, `idleTimeout`). */
+export interface ServerOptions extends ServerLimitOptions {
   /** Host(s) to listen on: a name, an address, or a list (one listening socket each). Default: every interface (`::`, dual-stack, or `0.0.0.0`). */
   host?: string | string[];
   /** TCP port. Default 0 (the OS picks one; see `server.sockets`). */
@@ -24,14 +27,16 @@ export interface ServerOptions {
   reusePort?: boolean;
   /** Listen on IPv6 only (no IPv4-mapped addresses) when listening on `::`. Default false. */
   ipv6Only?: boolean;
-  /** TLS: Node's `tls.createServer()` options (`key`, `cert`, `ALPNProtocols`, `SNICallback`, ...) plus `handshakeTimeout` (ms, default 60_000). */
+  /** TLS: Node's `tls.createServer()` options (`key`, `cert`, `ALPNProtocols`, `SNICallback`, ...) plus `handshakeTimeout` (ms, default 10_000 on a server). */
   tls?: TlsServerOptions;
   /** Start accepting at once. Default true; with false, the sockets are bound and connections wait until `startServing()`. */
   startServing?: boolean;
+  /** Listen on this network instead of the OS's (`MemoryNetwork` from `protoloop/testing`); the server is then that network's. */
+  network?: Network;
 }
 
-/** Options of `loop.createUnixServer()`. */
-export interface UnixServerOptions {
+/** Options of `loop.createUnixServer()`; with the limits every server takes (`maxConnections`, `idleTimeout`). */
+export interface UnixServerOptions extends ServerLimitOptions {
   /** Listen backlog. Default 100. */
   backlog?: number;
   /** TLS over the Unix socket. */
@@ -51,6 +56,7 @@ function checkCommon(options: { backlog?: unknown; startServing?: unknown }, wha
 
 /** Creates, binds and (unless `startServing: false`) starts a TCP/TLS server. */
 export async function createServer(loop: Loop, protocolFactory: () => StreamProtocol, options: ServerOptions = {}): Promise<Server> {
+  if (options?.network != null) return (await options.network[kNetworkListen](loop, protocolFactory, options)) as unknown as Server;
   const what = 'createServer() options';
   if (typeof protocolFactory !== 'function') throw new InvalidArgumentError('createServer() needs a protocol factory (a function returning a Protocol or BufferedProtocol)');
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('createServer() options must be an object');
@@ -68,7 +74,7 @@ export async function createServer(loop: Loop, protocolFactory: () => StreamProt
     if (options.reusePort === true) o.reusePort = true;
     return { options: o, tls: tlsOptions };
   });
-  const server = new Server(loop, protocolFactory, specs, makeTlsServer);
+  const server = new Server(loop, protocolFactory, specs, makeTlsServer, resolveLimits(options, what));
   await server.bind();
   if (options.startServing !== false) await server.startServing();
   return server;
@@ -89,7 +95,8 @@ export async function createUnixServer(loop: Loop, protocolFactory: () => Stream
       // Nothing there (or not ours to remove): listen() reports what matters.
     }
   }
-  const server = new Server(loop, protocolFactory, [{ options: { path, backlog: options.backlog ?? 100 }, tls: tlsOptions }], makeTlsServer);
+  const limits = resolveLimits(options, what);
+  const server = new Server(loop, protocolFactory, [{ options: { path, backlog: options.backlog ?? 100 }, tls: tlsOptions }], makeTlsServer, limits);
   await server.bind();
   if (options.startServing !== false) await server.startServing();
   return server;

@@ -15,13 +15,16 @@ import type tls from 'node:tls';
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../../errors.ts';
 import type { Future } from '../../loop/future.ts';
-import { kDescribe, outsideTask } from '../../loop/internal.ts';
+import { outsideTask } from '../../loop/internal.ts';
+import { kDescribe } from '../../loop/symbols.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
-import { acceptWithOnread } from './buffered-read.ts';
+import { acceptWithOnread } from './node-internals.ts';
 import { mapSocketError } from '../map-error.ts';
-import { SocketTransport, type StreamProtocol, type TransportOwner } from './socket-transport.ts';
+import { ONREAD, SocketTransport, type StreamProtocol, type TransportOwner } from './socket-transport.ts';
 import type { ServerLike } from '../transports.ts';
+import { ServerCounters, type ServerLimits, type ServerStats } from '../server-limits.ts';
+import { kLostExc } from '../../loop/symbols.ts';
 
 /** What a server needs of each client connection. */
 export interface ServerClient {
@@ -53,9 +56,30 @@ export abstract class BaseServer implements ServerLike {
   #serving: Future<void> | null = null;
   #token: ResourceToken | null = null;
   #listening: Promise<void> | null = null;
+  /** @internal What the server counts (see {@link stats}). */
+  readonly counters: ServerCounters;
 
   constructor(loop: Loop) {
     this.loop = loop;
+    this.counters = new ServerCounters(loop, () => this.toString());
+  }
+
+  /**
+   * What the server counted: connections open now and accepted so far, those refused by
+   * `maxConnections`, cut by `idleTimeout` or `handshakeTimeout`, dropped by their peer
+   * (reset, broken pipe, WebSocket 1006) or closed for malformed input.
+   */
+  stats(): ServerStats {
+    const c = this.counters;
+    return {
+      connections: this.#clients.size,
+      accepted: c.accepted,
+      rejected: c.rejected,
+      idleClosed: c.idleClosed,
+      handshakeTimeouts: c.handshakeTimeouts,
+      peerDrops: c.peerDrops,
+      malformed: c.malformed,
+    };
   }
 
   /** Starts listening (binds and accepts). Called once by {@link startServing}. */
@@ -249,6 +273,10 @@ function serverOnConnection(this: OwnedNetServer, socket: net.Socket): void {
   if (s === undefined) socket.destroy();
   else s.acceptSocket(socket, 'data');
 }
+/** A TLS server's raw connection: refused at once beyond maxConnections, before any handshake work. */
+function serverOnRawTlsConnection(this: OwnedNetServer, socket: net.Socket): void {
+  this[kServer]?.checkCapacity(socket);
+}
 function serverOnSecureConnection(this: OwnedNetServer, socket: tls.TLSSocket): void {
   const s = this[kServer];
   if (s === undefined) socket.destroy();
@@ -257,7 +285,10 @@ function serverOnSecureConnection(this: OwnedNetServer, socket: tls.TLSSocket): 
 function serverOnTlsClientError(this: OwnedNetServer, err: Error, socket: tls.TLSSocket): void {
   socket.destroy();
   const s = this[kServer];
-  if (s !== undefined && s.loop.getDebug()) s.loop.logger.debug(`${s.toString()}: TLS handshake failed: ${mapSocketError(err).message}`);
+  if (s === undefined) return;
+  // A client that fails or stalls its handshake is the peer's doing: counted, logged at debug level.
+  if ((err as { code?: unknown }).code === 'ERR_TLS_HANDSHAKE_TIMEOUT') s.counters.handshakeTimedOut('TLS');
+  else s.counters.badHandshake(`TLS handshake failed: ${mapSocketError(err).message}`);
 }
 function serverOnError(this: OwnedNetServer, err: Error): void {
   const s = this[kServer];
@@ -275,14 +306,22 @@ export class Server extends BaseServer {
   #servers: OwnedNetServer[] = [];
   /** Connections accepted before startServing(), waiting. */
   #early: [net.Socket, AcceptedKind][] = [];
-  readonly #owner: TransportOwner = { attach: (t) => this.attach(t), detach: (t) => this.detach(t) };
+  readonly #owner: TransportOwner = {
+    attach: (t) => this.attach(t),
+    detach: (t) => {
+      this.counters.ended(t[kLostExc]);
+      this.detach(t);
+    },
+  };
+  readonly #limits: ServerLimits;
 
   /** @internal Use `loop.createServer()` / `loop.createUnixServer()`. */
-  constructor(loop: Loop, factory: ProtocolFactory<StreamProtocol>, specs: ListenSpec[], makeTls: TlsServerMaker | null) {
+  constructor(loop: Loop, factory: ProtocolFactory<StreamProtocol>, specs: ListenSpec[], makeTls: TlsServerMaker | null, limits: ServerLimits) {
     super(loop);
     this.#factory = factory;
     this.#specs = specs;
     this.#makeTls = makeTls;
+    this.#limits = limits;
   }
 
   /**
@@ -305,7 +344,9 @@ export class Server extends BaseServer {
         const srv = outsideTask(() => this.#makeServer(spec));
         this.#servers.push(srv);
         await listenOnce(srv, spec.options);
-        if (spec.tls === undefined && acceptWithOnread(srv, (sock) => this.acceptSocket(sock, 'onread'))) srv.off('connection', serverOnConnection);
+        // Only now: a failed listen is thrown to the caller, not also reported.
+        srv.on('error', serverOnError);
+        if (spec.tls === undefined && acceptWithOnread(srv, ONREAD, (sock) => this.acceptSocket(sock, 'onread'))) srv.off('connection', serverOnConnection);
       }
     } catch (err) {
       for (const s of this.#servers) s.close();
@@ -321,11 +362,11 @@ export class Server extends BaseServer {
       srv = this.#makeTls!({ ...spec.tls, allowHalfOpen: true } as tls.TlsOptions);
       srv.on('secureConnection', serverOnSecureConnection);
       srv.on('tlsClientError', serverOnTlsClientError);
+      srv.on('connection', serverOnRawTlsConnection);
     } else {
       srv = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
       srv.on('connection', serverOnConnection);
     }
-    srv.on('error', serverOnError);
     srv[kServer] = this;
     return srv;
   }
@@ -348,12 +389,22 @@ export class Server extends BaseServer {
     for (const [sock] of this.#early.splice(0)) sock.destroy();
   }
 
+  /** @internal Closes `socket` at once (and counts it) when `maxConnections` are open. Returns whether it was. */
+  checkCapacity(socket: net.Socket): boolean {
+    const max = this.#limits.maxConnections;
+    if (this.clientCount < max) return false;
+    socket.destroy();
+    this.counters.reject(max);
+    return true;
+  }
+
   /** @internal A connection arrived on one of the listening sockets. */
   acceptSocket(socket: net.Socket, kind: AcceptedKind): void {
     if (this.state === 'closed') {
       socket.destroy();
       return;
     }
+    if (this.checkCapacity(socket)) return;
     if (this.state === 'idle') {
       // Read nothing until a transport owns the socket (an onread socket reads at once).
       socket.pause();
@@ -368,7 +419,8 @@ export class Server extends BaseServer {
       this.loop.callExceptionHandler({ message: 'the protocol factory of a server failed', exception, server: this });
       return;
     }
-    new SocketTransport(this.loop, socket, protocol, { onread: kind === 'onread', owner: this.#owner });
+    this.counters.accepted++;
+    new SocketTransport(this.loop, socket, protocol, { onread: kind === 'onread', owner: this.#owner, idleTimeout: this.#limits.idleTimeout });
   }
 
   protected describeAddress(): string {

@@ -4,12 +4,14 @@
  * @module
  */
 import type net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { nodeTls } from '../../loop/lazy.ts';
 import { InvalidArgumentError, TimeoutError } from '../../errors.ts';
 import type { Future } from '../../loop/future.ts';
 import { outsideTask } from '../../loop/internal.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { mapSocketError } from '../map-error.ts';
+import { DEFAULT_SERVER_HANDSHAKE_TIMEOUT } from '../server-limits.ts';
 import { SocketTransport, type StreamProtocol } from './socket-transport.ts';
 import type { Transport } from '../transports.ts';
 
@@ -17,7 +19,7 @@ import type { Transport } from '../transports.ts';
 export const DEFAULT_TLS_HANDSHAKE_TIMEOUT = 60_000;
 
 /**
- * TLS options of a client connection: Node's `tls.connect()` options (SecureContext
+ * TLS options of a client connection: Node's `nodeTls().connect()` options (SecureContext
  * options such as `ca`, `cert`, `key`; `servername` for SNI, which defaults to the
  * host; `ALPNProtocols`; `rejectUnauthorized`, default true; `checkServerIdentity`;
  * or a ready `secureContext`), plus `handshakeTimeout` in ms (default 60_000).
@@ -27,9 +29,10 @@ export type TlsClientOptions = Omit<tls.ConnectionOptions, 'host' | 'port' | 'pa
 };
 
 /**
- * TLS options of a server: Node's `tls.createServer()` options (`key`, `cert`, `ca`,
+ * TLS options of a server: Node's `nodeTls().createServer()` options (`key`, `cert`, `ca`,
  * `requestCert`, `ALPNProtocols`, `SNICallback`, a ready `secureContext`, ...), plus
- * `handshakeTimeout` in ms (default 60_000).
+ * `handshakeTimeout` in ms (default 10_000 for a server's clients: a client that has
+ * not finished its handshake by then is dropped and counted; 60_000 for `startTls`).
  */
 export type TlsServerOptions = Omit<tls.TlsOptions, 'allowHalfOpen' | 'pauseOnConnect'> & {
   handshakeTimeout?: number;
@@ -51,7 +54,7 @@ export function resolveTlsOption<T extends object>(value: unknown, what: string)
 /** @internal Creates a TLS server (used by Server). */
 export function makeTlsServer(options: tls.TlsOptions): net.Server {
   const { handshakeTimeout, ...rest } = options as TlsServerOptions;
-  return tls.createServer({ ...rest, handshakeTimeout: handshakeTimeout ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT, allowHalfOpen: true });
+  return nodeTls().createServer({ ...rest, handshakeTimeout: handshakeTimeout ?? DEFAULT_SERVER_HANDSHAKE_TIMEOUT, allowHalfOpen: true });
 }
 
 /**
@@ -117,11 +120,11 @@ export async function startTls(loop: Loop, transport: Transport, protocol: Strea
   try {
     if (serverSide === true) {
       const { handshakeTimeout: _h, ...serverOpts } = rest as TlsServerOptions;
-      sock = outsideTask(() => new tls.TLSSocket(raw, { ...serverOpts, isServer: true, secureContext: serverOpts.secureContext ?? tls.createSecureContext(serverOpts) } as tls.TLSSocketOptions));
+      sock = outsideTask(() => new (nodeTls().TLSSocket)(raw, { ...serverOpts, isServer: true, secureContext: serverOpts.secureContext ?? nodeTls().createSecureContext(serverOpts) } as tls.TLSSocketOptions));
       await waitHandshake(loop, sock, 'secure', timeoutMs, what);
     } else {
       const clientOpts = rest as TlsClientOptions;
-      sock = outsideTask(() => tls.connect({ ...clientOpts, socket: raw, servername: clientOpts.servername ?? (peer !== undefined && !isIpLiteral(peer.address) ? peer.address : undefined) } as tls.ConnectionOptions));
+      sock = outsideTask(() => nodeTls().connect({ ...clientOpts, socket: raw, servername: clientOpts.servername ?? (peer !== undefined && !isIpLiteral(peer.address) ? peer.address : undefined) } as tls.ConnectionOptions));
       await waitHandshake(loop, sock, 'secureConnect', timeoutMs, what);
     }
   } catch (err) {

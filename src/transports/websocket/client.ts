@@ -9,20 +9,21 @@
  * The ws client is created outside any task (its events never inherit a task's
  * context) with safe defaults: maxPayload 1 MiB, no compression, no redirects.
  * @module
- * @internal
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
+import { wsLib } from '../../loop/lazy.ts';
 import { CancelledError, InvalidArgumentError, TimeoutError } from '../../errors.ts';
 import type { Future } from '../../loop/future.ts';
 import type { TimerHandle } from '../../loop/handle.ts';
 import { outsideTask } from '../../loop/internal.ts';
 import type { Loop } from '../../loop/loop.ts';
+import { kStartTransport } from '../../loop/symbols.ts';
 import type { MessageProtocol } from '../../protocols/protocols.ts';
 import { handshakeError } from './errors.ts';
 import { resolveCommon, validateConnectOptions, DEFAULT_HANDSHAKE_TIMEOUT, type WebSocketConnectOptions, type TransportSettings } from './options.ts';
-import { kStart, WebSocketTransport } from './transport.ts';
+import { WebSocketTransport } from './transport.ts';
 
 const kAttempt = Symbol('protoloop.wsAttempt');
 
@@ -158,7 +159,7 @@ class ConnectAttempt<P extends MessageProtocol> {
     const socket = (res?.socket ?? (ws as any)._socket) as Socket;
     const transport = new WebSocketTransport(this.#loop, ws, socket, protocol, this.#settings, { url: ws.url, headers: res?.headers }, null);
     this.#response = null;
-    transport[kStart]();
+    transport[kStartTransport]();
     this.#future.setResult([transport, protocol]);
   }
 }
@@ -188,6 +189,9 @@ export async function createWebSocketConnection<P extends MessageProtocol>(
   const common = resolveCommon(options, 'createWebSocketConnection()');
   const { signal } = options;
   if (signal?.aborted) throw new CancelledError('the WebSocket connection attempt was aborted by its signal', { cause: signal.reason });
+  // ws is loaded on first use, not by import('protoloop').
+  const { WebSocket: WebSocketClass } = wsLib.value ?? (await wsLib.load());
+  if (signal?.aborted) throw new CancelledError('the WebSocket connection attempt was aborted by its signal', { cause: signal.reason });
   const future = loop.createFuture<[WebSocketTransport, P]>(`WebSocket connection to ${parsed.href}`);
   const attempt = new ConnectAttempt(loop, future, protocolFactory, common, parsed.href, signal);
   const wsOptions = {
@@ -203,7 +207,7 @@ export async function createWebSocketConnection<P extends MessageProtocol>(
   const protocols = options.protocols === undefined ? [] : Array.isArray(options.protocols) ? options.protocols : [options.protocols];
   let ws: WebSocket;
   try {
-    ws = outsideTask(() => new WebSocket(parsed, protocols, wsOptions as WebSocket.ClientOptions));
+    ws = outsideTask(() => new WebSocketClass(parsed, protocols, wsOptions as WebSocket.ClientOptions));
   } catch (err) {
     throw new InvalidArgumentError(`createWebSocketConnection(): ${(err as Error).message}`, { cause: err });
   }

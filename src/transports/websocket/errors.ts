@@ -9,7 +9,6 @@
  * no closing handshake (1006)         -> WebSocketError(1006), caused by the socket error
  * dead peer                           -> HeartbeatTimeoutError
  * @module
- * @internal
  */
 import { HeartbeatTimeoutError, WebSocketError, WebSocketHandshakeError } from '../../errors.ts';
 import { isTlsError, mapSocketError } from '../map-error.ts';

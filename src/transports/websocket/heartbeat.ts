@@ -14,7 +14,6 @@
  * is queued behind the data already buffered for the peer, so a peer that stops
  * reading is caught as well: it cannot see the ping, so it cannot answer it.
  * @module
- * @internal
  */
 import { inspect } from 'node:util';
 import type { TimerHandle } from '../../loop/handle.ts';

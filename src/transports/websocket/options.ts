@@ -2,12 +2,12 @@
  * Options of the WebSocket server and client, validated eagerly, with every default
  * in one place. All durations are milliseconds, all sizes bytes.
  * @module
- * @internal
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { SecureContextOptions, ConnectionOptions as TlsConnectionOptions, TlsOptions } from 'node:tls';
 import { InvalidArgumentError } from '../../errors.ts';
 import { resolveWaterMarks } from '../flow-control.ts';
+import type { ServerLimitOptions } from '../server-limits.ts';
 
 /** Largest message accepted by default: 1 MiB. Larger ones close the connection with 1009. */
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
@@ -68,8 +68,19 @@ export interface WebSocketCommonOptions {
   writeLowWaterMark?: number;
 }
 
-/** Options of `loop.createWebSocketServer()`. */
-export interface WebSocketServerOptions extends WebSocketCommonOptions {
+/**
+ * Options of `loop.createWebSocketServer()`, with the limits every server takes:
+ * `maxConnections` (default 10 000; beyond it an upgrade is answered 503) and
+ * `idleTimeout` (ms without a message either way; default 0, off: the heartbeat
+ * already drops dead peers, and a quiet subscriber is a normal WebSocket client).
+ */
+export interface WebSocketServerOptions extends WebSocketCommonOptions, ServerLimitOptions {
+  /**
+   * Milliseconds from the TCP connection to the upgrade request; a client that has not
+   * sent it by then is dropped (counted in `server.stats().handshakeTimeouts`). Only for
+   * a server that listens itself (not with `server`). Default 10 000.
+   */
+  handshakeTimeout?: number;
   /** Interface to listen on. Default: all interfaces. Ignored with `server`. */
   host?: string;
   /** Port to listen on; 0 picks a free one. Default 0. Ignored with `server`. */
@@ -121,6 +132,8 @@ export interface TransportSettings {
   closeTimeout: number;
   high: number;
   low: number;
+  /** Server connections: close after this many ms without a message either way (0: never). */
+  idleTimeout?: number;
 }
 
 function checkObject(what: string, v: unknown): void {
@@ -183,6 +196,7 @@ export function validateServerOptions(o: WebSocketServerOptions): void {
   checkFunction('createWebSocketServer(): verifyClient', verifyClient);
   if (backlog !== undefined && !(Number.isInteger(backlog) && backlog > 0)) throw new InvalidArgumentError('createWebSocketServer(): backlog must be a positive integer');
   if (startServing !== undefined && typeof startServing !== 'boolean') throw new InvalidArgumentError('createWebSocketServer(): startServing must be a boolean');
+  checkMs('createWebSocketServer(): handshakeTimeout', o.handshakeTimeout);
 }
 
 /** Validates client options and the URL; returns the parsed URL. Throws {@link InvalidArgumentError}. */

@@ -12,19 +12,24 @@
  * and on a shared server other upgrade listeners keep the paths that are not ours.
  * @module
  */
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { nodeHttp, nodeHttps, wsLib } from '../../loop/lazy.ts';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer as WsServer, type WebSocket } from 'ws';
+import type { WebSocketServer as WsServer, WebSocket } from 'ws';
 import { InvalidArgumentError } from '../../errors.ts';
 import { outsideTask } from '../../loop/internal.ts';
 import type { Loop } from '../../loop/loop.ts';
+import { kStartTransport } from '../../loop/symbols.ts';
 import type { MessageProtocol } from '../../protocols/protocols.ts';
 import { mapSocketError } from '../map-error.ts';
 import { BaseServer } from '../net/server.ts';
 import { resolveCommon, validateServerOptions, type TransportSettings, type VerifyClient, type VerifyClientInfo, type WebSocketServerOptions } from './options.ts';
-import { kStart, serverExtra, WebSocketTransport, type TransportOwner } from './transport.ts';
+import { serverExtra, WebSocketTransport, type TransportOwner } from './transport.ts';
+import type { TimerHandle } from '../../loop/handle.ts';
+import { DEFAULT_SERVER_HANDSHAKE_TIMEOUT, resolveLimits, type ServerLimits } from '../server-limits.ts';
+import { kLostExc } from '../../loop/symbols.ts';
 
 // Every protoloop WebSocket server on one HTTP server, in creation order; one
 // 'upgrade' listener dispatches by path.
@@ -63,6 +68,33 @@ function httpOnError(this: OwnedHttpServer, err: Error): void {
   s?.loop.callExceptionHandler({ message: 'error on a WebSocket server socket', exception: mapSocketError(err), server: s });
 }
 
+const kHandshake = Symbol('protoloop.wsHandshakeTimer');
+type TimedSocket = Socket & { [kHandshake]?: TimerHandle | null };
+
+/** A TCP connection to a server that listens itself: it has handshakeTimeout ms to send its upgrade. */
+function httpOnConnection(this: OwnedHttpServer, socket: TimedSocket): void {
+  const s = this[kWsServers]?.[0];
+  if (s === undefined) return;
+  socket[kHandshake] = s.loop.callLater(s.handshakeTimeout, handshakeExpired, s, socket);
+  socket.once('close', httpSocketOnClose);
+}
+function httpSocketOnClose(this: TimedSocket): void {
+  this[kHandshake]?.cancel();
+  this[kHandshake] = null;
+}
+function handshakeExpired(server: WebSocketServer, socket: TimedSocket): void {
+  socket[kHandshake] = null;
+  if (socket.destroyed) return;
+  socket.destroy();
+  server.counters.handshakeTimedOut(`no WebSocket upgrade within ${server.handshakeTimeout} ms`);
+}
+/** The upgrade request arrived: the handshake timer has done its job. */
+function stopHandshakeTimer(socket: Duplex): void {
+  const s = socket as TimedSocket;
+  s[kHandshake]?.cancel();
+  s[kHandshake] = null;
+}
+
 function destroySocket(this: Duplex): void {
   this.destroy();
 }
@@ -70,11 +102,11 @@ function destroySocket(this: Duplex): void {
 /** Answers an upgrade request with an HTTP error and closes the socket (ws's way). */
 export function refuseUpgrade(socket: Duplex, status: number, message?: string, headers?: Record<string, string>): void {
   if (socket.destroyed) return;
-  const body = message ?? http.STATUS_CODES[status] ?? 'Error';
+  const body = message ?? nodeHttp().STATUS_CODES[status] ?? 'Error';
   const all: Record<string, string | number> = { Connection: 'close', 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body), ...headers };
   socket.on('error', destroySocket);
   socket.once('finish', destroySocket);
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${body}`);
+  socket.end(`HTTP/1.1 ${status} ${nodeHttp().STATUS_CODES[status] ?? ''}\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${body}`);
 }
 
 function pathnameOf(url: string | undefined): string {
@@ -98,15 +130,21 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
   readonly #transports = new Set<WebSocketTransport>();
   #early: [IncomingMessage, Duplex, Buffer][] = [];
   #address: AddressInfo | null = null;
+  readonly #limits: ServerLimits;
+  /** @internal ms a client has to send its upgrade request. */
+  readonly handshakeTimeout: number;
 
   /** @internal Use `loop.createWebSocketServer()`. */
   constructor(loop: Loop, factory: () => MessageProtocol, options: WebSocketServerOptions) {
     super(loop);
     validateServerOptions(options);
     const common = resolveCommon(options, 'createWebSocketServer()');
+    // WebSocket connections are not cut for silence by default: the heartbeat drops dead peers.
+    this.#limits = resolveLimits(options, 'createWebSocketServer() options', 0);
+    this.handshakeTimeout = options.handshakeTimeout ?? DEFAULT_SERVER_HANDSHAKE_TIMEOUT;
     this.#factory = factory;
     this.#options = options;
-    this.#settings = common;
+    this.#settings = { ...common, idleTimeout: this.#limits.idleTimeout };
     this.#ownsHttp = options.server === undefined;
     const wsOptions = {
       noServer: true,
@@ -118,11 +156,14 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
       handleProtocols: options.handleProtocols === undefined ? undefined : this.#handleProtocols,
       verifyClient: options.verifyClient === undefined ? undefined : this.#verifyClient,
     };
-    this.#wss = outsideTask(() => new WsServer(wsOptions as any));
+    // ws is loaded on first use (createWebSocketServer() awaits it before constructing).
+    const { WebSocketServer: WsServerClass } = wsLib.value!;
+    this.#wss = outsideTask(() => new WsServerClass(wsOptions as any));
     this.#http = outsideTask((): OwnedHttpServer => {
       if (options.server !== undefined) return options.server as OwnedHttpServer;
-      const srv = options.tls !== undefined ? https.createServer(options.tls, httpOnRequest) : http.createServer(httpOnRequest);
+      const srv = options.tls !== undefined ? nodeHttps().createServer(options.tls, httpOnRequest) : nodeHttp().createServer(httpOnRequest);
       srv.on('error', httpOnError);
+      srv.on('connection', httpOnConnection);
       return srv;
     });
     const servers = this.#http[kWsServers];
@@ -221,8 +262,15 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
 
   /** @internal An upgrade request arrived. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    stopHandshakeTimer(socket);
     if (this.state === 'closed') {
       refuseUpgrade(socket, 503);
+      return;
+    }
+    const max = this.#limits.maxConnections;
+    if (this.clientCount >= max) {
+      refuseUpgrade(socket, 503);
+      this.counters.reject(max);
       return;
     }
     if (this.state === 'idle') {
@@ -253,14 +301,16 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
       this.loop.callExceptionHandler({ message: 'the protocol factory of a WebSocket server failed', exception, server: this });
       return;
     }
+    this.counters.accepted++;
     const transport = new WebSocketTransport(this.loop, ws, req.socket as Socket, protocol, this.#settings, serverExtra(req), this);
     this.#transports.add(transport);
     this.attach(transport);
-    transport[kStart]();
+    transport[kStartTransport]();
   };
 
   /** @internal A transport delivered connectionLost. */
   transportLost(transport: WebSocketTransport): void {
+    this.counters.ended(transport[kLostExc]);
     this.#transports.delete(transport);
     this.detach(transport);
   }
@@ -327,7 +377,7 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
     const a = this.address();
     if (a === null) return null;
     const host = a.family === 'IPv6' ? `[${a.address === '::' ? '::1' : a.address}]` : a.address === '0.0.0.0' ? '127.0.0.1' : a.address;
-    const secure = this.#options.tls !== undefined || this.#http instanceof https.Server;
+    const secure = this.#options.tls !== undefined || this.#http instanceof nodeHttps().Server;
     return `${secure ? 'wss' : 'ws'}://${host}:${a.port}${this.#options.path ?? '/'}`;
   }
 
@@ -352,6 +402,7 @@ function upgradeEarly(s: WebSocketServer, early: [IncomingMessage, Duplex, Buffe
  */
 export async function createWebSocketServer(loop: Loop, protocolFactory: () => MessageProtocol, options: WebSocketServerOptions = {}): Promise<WebSocketServer> {
   if (typeof protocolFactory !== 'function') throw new InvalidArgumentError('createWebSocketServer() needs a protocol factory function');
+  if (wsLib.value === undefined) await wsLib.load();
   const server = new WebSocketServer(loop, protocolFactory, options ?? {});
   await server.bind();
   if (options.startServing !== false) await server.startServing();

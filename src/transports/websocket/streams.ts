@@ -14,13 +14,14 @@
  * ```
  * @module
  */
+import { reportHandlerError } from '../server-limits.ts';
 import { inspect } from 'node:util';
 import { CancelledError, InvalidArgumentError, ResourceBusyError, TransportClosedError } from '../../errors.ts';
 import type { Future } from '../../loop/future.ts';
 import { getRunningLoop, type Loop } from '../../loop/loop.ts';
 import type { Task } from '../../loop/task.ts';
 import { MessageProtocol } from '../../protocols/protocols.ts';
-import { createWebSocketConnection } from './client.ts';
+import { webSocketArea } from '../../loop/lazy.ts';
 import type { WebSocketConnectOptions, WebSocketServerOptions } from './options.ts';
 import { createWebSocketServer, type WebSocketServer } from './server.ts';
 import type { WebSocketTransport } from './transport.ts';
@@ -293,7 +294,7 @@ export async function openWebSocket(url: string | URL, options?: OpenWebSocketOp
   const [maxQueue, rest] = splitOptions(options, 'openWebSocket');
   const loop = getRunningLoop();
   const protocol = new StreamProtocol(loop, maxQueue);
-  const [transport] = await createWebSocketConnection(loop, () => protocol, url, rest);
+  const [transport] = await webSocketArea.use((m) => m.createWebSocketConnection(loop, () => protocol, url, rest));
   return new WebSocketStream(protocol, transport);
 }
 
@@ -305,7 +306,8 @@ function handlerDone(task: Task<void>, stream: WebSocketStream, loop: Loop): voi
   const exception = task.exception();
   if (exception !== null && exception !== undefined) {
     if (!(exception instanceof CancelledError)) {
-      loop.callExceptionHandler({ message: 'Unhandled exception in a WebSocket handler', exception, task, transport: stream.transport });
+      // A peer that dropped (1006, reset) or sent malformed frames is not an error in user code.
+      reportHandlerError(loop, exception, { message: 'Unhandled exception in a WebSocket handler', exception, task, transport: stream.transport });
     }
     if (!stream.isClosing()) stream.transport.close(1011, 'internal error');
     return;

@@ -7,8 +7,8 @@
  * open --abort()------------------------------------------------------------> closed
  * open --(peer close, bad frame, reset, heartbeat, protocol error)-----------> closed
  * ```
- * Every path ends in {@link WebSocketTransport.#finish}, which runs once and schedules
- * `connectionLost(exc)` exactly once: `undefined` after our own `close()`/`abort()` and
+ * Every path ends in the base's exit path (src/transports/base.ts), which runs once
+ * and schedules `connectionLost(exc)` exactly once: `undefined` after our own `close()`/`abort()` and
  * after a normal close by the peer (1000, 1001, or no status), a `WebSocketError`
  * (with `closeCode`) for any other close, a `HeartbeatTimeoutError` for a dead peer,
  * and the protocol's own exception when one of its callbacks threw.
@@ -24,87 +24,93 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { inspect } from 'node:util';
-import { performance } from 'node:perf_hooks';
 import type { WebSocket } from 'ws';
-import { InvalidArgumentError, TransportClosedError } from '../../errors.ts';
-import { kDescribe } from '../../loop/internal.ts';
+import { IdleTimeoutError, InvalidArgumentError, TransportClosedError } from '../../errors.ts';
+import { kDescribe } from '../../loop/symbols.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
 import type { MessageProtocol } from '../../protocols/protocols.ts';
+import { TransportBase, type TransportState } from '../base.ts';
 import { FlowControl } from '../flow-control.ts';
+import { IdleTimer, type IdleHost } from '../idle.ts';
+import { kStartTransport, kTransport } from '../../loop/symbols.ts';
 import { Heartbeat, kHeartbeatExpired, kHeartbeatPing } from './heartbeat.ts';
 import type { ReadTransport } from '../transports.ts';
 import type { TransportSettings } from './options.ts';
 import { closeError, heartbeatError } from './errors.ts';
 
 /** The life of a WebSocket transport. */
-export type WebSocketTransportState = 'open' | 'closing' | 'closed';
+export type WebSocketTransportState = TransportState;
 
-/** Where a transport reports that it is gone (its server). @internal */
+/** Where a transport reports that it is gone (its server). Not exported from the package. */
 export interface TransportOwner {
+  /** @internal */
   transportLost(transport: WebSocketTransport): void;
 }
-
-/** @internal Symbols the server and client use to drive a transport. */
-export const kStart = Symbol('protoloop.wsStart');
-const kTransport = Symbol('protoloop.wsTransport');
-
-// Writes dropped after the peer closed are counted; from this many on each is logged
-// (asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES).
-const LOG_THRESHOLD_FOR_LOST_WRITES = 5;
 
 const TEXT = { binary: false };
 const BINARY = { binary: true };
 
 type Backlog = Array<Buffer | string>;
+type Owned = { [kTransport]?: WebSocketTransport };
 
 function abortTransport(t: WebSocketTransport): void {
   t.abort();
 }
 
+// ------------------------------------------------------------- listeners
+// Named, shared by every connection: `this` is the ws object (or its socket), which
+// points back to its transport.
+
+function wsOnMessage(this: WebSocket & Owned, data: Buffer, isBinary: boolean): void {
+  this[kTransport]!.onMessage(data, isBinary);
+}
+function wsOnPong(this: WebSocket & Owned): void {
+  this[kTransport]!.onPong();
+}
+function wsOnError(this: WebSocket & Owned, err: Error): void {
+  this[kTransport]!.onWsError(err);
+}
+function wsOnClose(this: WebSocket & Owned, code: number, reason: Buffer): void {
+  this[kTransport]!.onWsClose(code, reason);
+}
+function socketOnError(this: Socket & Owned, err: Error): void {
+  this[kTransport]?.onSocketError(err);
+}
+
 /** The WebSocket transport, given to {@link MessageProtocol.connectionMade}. */
-export class WebSocketTransport implements ReadTransport {
-  /** Where the transport is in its life (see the module notes). */
-  state: WebSocketTransportState = 'open';
-  readonly #loop: Loop;
+export class WebSocketTransport extends TransportBase<MessageProtocol> implements ReadTransport, IdleHost {
   #ws: WebSocket;
-  #protocol: MessageProtocol | null;
   #owner: TransportOwner | null;
-  readonly #flow: FlowControl;
   readonly #settings: TransportSettings;
   readonly #extra: Record<string, unknown>;
   readonly #onSent: (err?: Error | null) => void;
   #heartbeat: Heartbeat | null = null;
+  #idle: IdleTimer | null = null;
   #token: ResourceToken | null = null;
-  /** connectionMade() ran. */
-  #made = false;
   /** The protocol wants messages (pauseReading() not in force). */
   #reading = true;
   #backlog: Backlog = [];
   #flushScheduled = false;
-  #lostScheduled = false;
-  /** close() or abort() was called: writes are refused, not dropped. */
-  #closedByUs = false;
-  /** The error connectionLost() will carry, decided once. */
-  #lostExc: Error | undefined = undefined;
-  #lostDecided = false;
+  /** The peer closed (the close handshake or the socket): held messages may still be read. */
+  #peerClosed = false;
+  /** connectionLost was delivered: the protocol is let go. */
+  #gone = false;
   /** The ws 'error' that preceded the close, and the socket's own error (for errno). */
   #wsError: Error | undefined = undefined;
   #socketError: Error | undefined = undefined;
-  #droppedWrites = 0;
 
   /** @internal Use `loop.createWebSocketServer()` / `loop.createWebSocketConnection()`. */
   constructor(loop: Loop, ws: WebSocket, socket: Socket, protocol: MessageProtocol, settings: TransportSettings, extra: Record<string, unknown>, owner: TransportOwner | null) {
-    this.#loop = loop;
+    super(loop, protocol);
     this.#ws = ws;
-    this.#protocol = protocol;
     this.#settings = settings;
     this.#owner = owner;
-    this.#flow = new FlowControl((method) => this.#callFlow(method));
-    this.#flow.high = settings.high;
-    this.#flow.low = settings.low;
+    this.flow = new FlowControl(this, settings.high, settings.low);
+    // ws calls a send callback without a `this`: one per connection, not per message.
     this.#onSent = (err) => {
-      if (err == null && this.#flow.paused && this.state !== 'closed') this.#flow.afterDrain(this.#ws.bufferedAmount);
+      if (this.#idle !== null) this.#idle.touch();
+      if (err == null && this.flow!.paused) this.afterDrain(this.#ws.bufferedAmount);
     };
     // Addresses are read now: Node forgets them once the socket is closed.
     this.#extra = {
@@ -114,76 +120,68 @@ export class WebSocketTransport implements ReadTransport {
       socket,
       websocket: ws,
     };
-    (ws as any)[kTransport] = this;
-    (socket as any)[kTransport] = this;
-    ws.on('message', WebSocketTransport.#wsOnMessage);
-    ws.on('pong', WebSocketTransport.#wsOnPong);
-    ws.on('error', WebSocketTransport.#wsOnError);
-    ws.on('close', WebSocketTransport.#wsOnClose);
-    socket.on('error', WebSocketTransport.#socketOnError);
+    (ws as WebSocket & Owned)[kTransport] = this;
+    (socket as Socket & Owned)[kTransport] = this;
+    ws.on('message', wsOnMessage);
+    ws.on('pong', wsOnPong);
+    ws.on('error', wsOnError);
+    ws.on('close', wsOnClose);
+    socket.on('error', socketOnError);
     this.#token = trackResource(loop, 'WebSocket transport', this, abortTransport);
   }
 
-  // ------------------------------------------------------------- listeners
-  // Named, shared by every connection: `this` is the ws object (or its socket), which
-  // points back to its transport.
-
-  static #wsOnMessage = function wsOnMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
-    const t: WebSocketTransport = (this as any)[kTransport];
-    if (t.state !== 'open') return; // close() or abort() stopped reading
+  /** @internal */
+  onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.lifecycle !== 'open') return; // close() or abort() stopped reading
+    if (this.#idle !== null) this.#idle.touch();
     const message = isBinary ? data : data.toString();
-    if (t.#backlog.length !== 0 || !t.#reading || !t.#made || !t.#loop.isRunning()) {
-      t.#hold(message);
+    if (this.#backlog.length !== 0 || !this.#reading || !this.made || !this.loop.isRunning()) {
+      this.#hold(message);
       return;
     }
-    t.#deliver(message);
-  };
+    this.callProtocol('messageReceived', message, isBinary);
+  }
 
-  static #wsOnPong = function wsOnPong(this: WebSocket): void {
-    (this as any)[kTransport].#heartbeat?.pong();
-  };
+  /** @internal */
+  onPong(): void {
+    this.#heartbeat?.pong();
+  }
 
-  static #wsOnError = function wsOnError(this: WebSocket, err: Error): void {
-    const t: WebSocketTransport = (this as any)[kTransport];
-    t.#wsError ??= err;
-  };
+  /** @internal */
+  onWsError(err: Error): void {
+    this.#wsError ??= err;
+  }
 
-  static #wsOnClose = function wsOnClose(this: WebSocket, code: number, reason: Buffer): void {
-    const t: WebSocketTransport = (this as any)[kTransport];
-    t.#finish(t.#closedByUs ? undefined : closeError(code, reason.toString(), t.#wsError, t.#socketError), true);
-  };
+  /** @internal */
+  onWsClose(code: number, reason: Buffer): void {
+    this.#finish(this.closedByUser ? undefined : closeError(code, reason.toString(), this.#wsError, this.#socketError), true);
+  }
 
-  static #socketOnError = function socketOnError(this: Socket, err: Error): void {
-    const t: WebSocketTransport = (this as any)[kTransport];
-    t.#socketError ??= err;
-  };
+  /** @internal */
+  onSocketError(err: Error): void {
+    this.#socketError ??= err;
+  }
 
   // ------------------------------------------------------------- lifecycle
 
-  /** @internal Calls `connectionMade()` (through the loop when it is not running) and starts the heartbeat. */
-  [kStart](): void {
-    if (this.#settings.heartbeat !== null) this.#heartbeat = new Heartbeat(this.#loop, this.#settings.heartbeat, this);
-    if (this.#loop.isRunning()) {
+  /** @internal Calls `connectionMade()` (through the loop when it is not running) and starts the heartbeat and the idle timer. */
+  [kStartTransport](): void {
+    if (this.#settings.heartbeat !== null) this.#heartbeat = new Heartbeat(this.loop, this.#settings.heartbeat, this);
+    const idle = this.#settings.idleTimeout ?? 0;
+    if (idle > 0) this.#idle = new IdleTimer(this.loop, idle, this);
+    if (this.loop.isRunning()) {
       this.#connectionMade();
     } else {
       this.#ws.pause();
-      this.#loop.callSoon(startLater, this);
+      this.loop.callSoon(startLater, this);
     }
   }
 
   #connectionMade(): void {
-    if (this.#made || this.#protocol === null) return;
-    this.#made = true;
-    const protocol = this.#protocol;
-    const t0 = this.#loop.getDebug() ? performance.now() : -1;
-    try {
-      protocol.connectionMade(this);
-    } catch (exc) {
-      this.#fatal(exc, 'Fatal error: protocol.connectionMade() call failed.');
-      return;
-    }
-    if (t0 >= 0) this.#timed('connectionMade()', t0);
-    if (this.state === 'open' && this.#reading) {
+    if (this.made || this.#gone) return;
+    this.made = true;
+    this.callProtocol('connectionMade', this);
+    if (this.lifecycle === 'open' && this.#reading) {
       if (this.#backlog.length !== 0) this.#scheduleFlush();
       else this.#ws.resume();
     }
@@ -196,58 +194,38 @@ export class WebSocketTransport implements ReadTransport {
 
   // --------------------------------------------------------------- reading
 
-  #deliver(message: Buffer | string): void {
-    const protocol = this.#protocol!;
-    if (!this.#loop.getDebug()) {
-      try {
-        protocol.messageReceived(message, typeof message !== 'string');
-      } catch (exc) {
-        this.#fatal(exc, 'Fatal error: protocol.messageReceived() call failed.');
-      }
-      return;
-    }
-    const t0 = performance.now();
-    try {
-      protocol.messageReceived(message, typeof message !== 'string');
-    } catch (exc) {
-      this.#fatal(exc, 'Fatal error: protocol.messageReceived() call failed.');
-      return;
-    }
-    this.#timed('messageReceived()', t0);
-  }
-
   #hold(message: Buffer | string): void {
     this.#backlog.push(message);
     // Stop the socket: the backlog then holds at most what one read carried.
     this.#ws.pause();
-    if (this.#reading && this.#made) this.#scheduleFlush();
+    if (this.#reading && this.made) this.#scheduleFlush();
   }
 
   #scheduleFlush(): void {
-    if (this.#flushScheduled || this.#loop.isClosed()) return;
+    if (this.#flushScheduled || this.loop.isClosed()) return;
     this.#flushScheduled = true;
-    this.#loop.callSoon(flushBacklog, this);
+    this.loop.callSoon(flushBacklog, this);
   }
 
   /** @internal Delivers held messages in order, while reading is wanted. */
   flush(): void {
     this.#flushScheduled = false;
-    if (!this.#made) return;
+    if (!this.made) return;
     const backlog = this.#backlog;
     let i = 0;
-    while (i < backlog.length && this.#reading && this.#protocol !== null && (this.state === 'open' || this.#lostDecided)) {
+    while (i < backlog.length && this.#reading && !this.#gone && (this.lifecycle === 'open' || this.#peerClosed)) {
       const message = backlog[i++]!;
-      this.#deliver(message);
+      this.callProtocol('messageReceived', message, typeof message !== 'string');
     }
     backlog.splice(0, i);
     if (backlog.length !== 0 || !this.#reading) return;
-    if (this.state === 'open') this.#ws.resume();
-    else if (this.#lostDecided) this.#scheduleLost();
+    if (this.lifecycle === 'open') this.#ws.resume();
+    else this.scheduleLost();
   }
 
   /** Whether messages are being delivered (not paused, not closing). */
   isReading(): boolean {
-    return this.#reading && this.state === 'open';
+    return this.#reading && this.lifecycle === 'open';
   }
 
   /**
@@ -255,17 +233,17 @@ export class WebSocketTransport implements ReadTransport {
    * so the peer feels TCP backpressure. Idempotent.
    */
   pauseReading(): void {
-    if (this.state !== 'open' || !this.#reading) return;
+    if (this.lifecycle !== 'open' || !this.#reading) return;
     this.#reading = false;
     this.#ws.pause();
   }
 
   /** Resumes delivering messages (held ones first, through the loop). Idempotent. */
   resumeReading(): void {
-    if (this.#reading || (this.state !== 'open' && !this.#lostDecided)) return;
+    if (this.#reading || (this.lifecycle !== 'open' && !this.#peerClosed)) return;
     this.#reading = true;
     if (this.#backlog.length !== 0) this.#scheduleFlush();
-    else if (this.state === 'open' && this.#made) this.#ws.resume();
+    else if (this.lifecycle === 'open' && this.made) this.#ws.resume();
   }
 
   // --------------------------------------------------------------- writing
@@ -281,15 +259,15 @@ export class WebSocketTransport implements ReadTransport {
    */
   send(data: string | Uint8Array): void {
     const ws = this.#ws;
-    if (this.state !== 'open' || ws.readyState !== 1) {
-      this.#refuseWrite();
+    if (this.lifecycle !== 'open' || ws.readyState !== 1) {
+      this.#refuseWrite('send()');
       return;
     }
     if (typeof data === 'string') ws.send(data, TEXT, this.#onSent);
     else if (data instanceof Uint8Array) ws.send(data, BINARY, this.#onSent);
     else throw new InvalidArgumentError(`send() takes a string or a Uint8Array, got ${inspect(data, { depth: 0 })}`);
-    const size = ws.bufferedAmount;
-    if (size > this.#flow.high) this.#flow.afterWrite(size);
+    if (this.#idle !== null) this.#idle.touch();
+    this.afterWrite(ws.bufferedAmount);
   }
 
   /** Sends each message of `list` in order. */
@@ -299,32 +277,16 @@ export class WebSocketTransport implements ReadTransport {
 
   /** Sends a ping (the peer answers with a pong; the heartbeat does this by itself). */
   ping(data?: string | Uint8Array): void {
-    if (this.state !== 'open' || this.#ws.readyState !== 1) {
-      this.#refuseWrite();
+    if (this.lifecycle !== 'open' || this.#ws.readyState !== 1) {
+      this.#refuseWrite('ping()');
       return;
     }
     this.#ws.ping(data);
   }
 
-  #refuseWrite(): void {
-    if (this.#closedByUs) throw new TransportClosedError('the WebSocket transport is closed: it was closed with close() or abort()');
-    if (++this.#droppedWrites >= LOG_THRESHOLD_FOR_LOST_WRITES) {
-      this.#loop.logger.warn(`${this.#describe()}: send() after the peer closed the connection (${this.#droppedWrites} messages dropped)`);
-    }
-  }
-
-  /**
-   * Sets the write-buffer water marks, bytes: above `high` the protocol is told
-   * `pauseWriting()`, at or below `low` `resumeWriting()`. Defaults 64 KiB / 16 KiB.
-   * Throws `InvalidArgumentError` unless `high >= low >= 0`.
-   */
-  setWriteBufferLimits(high?: number, low?: number): void {
-    this.#flow.setLimits(this.getWriteBufferSize(), high, low);
-  }
-
-  /** The water marks, `[low, high]`, bytes. */
-  getWriteBufferLimits(): [low: number, high: number] {
-    return [this.#flow.low, this.#flow.high];
+  #refuseWrite(what: string): void {
+    if (this.closedByUser) throw new TransportClosedError('the WebSocket transport is closed: it was closed with close() or abort()');
+    this.dropWriteAfterLost(what);
   }
 
   /**
@@ -332,25 +294,15 @@ export class WebSocketTransport implements ReadTransport {
    * socket's user-space buffer (ws's `bufferedAmount`). The kernel's own socket buffer
    * is not counted.
    */
-  getWriteBufferSize(): number {
-    return this.state === 'closed' ? 0 : this.#ws.bufferedAmount;
-  }
-
-  #callFlow(method: 'pauseWriting' | 'resumeWriting'): void {
-    const protocol = this.#protocol;
-    if (protocol === null) return;
-    try {
-      protocol[method]();
-    } catch (exception) {
-      this.#loop.callExceptionHandler({ message: `protocol.${method}() failed`, exception, protocol, transport: this });
-    }
+  override getWriteBufferSize(): number {
+    return this.lifecycle === 'closed' ? 0 : this.#ws.bufferedAmount;
   }
 
   // --------------------------------------------------------------- closing
 
   /** Whether the transport is closing or closed (by us or by the peer). */
-  isClosing(): boolean {
-    return this.state !== 'open' || this.#ws.readyState !== 1;
+  override isClosing(): boolean {
+    return this.lifecycle !== 'open' || this.#ws.readyState !== 1;
   }
 
   /**
@@ -362,17 +314,18 @@ export class WebSocketTransport implements ReadTransport {
    * 1015, other values outside 1000-1014 and 3000-4999).
    */
   close(code = 1000, reason = ''): void {
-    if (this.state !== 'open') return;
+    if (this.lifecycle !== 'open') return;
     if (!isSendableCloseCode(code)) {
       throw new InvalidArgumentError(`close() code must be 1000-1003, 1007-1014 or 3000-4999, got ${String(code)}`);
     }
     if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) {
       throw new InvalidArgumentError('close() reason must be a string of at most 123 bytes of UTF-8');
     }
-    this.#closedByUs = true;
-    this.state = 'closing';
+    this.closedByUser = true;
+    this.lifecycle = 'closing';
     this.#backlog.length = 0;
     this.#heartbeat?.stop();
+    this.#idle?.stop();
     // ws sends the close frame after what is queued and destroys the socket if the
     // peer has not answered within its closeTimeout (set from ours).
     this.#ws.close(code, reason);
@@ -380,16 +333,34 @@ export class WebSocketTransport implements ReadTransport {
 
   /** Closes at once, dropping what is buffered both ways. `connectionLost(undefined)` follows. Idempotent. */
   abort(): void {
-    this.#closedByUs = true;
-    if (this.state === 'closed') {
+    this.closedByUser = true;
+    if (this.lifecycle === 'closed') {
       // Messages held for a paused protocol after the peer left: drop them.
-      if (this.#lostDecided && this.#backlog.length !== 0) {
+      if (this.#backlog.length !== 0) {
         this.#backlog.length = 0;
-        this.#scheduleLost();
+        this.scheduleLost();
       }
       return;
     }
     this.#finish(undefined, false);
+  }
+
+  /** @internal Ends the connection at once with `exc` (a server limit: idle). */
+  abortWith(exc: Error): void {
+    if (this.lifecycle === 'closed') return;
+    this.closedByUser = true;
+    this.#finish(exc, false);
+  }
+
+  /** @internal IdleHost: bytes still draining count as activity. */
+  idleProgress(): number {
+    return this.lifecycle === 'closed' ? 0 : this.#ws.bufferedAmount;
+  }
+
+  /** @internal IdleHost: no message read or written for `ms`. */
+  idleExpired(ms: number): void {
+    this.#idle = null;
+    this.abortWith(new IdleTimeoutError(`no message was read or written for ${ms} ms (idleTimeout)`));
   }
 
   /** @internal The heartbeat's ping. */
@@ -399,68 +370,42 @@ export class WebSocketTransport implements ReadTransport {
 
   /** @internal The heartbeat found the peer dead. */
   [kHeartbeatExpired](): void {
-    if (this.state === 'closed') return;
+    if (this.lifecycle === 'closed') return;
     this.#finish(heartbeatError(this.#settings.heartbeat!.timeout), false);
   }
 
-  #fatal(exception: unknown, message: string): void {
-    this.#loop.callExceptionHandler({ message, exception, protocol: this.#protocol, transport: this });
-    if (this.state === 'closed') return;
-    this.#backlog.length = 0;
-    this.#finish(exception instanceof Error ? exception : new Error(String(exception)), false);
+  /** Every way out: decides the error once and takes the base's exit path. */
+  #finish(exc: Error | undefined, peerClosed: boolean): void {
+    if (this.lifecycle === 'closed') return;
+    this.#peerClosed = peerClosed;
+    this.forceClose(exc);
   }
 
-  /**
-   * The one exit path: decides the error, stops the heartbeat, releases the socket and
-   * schedules connectionLost (after the backlog when the peer closed while a paused
-   * protocol still has messages to read). Runs once.
-   */
-  #finish(exc: Error | undefined, peerClosed: boolean): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    this.#lostExc = exc;
-    this.#lostDecided = true;
+  /** Part of the one exit path: stops the timers and releases the socket. */
+  protected override release(): void {
     this.#heartbeat?.stop();
     this.#heartbeat = null;
+    this.#idle?.stop();
+    this.#idle = null;
     this.#token?.untrack();
     this.#token = null;
-    if (this.#flow.paused) this.#flow.paused = false;
-    if (!peerClosed) {
+    if (this.flow!.paused) this.flow!.paused = false;
+    if (!this.#peerClosed) {
       this.#backlog.length = 0;
       this.#ws.terminate();
+    } else if (this.#backlog.length !== 0 && this.#reading && this.made) {
+      this.#scheduleFlush();
     }
-    if (this.#backlog.length === 0) this.#scheduleLost();
-    else if (this.#reading && this.#made) this.#scheduleFlush();
   }
 
-  #scheduleLost(): void {
-    if (this.#lostScheduled) return;
-    this.#lostScheduled = true;
-    if (this.#loop.isClosed()) {
-      this.#release();
-      return;
-    }
-    this.#loop.callSoon(callConnectionLost, this);
+  /** connectionLost waits while the peer left messages a paused protocol has not read. */
+  protected override holdLost(): boolean {
+    return this.#backlog.length !== 0;
   }
 
-  /** @internal Delivers connectionLost once, then lets go of the protocol. */
-  connectionLost(): void {
-    const protocol = this.#protocol;
-    if (protocol === null) return;
-    if (this.#made) {
-      const t0 = this.#loop.getDebug() ? performance.now() : -1;
-      try {
-        protocol.connectionLost(this.#lostExc);
-      } catch (exception) {
-        this.#loop.callExceptionHandler({ message: 'Exception in protocol.connectionLost()', exception, protocol, transport: this });
-      }
-      if (t0 >= 0) this.#timed('connectionLost()', t0);
-    }
-    this.#release();
-  }
-
-  #release(): void {
-    this.#protocol = null;
+  protected override afterLost(): void {
+    this.#gone = true;
+    this.#backlog.length = 0;
     const owner = this.#owner;
     this.#owner = null;
     owner?.transportLost(this);
@@ -496,26 +441,23 @@ export class WebSocketTransport implements ReadTransport {
   }
 
   /** Replaces the protocol (messages go to the new one from now on). */
-  setProtocol(protocol: MessageProtocol): void {
-    if (this.#protocol !== null) this.#protocol = protocol;
+  override setProtocol(protocol: MessageProtocol): void {
+    if (!this.#gone) this.protocol = protocol;
   }
 
   /** The current protocol (null once `connectionLost()` was delivered). */
-  getProtocol(): MessageProtocol {
-    return this.#protocol as MessageProtocol;
-  }
-
-  #timed(what: string, t0: number): void {
-    const dt = performance.now() - t0;
-    if (dt >= this.#loop.slowCallbackDuration) {
-      this.#loop.reportSlow(`${this.#protocol?.constructor.name ?? 'protocol'}.${what} on ${this.#describe()}`, dt, { protocol: this.#protocol, transport: this });
-    }
+  override getProtocol(): MessageProtocol {
+    return (this.#gone ? null : this.protocol) as MessageProtocol;
   }
 
   #describe(): string {
     const peer = this.#extra.peername as { address: string; port: number } | undefined;
     const where = this.#extra.url ?? (peer ? `${peer.address}:${peer.port}` : '?');
-    return `<WebSocketTransport ${this.state} ${String(where)}>`;
+    return `<WebSocketTransport ${this.lifecycle} ${String(where)}>`;
+  }
+
+  override toString(): string {
+    return this.#describe();
   }
 
   /** @internal */
@@ -525,12 +467,12 @@ export class WebSocketTransport implements ReadTransport {
 
   /** @internal */
   [inspect.custom](): string {
-    const parts = [this.state, String(this.#extra.url ?? '')];
+    const parts = [this.lifecycle, String(this.#extra.url ?? '')];
     const peer = this.#extra.peername as { address: string; port: number } | undefined;
     if (peer) parts.push(`peer=${peer.address}:${peer.port}`);
-    if (this.state !== 'closed') parts.push(`buffered=${this.#ws.bufferedAmount}`);
+    if (this.lifecycle !== 'closed') parts.push(`buffered=${this.#ws.bufferedAmount}`);
     if (!this.#reading) parts.push('reading-paused');
-    if (this.#flow.paused) parts.push('writing-paused');
+    if (this.flow!.paused) parts.push('writing-paused');
     if (this.#backlog.length) parts.push(`held=${this.#backlog.length}`);
     if (this.#heartbeat) parts.push(inspect(this.#heartbeat));
     return `<WebSocketTransport ${parts.filter(Boolean).join(' ')}>`;
@@ -551,9 +493,6 @@ function flushBacklog(t: WebSocketTransport): void {
   t.flush();
 }
 
-function callConnectionLost(t: WebSocketTransport): void {
-  t.connectionLost();
-}
 
 /** @internal What a server transport's extra info starts from. */
 export function serverExtra(request: IncomingMessage): Record<string, unknown> {

@@ -3,19 +3,45 @@
 // TCP client that never reads), and it shuts down cleanly on SIGTERM.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
-import { getRunningLoop, openWebSocket, run, sleep } from '../../../src/index.ts';
+import { afterEach, describe, expect, it, type TestContext } from 'vitest';
+import { currentTask, getRunningLoop, openWebSocket, run, sleep } from '../../../src/index.ts';
 import type { WebSocketStream } from '../../../src/index.ts';
-import { RawClient, until } from './helpers.ts';
+import { RawClient, eventually } from './helpers.ts';
 
 const SERVER = fileURLToPath(new URL('../../../examples/servers/chat.ts', import.meta.url));
 const CLIENT = fileURLToPath(new URL('../../../examples/servers/chat-client.ts', import.meta.url));
 
 const children: ChildProcessWithoutNullStreams[] = [];
 
-afterEach(() => {
+/** The run of the test in progress, so that a test that times out is torn down before the next. */
+let running: Promise<unknown> | null = null;
+
+afterEach(async () => {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  // A timed-out test's run() is still going: its main task was cancelled by the test's
+  // signal; wait until run() has cancelled the rest and closed its loop.
+  await running;
+  running = null;
 });
+
+/**
+ * `run(body)`, with the main task cancelled when vitest aborts the test (it timed out),
+ * so that the loop is always torn down and cannot fail the tests after it.
+ */
+function runTest(ctx: TestContext, body: () => Promise<void>): Promise<void> {
+  const done = run(async () => {
+    const task = currentTask()!;
+    const cancel = (): void => void task.cancel('the test timed out');
+    ctx.signal.addEventListener('abort', cancel, { once: true });
+    try {
+      await body();
+    } finally {
+      ctx.signal.removeEventListener('abort', cancel);
+    }
+  });
+  running = done.catch(() => undefined);
+  return done;
+}
 
 /** A child whose output is collected line by line. */
 function start(file: string, args: string[]): { child: ChildProcessWithoutNullStreams; out: string[]; err: string[]; exited: Promise<number | null> } {
@@ -39,7 +65,7 @@ function start(file: string, args: string[]): { child: ChildProcessWithoutNullSt
 
 async function startServer(slowMs = 5000): Promise<{ child: ChildProcessWithoutNullStreams; url: string; err: string[]; exited: Promise<number | null> }> {
   const s = start(SERVER, ['--host', '127.0.0.1', '--port', '0', '--slow-ms', String(slowMs)]);
-  await until(() => s.out.some((l) => l.startsWith('listening on ')) || s.child.exitCode !== null, 20_000, 'chat server to listen');
+  await eventually(() => s.out.some((l) => l.startsWith('listening on ')) || s.child.exitCode !== null, 20_000, 'chat server to listen');
   const line = s.out.find((l) => l.startsWith('listening on '));
   expect(line).toMatch(/^listening on ws:\/\/127\.0\.0\.1:\d+$/);
   return { child: s.child, url: line!.slice('listening on '.length), err: s.err, exited: s.exited };
@@ -58,7 +84,7 @@ class Person {
   }
   static async join(url: string, nick?: string): Promise<Person> {
     const p = new Person(await openWebSocket(url));
-    await until(() => p.lines.some((l) => l.includes('joined #lobby')), 5000, 'welcome');
+    await eventually(() => p.lines.some((l) => l.includes('joined #lobby')), 5000, 'welcome');
     if (nick !== undefined) {
       await p.ws.send(`/nick ${nick}`);
       await p.sees(`is now ${nick}`);
@@ -66,13 +92,13 @@ class Person {
     return p;
   }
   async sees(text: string, ms = 5000): Promise<void> {
-    await until(() => this.lines.some((l) => l.includes(text)), ms, `a line with '${text}'`);
+    await eventually(() => this.lines.some((l) => l.includes(text)), ms, `a line with '${text}'`);
   }
 }
 
 describe('chat example', () => {
-  it('rooms, nicknames and broadcast between real clients', async () => {
-    await run(async () => {
+  it('rooms, nicknames and broadcast between real clients', async (ctx) => {
+    await runTest(ctx, async () => {
       const server = await startServer();
       const alice = await Person.join(server.url, 'alice');
       const bob = await Person.join(server.url, 'bob');
@@ -106,8 +132,8 @@ describe('chat example', () => {
     });
   });
 
-  it('the terminal client sends what is typed and prints what arrives', async () => {
-    await run(async () => {
+  it('the terminal client sends what is typed and prints what arrives', async (ctx) => {
+    await runTest(ctx, async () => {
       const server = await startServer();
       const alice = await Person.join(server.url, 'alice');
       const carol = start(CLIENT, [server.url, '--nick', 'carol']);
@@ -115,7 +141,7 @@ describe('chat example', () => {
       carol.child.stdin.write('hello from the terminal\n');
       await alice.sees('<carol> hello from the terminal');
       await alice.ws.send('hello carol');
-      await until(() => carol.out.includes('<alice> hello carol'), 5000, 'terminal client output');
+      await eventually(() => carol.out.includes('<alice> hello carol'), 5000, 'terminal client output');
       carol.child.stdin.end();
       expect(await carol.exited).toBe(0);
       await alice.sees('* carol quit #lobby');
@@ -125,10 +151,11 @@ describe('chat example', () => {
     });
   });
 
-  it('a client that stops reading gets its messages dropped, then is disconnected; the others keep talking', async () => {
-    await run(async () => {
+  it('a client that stops reading is disconnected; every client that reads gets every line, in order', async (ctx) => {
+    await runTest(ctx, async () => {
       const server = await startServer(300);
       const talker = await Person.join(server.url, 'talker');
+      const bob = await Person.join(server.url, 'bob');
       const port = Number(new URL(server.url).port);
       const slow = await RawClient.connect(port);
       expect(slow.status).toBe(101);
@@ -137,22 +164,30 @@ describe('chat example', () => {
       const line = 'x'.repeat(1900);
       const N = 4000;
       for (let i = 0; i < N; i++) await talker.ws.send(`${i} ${line}`);
-      // The talker is not held back by the slow reader: it sees every one of its lines.
+      // Everyone who reads sees every line, in order, however loaded the machine is: the
+      // server holds the talker back while a reader is behind, it never drops a line.
       await talker.sees(`<talker> ${N - 1} `, 30_000);
-      // The slow one is disconnected after --slow-ms (the close frame cannot get through, so
-      // the server aborts after its closeTimeout).
+      await bob.sees(`<talker> ${N - 1} `, 30_000);
+      for (const p of [talker, bob]) {
+        const said = p.lines.filter((l) => l.startsWith('<talker> ')).map((l) => Number(l.split(' ')[1]));
+        expect(said).toEqual(Array.from({ length: N }, (_, i) => i));
+      }
+      // The slow one made no progress for --slow-ms: it left the room at once (releasing
+      // the talker) and is closed (the close frame cannot get through, so the server
+      // aborts after its closeTimeout).
       await talker.sees('quit #lobby', 10_000);
       await talker.ws.send('/who');
-      await talker.sees('* in #lobby: talker');
+      await talker.sees('* in #lobby: talker, bob');
       await talker.ws.close();
+      await bob.ws.close();
       slow.destroy();
       server.child.kill('SIGTERM');
       expect(await server.exited).toBe(0);
     });
   });
 
-  it('SIGTERM closes every client with 1001 (a normal end) and exits 0', async () => {
-    await run(async () => {
+  it('SIGTERM closes every client with 1001 (a normal end) and exits 0', async (ctx) => {
+    await runTest(ctx, async () => {
       const server = await startServer();
       const alice = await Person.join(server.url, 'alice');
       server.child.kill('SIGTERM');

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { HeartbeatTimeoutError, WebSocketError, getRunningLoop, run, sleep } from '../../../src/index.ts';
 import type { WebSocketServer, WebSocketServerOptions } from '../../../src/index.ts';
-import { Echo, RawClient, Recorder, frame, recordExceptions, until } from './helpers.ts';
+import { Echo, RawClient, Recorder, frame, recordExceptions, eventually } from './helpers.ts';
 
 async function server(protocols: Recorder[], options: WebSocketServerOptions = {}, make: () => Recorder = () => new Echo()): Promise<WebSocketServer> {
   return await getRunningLoop().createWebSocketServer(
@@ -19,7 +19,7 @@ async function server(protocols: Recorder[], options: WebSocketServerOptions = {
 }
 
 async function expectClosedWith(raw: RawClient, protocol: Recorder, code: number): Promise<void> {
-  await until(() => raw.closed && protocol.lost !== 'not yet', 5000, `close with ${code}`);
+  await eventually(() => raw.closed && protocol.lost !== 'not yet', 5000, `close with ${code}`);
   expect(raw.closeCode()).toBe(code);
   const err = protocol.lost as WebSocketError;
   expect(err).toBeInstanceOf(WebSocketError);
@@ -37,23 +37,23 @@ describe('WebSocket bad input and faults', () => {
       const [big, pBig] = await loop.createWebSocketConnection(() => new Recorder(), s.url!);
       const [ok, pOk] = await loop.createWebSocketConnection(() => new Recorder(), s.url!);
       ok.send('before');
-      await until(() => pOk.messages.length === 1);
+      await eventually(() => pOk.messages.length === 1);
       big.send(Buffer.alloc(1000, 1)); // exactly the limit: fine
-      await until(() => pBig.messages.length === 1);
+      await eventually(() => pBig.messages.length === 1);
       big.send(Buffer.alloc(1001, 1));
-      await until(() => pBig.lost !== 'not yet');
+      await eventually(() => pBig.lost !== 'not yet');
       expect((pBig.lost as WebSocketError).closeCode).toBe(1009);
-      await until(() => protocols[0]!.lost !== 'not yet');
+      await eventually(() => protocols[0]!.lost !== 'not yet');
       const serverSide = protocols[0]!.lost as WebSocketError;
       expect(serverSide.closeCode).toBe(1009);
       expect(serverSide.message).toMatch(/1009/);
       ok.send('after');
-      await until(() => pOk.messages.length === 2);
+      await eventually(() => pOk.messages.length === 2);
       expect(pOk.messages).toEqual(['before', 'after']);
       expect(pOk.lost).toBe('not yet');
       // A message over the limit in fragments is refused the same way.
       const raw = await RawClient.connect(s.address()!.port);
-      await until(() => protocols.length === 3);
+      await eventually(() => protocols.length === 3);
       raw.write(frame(0x2, Buffer.alloc(600), { fin: false }));
       raw.write(frame(0x0, Buffer.alloc(600)));
       await expectClosedWith(raw, protocols[2]!, 1009);
@@ -70,15 +70,15 @@ describe('WebSocket bad input and faults', () => {
       const port = s.address()!.port;
       const a = await RawClient.connect(port);
       a.write(frame(0x3, Buffer.from('x')));
-      await until(() => protocols.length === 1);
+      await eventually(() => protocols.length === 1);
       await expectClosedWith(a, protocols[0]!, 1002);
       const b = await RawClient.connect(port);
       b.write(frame(0x1, Buffer.from('x'), { rsv: 2 }));
-      await until(() => protocols.length === 2);
+      await eventually(() => protocols.length === 2);
       await expectClosedWith(b, protocols[1]!, 1002);
       const c = await RawClient.connect(port);
       c.write(frame(0x9, Buffer.alloc(200))); // control frame longer than 125 bytes
-      await until(() => protocols.length === 3);
+      await eventually(() => protocols.length === 3);
       await expectClosedWith(c, protocols[2]!, 1002);
       await s[Symbol.asyncDispose]();
     });
@@ -95,11 +95,11 @@ describe('WebSocket bad input and faults', () => {
         good.write(Buffer.from([byte]));
         await sleep(0);
       }
-      await until(() => protocols[0]?.messages.length === 1);
+      await eventually(() => protocols[0]?.messages.length === 1);
       expect(protocols[0]!.messages).toEqual(['žluťoučký kůň']);
       const bad = await RawClient.connect(port);
       bad.write(frame(0x1, Buffer.from([0x68, 0x69, 0xff, 0xfe])));
-      await until(() => protocols.length === 2);
+      await eventually(() => protocols.length === 2);
       await expectClosedWith(bad, protocols[1]!, 1007);
       expect(protocols[1]!.messages).toEqual([]);
       good.destroy();
@@ -113,7 +113,7 @@ describe('WebSocket bad input and faults', () => {
       const s = await server(protocols);
       const raw = await RawClient.connect(s.address()!.port);
       raw.write(frame(0x1, Buffer.from('hello'), { mask: false }));
-      await until(() => protocols.length === 1);
+      await eventually(() => protocols.length === 1);
       await expectClosedWith(raw, protocols[0]!, 1002);
       expect(protocols[0]!.messages).toEqual([]);
       await s[Symbol.asyncDispose]();
@@ -127,24 +127,24 @@ describe('WebSocket bad input and faults', () => {
       const s = await server(protocols, { heartbeat: { interval: 100, timeout: 100 } });
       const raw = await RawClient.connect(s.address()!.port); // completes the handshake, never answers pings
       const [live, pLive] = await loop.createWebSocketConnection(() => new Recorder(), s.url!, { heartbeat: false });
-      await until(() => protocols.length === 2);
+      await eventually(() => protocols.length === 2);
       const t0 = loop.time();
-      await until(() => protocols[0]!.lost !== 'not yet', 5000, 'heartbeat timeout');
+      await eventually(() => protocols[0]!.lost !== 'not yet', 5000, 'heartbeat timeout');
       expect(protocols[0]!.lost).toBeInstanceOf(HeartbeatTimeoutError);
       expect((protocols[0]!.lost as HeartbeatTimeoutError).code).toBe('ERR_PROTOLOOP_HEARTBEAT_TIMEOUT');
       expect(loop.time() - t0).toBeGreaterThanOrEqual(150);
       expect(raw.frames.some((f) => f.opcode === 0x9)).toBe(true);
-      await until(() => raw.closed);
+      await eventually(() => raw.closed);
       // The ws client answers pings by itself: it survives several rounds.
       await sleep(400);
       expect(protocols[1]!.lost).toBe('not yet');
       live.send('alive');
-      await until(() => pLive.messages.length === 1);
+      await eventually(() => pLive.messages.length === 1);
       // A client's heartbeat catches a server that stopped reading.
       const [watch, pWatch] = await loop.createWebSocketConnection(() => new Recorder(), s.url!, { heartbeat: { interval: 50, timeout: 100 } });
-      await until(() => protocols.length === 3);
+      await eventually(() => protocols.length === 3);
       protocols[2]!.transport.pauseReading();
-      await until(() => pWatch.lost !== 'not yet', 5000, 'client heartbeat timeout');
+      await eventually(() => pWatch.lost !== 'not yet', 5000, 'client heartbeat timeout');
       expect(pWatch.lost).toBeInstanceOf(HeartbeatTimeoutError);
       expect(watch.isClosing()).toBe(true);
       live.close();
@@ -185,7 +185,7 @@ describe('WebSocket bad input and faults', () => {
       const s = await server(protocols, { heartbeat: false }, () => new Firehose());
       const raw = await RawClient.connect(s.address()!.port);
       raw.socket.pause();
-      await until(() => protocols.length === 1 && protocols[0]!.events.includes('pause'));
+      await eventually(() => protocols.length === 1 && protocols[0]!.events.includes('pause'));
       const p = protocols[0] as Firehose;
       // The kernel's socket buffers absorb a few MB first; then the producer stays paused.
       let before = -1;
@@ -203,10 +203,10 @@ describe('WebSocket bad input and faults', () => {
       expect(p.transport.getWriteBufferSize()).toBeGreaterThan(high);
       // Reading again drains the buffer and the producer resumes.
       raw.socket.resume();
-      await until(() => p.events.includes('resume'), 5000, 'resumeWriting');
-      await until(() => sent > before);
+      await eventually(() => p.events.includes('resume'), 5000, 'resumeWriting');
+      await eventually(() => sent > before);
       p.transport.abort();
-      await until(() => p.lost !== 'not yet');
+      await eventually(() => p.lost !== 'not yet');
       expect(p.lost).toBeUndefined();
       await s[Symbol.asyncDispose]();
     });
@@ -220,13 +220,13 @@ describe('WebSocket bad input and faults', () => {
       const s = await server(protocols);
       const N = 1000;
       const clients = await Promise.all(Array.from({ length: N }, () => loop.createWebSocketConnection(() => new Recorder(), s.url!)));
-      await until(() => s.clientCount === N, 20_000, 'all accepted');
+      await eventually(() => s.clientCount === N, 20_000, 'all accepted');
       for (const [t] of clients) t.send('ping');
-      await until(() => clients.every(([, p]) => p.messages.length === 1), 20_000, 'all echoes');
+      await eventually(() => clients.every(([, p]) => p.messages.length === 1), 20_000, 'all echoes');
       expect(loop.stats().openResources['WebSocket transport']).toBe(2 * N);
       for (const [t] of clients) t.close();
-      await until(() => clients.every(([, p]) => p.lost !== 'not yet'), 20_000, 'all closed');
-      await until(() => s.clientCount === 0, 20_000, 'server clients gone');
+      await eventually(() => clients.every(([, p]) => p.lost !== 'not yet'), 20_000, 'all closed');
+      await eventually(() => s.clientCount === 0, 20_000, 'server clients gone');
       expect(clients.every(([, p]) => p.lost === undefined && p.lostCount === 1)).toBe(true);
       expect(protocols.every((p) => p.lost === undefined && p.lostCount === 1)).toBe(true);
       expect(loop.stats().openResources['WebSocket transport'] ?? 0).toBe(0);

@@ -3,8 +3,9 @@
 // and an exception-handler recorder.
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { MessageProtocol, getRunningLoop, sleep } from '../../../src/index.ts';
+import { MessageProtocol, getRunningLoop } from '../../../src/index.ts';
 import type { ExceptionContext, WebSocketTransport } from '../../../src/index.ts';
+import { eventually } from '../../helpers.ts';
 
 /** Records every protocol callback, in order. */
 export class Recorder extends MessageProtocol {
@@ -42,15 +43,6 @@ export class Echo extends Recorder {
   }
 }
 
-/** Polls `cond` through the loop until it holds, or throws after `ms`. */
-export async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const loop = getRunningLoop();
-  const end = loop.time() + ms;
-  while (!cond()) {
-    if (loop.time() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 /** Collects what reaches the loop's exception handler. */
 export function recordExceptions(): ExceptionContext[] {
@@ -122,7 +114,7 @@ export class RawClient {
       `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
         `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
     );
-    await until(() => c.#handshaken || c.closed, 5000, 'handshake response');
+    await eventually(() => c.#handshaken || c.closed, 5000, 'handshake response');
     return c;
   }
 
@@ -175,3 +167,5 @@ export class RawClient {
     this.socket.destroy();
   }
 }
+
+export { eventually };

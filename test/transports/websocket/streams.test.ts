@@ -15,7 +15,7 @@ import {
   startWebSocketServer,
 } from '../../../src/index.ts';
 import type { WebSocketStream } from '../../../src/index.ts';
-import { recordExceptions, until } from './helpers.ts';
+import { recordExceptions, eventually } from './helpers.ts';
 
 describe('WebSocket streams', () => {
   it('echoes through an async iterator; the handler returning closes the connection normally', async () => {
@@ -86,7 +86,7 @@ describe('WebSocket streams', () => {
           sent++;
         }
       });
-      await until(() => serverSide !== null);
+      await eventually(() => serverSide !== null);
       const end = getRunningLoop().time() + 3000;
       let before = -1;
       while (sent !== before && getRunningLoop().time() < end) {
@@ -121,7 +121,7 @@ describe('WebSocket streams', () => {
       expect((err as WebSocketError).closeCode).toBe(1011);
       expect(ws.closeError).toBe(err);
       await expect(ws.send('x')).rejects.toBe(err);
-      await until(() => seen.length === 1);
+      await eventually(() => seen.length === 1);
       expect(seen[0]!.message).toBe('Unhandled exception in a WebSocket handler');
       expect((seen[0]!.exception as Error).message).toBe('handler bug');
       await server[Symbol.asyncDispose]();

@@ -21,7 +21,7 @@ import {
   sleep,
 } from '../../../src/index.ts';
 import type { WebSocketServer } from '../../../src/index.ts';
-import { Echo, RawClient, Recorder, recordExceptions, until } from './helpers.ts';
+import { Echo, RawClient, Recorder, recordExceptions, eventually } from './helpers.ts';
 
 async function echoServer(options = {}): Promise<{ server: WebSocketServer; url: string; protocols: Echo[] }> {
   const protocols: Echo[] = [];
@@ -47,13 +47,13 @@ describe('WebSocket transport', () => {
       t.send(Buffer.from([1, 2, 3]));
       t.send(new Uint8Array([4, 5]));
       t.sendMany(['a', 'b']);
-      await until(() => p.messages.length === 5);
+      await eventually(() => p.messages.length === 5);
       expect(p.messages).toEqual(['héllo', Buffer.from([1, 2, 3]), Buffer.from([4, 5]), 'a', 'b']);
       expect(p.events.slice(1, 4)).toEqual(['msg:text', 'msg:bin', 'msg:bin']);
       expect(protocols[0]!.messages[1]).toBeInstanceOf(Buffer);
       expect(() => t.send(42 as never)).toThrow(InvalidArgumentError);
       t.close();
-      await until(() => p.lost !== 'not yet' && protocols[0]!.lost !== 'not yet');
+      await eventually(() => p.lost !== 'not yet' && protocols[0]!.lost !== 'not yet');
       expect(p.lost).toBeUndefined();
       expect(protocols[0]!.lost).toBeUndefined();
       expect(p.events.at(-1)).toBe('lost');
@@ -70,7 +70,7 @@ describe('WebSocket transport', () => {
       const loop = getRunningLoop();
       const { server, url, protocols } = await echoServer({ path: '/chat', handleProtocols: (offered: Set<string>) => (offered.has('v2') ? 'v2' : false) });
       const [t] = await loop.createWebSocketConnection(() => new Recorder(), `${url}?room=1`, { protocols: ['v1', 'v2'], headers: { 'x-token': 'abc' } });
-      await until(() => protocols.length === 1 && protocols[0]!.transport !== undefined);
+      await eventually(() => protocols.length === 1 && protocols[0]!.transport !== undefined);
       const st = protocols[0]!.transport;
       expect(t.getExtraInfo('protocol')).toBe('v2');
       expect(st.getExtraInfo('protocol')).toBe('v2');
@@ -98,7 +98,7 @@ describe('WebSocket transport', () => {
       const { server, url, protocols } = await echoServer();
       const [t, p] = await loop.createWebSocketConnection(() => new Recorder(), url);
       t.close(4001, 'bye now');
-      await until(() => protocols[0]?.lost !== 'not yet' && p.lost !== 'not yet');
+      await eventually(() => protocols[0]?.lost !== 'not yet' && p.lost !== 'not yet');
       const err = protocols[0]!.lost as WebSocketError;
       expect(err).toBeInstanceOf(WebSocketError);
       expect(err.code).toBe('ERR_PROTOLOOP_WEBSOCKET');
@@ -116,12 +116,12 @@ describe('WebSocket transport', () => {
       const loop = getRunningLoop();
       const { server, url, protocols } = await echoServer();
       const [t, p] = await loop.createWebSocketConnection(() => new Recorder(), url);
-      await until(() => protocols.length === 1);
+      await eventually(() => protocols.length === 1);
       t.abort();
       t.abort();
       expect(t.isClosing()).toBe(true);
       expect(() => t.send('x')).toThrow(TransportClosedError);
-      await until(() => protocols[0]!.lost !== 'not yet' && p.lost !== 'not yet');
+      await eventually(() => protocols[0]!.lost !== 'not yet' && p.lost !== 'not yet');
       expect(p.lost).toBeUndefined();
       const err = protocols[0]!.lost as WebSocketError;
       expect(err).toBeInstanceOf(WebSocketError);
@@ -154,11 +154,11 @@ describe('WebSocket transport', () => {
         { host: '127.0.0.1', port: 0 },
       );
       const [, p] = await loop.createWebSocketConnection(() => new Recorder(), server.url!);
-      await until(() => p.lost !== 'not yet');
+      await eventually(() => p.lost !== 'not yet');
       expect(p.messages.length).toBe(50);
       expect((p.messages[49] as Buffer)[0]).toBe(49);
       expect(p.lost).toBeUndefined();
-      await until(() => protocols[0]!.lost !== 'not yet');
+      await eventually(() => protocols[0]!.lost !== 'not yet');
       expect(protocols[0]!.lost).toBeUndefined();
       server.close();
       await server.waitClosed();
@@ -178,14 +178,14 @@ describe('WebSocket transport', () => {
         { host: '127.0.0.1', port: 0, closeTimeout: 100 },
       );
       const raw = await RawClient.connect(server.address()!.port);
-      await until(() => protocols.length === 1);
+      await eventually(() => protocols.length === 1);
       const t0 = loop.time();
       protocols[0]!.transport.close();
-      await until(() => protocols[0]!.lost !== 'not yet');
+      await eventually(() => protocols[0]!.lost !== 'not yet');
       expect(loop.time() - t0).toBeGreaterThanOrEqual(80);
       expect(protocols[0]!.lost).toBeUndefined();
       expect(raw.closeCode()).toBe(1000);
-      await until(() => raw.closed);
+      await eventually(() => raw.closed);
       await server[Symbol.asyncDispose]();
     });
   });
@@ -203,7 +203,7 @@ describe('WebSocket transport', () => {
         { host: '127.0.0.1', port: 0 },
       );
       const [t, p] = await loop.createWebSocketConnection(() => new Recorder(), server.url!);
-      await until(() => protocols.length === 1);
+      await eventually(() => protocols.length === 1);
       const st = protocols[0]!.transport;
       st.pauseReading();
       st.pauseReading();
@@ -213,7 +213,7 @@ describe('WebSocket transport', () => {
       expect(protocols[0]!.messages).toEqual([]);
       st.resumeReading();
       expect(st.isReading()).toBe(true);
-      await until(() => protocols[0]!.messages.length === 20);
+      await eventually(() => protocols[0]!.messages.length === 20);
       expect(protocols[0]!.messages).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
       // A protocol that pauses in the middle of a burst gets nothing more until it resumes.
       const burst = protocols[0]!;
@@ -226,10 +226,10 @@ describe('WebSocket transport', () => {
       await sleep(100);
       expect(count).toBe(3);
       st.resumeReading();
-      await until(() => count === 10);
+      await eventually(() => count === 10);
       expect(burst.messages.slice(20)).toEqual(Array.from({ length: 10 }, (_, i) => `n${i}`));
       t.close();
-      await until(() => p.lost !== 'not yet');
+      await eventually(() => p.lost !== 'not yet');
       await server[Symbol.asyncDispose]();
     });
   });
@@ -247,11 +247,11 @@ describe('WebSocket transport', () => {
       for (let i = 0; i < 20; i++) t.send(Buffer.alloc(512 * 1024));
       expect(t.getWriteBufferSize()).toBeGreaterThan(1000);
       expect(p.events).toContain('pause');
-      await until(() => p.events.includes('resume'), 10_000, 'resumeWriting');
+      await eventually(() => p.events.includes('resume'), 10_000, 'resumeWriting');
       expect(p.events.filter((e) => e === 'pause').length).toBe(p.events.filter((e) => e === 'resume').length);
-      await until(() => p.messages.length === 20, 10_000, 'echoes');
+      await eventually(() => p.messages.length === 20, 10_000, 'echoes');
       t.close();
-      await until(() => p.lost !== 'not yet');
+      await eventually(() => p.lost !== 'not yet');
       await server[Symbol.asyncDispose]();
     });
   });
@@ -278,7 +278,7 @@ describe('WebSocket transport', () => {
       const [a, pa] = await loop.createWebSocketConnection(() => new Recorder(), server.url!);
       const [b, pb] = await loop.createWebSocketConnection(() => new Recorder(), server.url!);
       a.send('crash');
-      await until(() => pa.lost !== 'not yet');
+      await eventually(() => pa.lost !== 'not yet');
       expect(pa.lost).toBeInstanceOf(WebSocketError);
       expect(seen).toHaveLength(1);
       expect(seen[0]!.message).toContain('messageReceived');
@@ -287,10 +287,10 @@ describe('WebSocket transport', () => {
       expect(seen[0]!.transport).toBe(protocols[0]!.transport);
       expect(protocols[0]!.lost).toBe(boom);
       b.send('still here');
-      await until(() => pb.messages.length === 1);
+      await eventually(() => pb.messages.length === 1);
       expect(pb.messages).toEqual(['still here']);
       b.close();
-      await until(() => pb.lost !== 'not yet');
+      await eventually(() => pb.lost !== 'not yet');
       await server[Symbol.asyncDispose]();
       expect(a.isClosing()).toBe(true);
     });
@@ -313,7 +313,7 @@ describe('WebSocket transport', () => {
       expect((evil as WebSocketHandshakeError).status).toBe(403);
       const raw = await RawClient.connect(port, '/ws', { Origin: 'https://evil.example' });
       expect(raw.status).toBe(403);
-      await until(() => raw.closed);
+      await eventually(() => raw.closed);
       const res = await fetch(`http://127.0.0.1:${port}/ws`);
       expect(res.status).toBe(426);
       await res.text();
@@ -353,7 +353,7 @@ describe('WebSocket transport', () => {
       expect(aborted).toBeInstanceOf(CancelledError);
       expect((aborted as Error).cause).toBeInstanceOf(Error);
       await expect(loop.createWebSocketConnection(() => new Recorder(), url, { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(CancelledError);
-      await until(() => sockets.length >= 3 && sockets.every((s) => s.destroyed), 5000, 'client sockets closed');
+      await eventually(() => sockets.length >= 3 && sockets.every((s) => s.destroyed), 5000, 'client sockets closed');
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => silent.close(() => r()));
     });
@@ -368,7 +368,7 @@ describe('WebSocket transport', () => {
         await using s = (await echoServer()).server;
         server = s;
         for (let i = 0; i < 3; i++) clients.push((await loop.createWebSocketConnection(() => new Recorder(), s.url!))[1]);
-        await until(() => s.clientCount === 3);
+        await eventually(() => s.clientCount === 3);
         expect(s.clients).toHaveLength(3);
         expect(s.isServing()).toBe(true);
         expect(s.sockets).toHaveLength(1);
@@ -395,11 +395,11 @@ describe('WebSocket transport', () => {
         closed = true;
       });
       t.send('still open');
-      await until(() => p.messages.length === 1);
+      await eventually(() => p.messages.length === 1);
       expect(closed).toBe(false);
       server.abortClients();
       await waiting;
-      await until(() => p.lost !== 'not yet');
+      await eventually(() => p.lost !== 'not yet');
       expect((p.lost as WebSocketError).closeCode).toBe(1006);
     });
   });
@@ -414,7 +414,7 @@ describe('WebSocket transport', () => {
       await server.startServing();
       const [t, p] = await connecting;
       t.send('hi');
-      await until(() => p.messages.length === 1);
+      await eventually(() => p.messages.length === 1);
       t.close();
       await server[Symbol.asyncDispose]();
     });
@@ -441,7 +441,7 @@ describe('WebSocket transport', () => {
       const [tb, pb] = await loop.createWebSocketConnection(() => new Recorder(), `ws://127.0.0.1:${port}/b`);
       ta.send('x');
       tb.send('y');
-      await until(() => pa.messages.length === 1 && pb.messages.length === 1);
+      await eventually(() => pa.messages.length === 1 && pb.messages.length === 1);
       expect(pa.messages).toEqual(['x']);
       expect(pb.messages).toEqual(['b:y']);
       const none = await loop.createWebSocketConnection(() => new Recorder(), `ws://127.0.0.1:${port}/c`).catch((e: unknown) => e);
@@ -470,11 +470,11 @@ describe('WebSocket transport', () => {
         { host: '127.0.0.1', port: 0 },
       );
       const [t1, p1] = await loop.createWebSocketConnection(() => new Recorder(), server.url!);
-      await until(() => p1.lost !== 'not yet');
+      await eventually(() => p1.lost !== 'not yet');
       expect(seen[0]!.message).toContain('protocol factory');
       const [t2, p2] = await loop.createWebSocketConnection(() => new Recorder(), server.url!);
       t2.send('ok');
-      await until(() => p2.messages.length === 1);
+      await eventually(() => p2.messages.length === 1);
       t1.abort();
       t2.close();
       await server[Symbol.asyncDispose]();
@@ -500,7 +500,7 @@ describe('WebSocket transport', () => {
         const server = await loop.createWebSocketServer(() => new Slow(), { host: '127.0.0.1', port: 0 });
         const [t] = await loop.createWebSocketConnection(() => new Recorder(), server.url!);
         t.send('block');
-        await until(() => lines.some((l) => l.includes('Slow.messageReceived()')));
+        await eventually(() => lines.some((l) => l.includes('Slow.messageReceived()')));
         t.close();
         await server[Symbol.asyncDispose]();
       },
@@ -523,9 +523,9 @@ describe('WebSocket transport', () => {
       await new Promise((r) => setTimeout(r, 100));
       expect(p.messages).toEqual([]);
       await loop.runUntilComplete(async () => {
-        await until(() => p.messages.length === 3);
+        await eventually(() => p.messages.length === 3);
         t.close();
-        await until(() => p.lost !== 'not yet');
+        await eventually(() => p.lost !== 'not yet');
       });
       expect(p.messages).toEqual(['one', 'two', 'three']);
       expect(p.events).toEqual(['made', 'msg:text', 'msg:text', 'msg:text', 'lost']);

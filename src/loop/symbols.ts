@@ -1,0 +1,111 @@
+/**
+ * The symbol table: every symbol through which one protoloop module reaches another
+ * one's internals is declared here, once, with what it is for (undici's
+ * `lib/core/symbols.js` is the model). A symbol private to one file stays in that
+ * file. Nothing here is exported from the package, and the members keyed by these
+ * symbols are left out of the published declarations (`stripInternal`), so users
+ * cannot reach them by accident.
+ *
+ * Grouped by the object that carries the member; the arrow reads "who calls -> who
+ * implements" where the member is a method.
+ * @module
+ */
+
+// ---------------------------------------------------------------- Loop
+
+/** Loop: callSoon without an argument array, for protoloop's own callbacks. */
+export const kCallSoon = Symbol('protoloop.callSoon');
+/** Future/Task -> Loop: a task started (counts it, lists it in `allTasks()`). */
+export const kTaskStarted = Symbol('protoloop.taskStarted');
+/** Future/Task -> Loop: a task finished. */
+export const kTaskDone = Symbol('protoloop.taskDone');
+/** TimerHandle -> Loop: a scheduled timer was cancelled (the heap compacts lazily). */
+export const kTimerCancelled = Symbol('protoloop.timerCancelled');
+/** Loop: the futures whose exception nobody retrieved yet, reported at close. */
+export const kUnretrieved = Symbol('protoloop.unretrieved');
+/** Loop: a {@link HookList} of sync hooks `close()` runs, in order (executors, subprocesses, signals, bridge, Fastify). */
+export const kCloseHooks = Symbol('protoloop.closeHooks');
+/** Loop: a {@link HookList} of async hooks `run()`/`Runner` await before `close()`. */
+export const kShutdownHooks = Symbol('protoloop.shutdownHooks');
+/** Loop: tracked resources (transports, servers, subprocesses) for "unclosed" reports. */
+export const kResources = Symbol('protoloop.resources');
+/** Loop: counters shown by `loop.stats()`. */
+export const kStats = Symbol('protoloop.stats');
+/** Loop: the timers still scheduled and not cancelled (`run(main, { strict: true })`). */
+export const kPendingTimers = Symbol('protoloop.pendingTimers');
+/** runInExecutor -> Loop: count of executor jobs in flight, real work a virtual clock's autojump waits for. */
+export const kRealWork = Symbol('protoloop.realWork');
+/** Loop -> LoopClock: the clock drives the loop's timer wait (protoloop/testing's VirtualClock). */
+export const kTimerDriver = Symbol('protoloop.timerDriver');
+/** createConnection/createServer -> Network: run on a network other than the OS's (protoloop/testing's MemoryNetwork). */
+export const kNetworkConnect = Symbol('protoloop.networkConnect');
+export const kNetworkListen = Symbol('protoloop.networkListen');
+
+// ------------------------------------------------- handles, futures, tasks
+
+/** Handle: runs the callback (with the loop's error routing). */
+export const kRun = Symbol('protoloop.run');
+/** TimerHandle: whether it still sits in the loop's heap (a cancelled one may). */
+export const kScheduled = Symbol('protoloop.scheduled');
+/** Handle/Future/Task/transport: where it was created, captured in debug mode. */
+export const kSourceTraceback = Symbol('protoloop.sourceTraceback');
+/** Coroutine: starts it (idempotent) and returns its promise. */
+export const kStart = Symbol('protoloop.start');
+/** Task: the future it currently awaits (asyncio's `_fut_waiter`). */
+export const kAwaiting = Symbol('protoloop.awaiting');
+/** Task: whether to log "destroyed but pending" (false for runUntilComplete()'s own tasks). */
+export const kLogDestroyPending = Symbol('protoloop.logDestroyPending');
+/** Any awaitable: describes itself for task introspection (`protoloop ps`). */
+export const kDescribe = Symbol('protoloop.describe');
+/**
+ * On a function protoloop schedules for itself: `(args) => what the call is for`, used
+ * by reports instead of the function's name: the Task for a task step, else a text.
+ */
+export const kDescribeCall = Symbol('protoloop.describeCall');
+
+// ------------------------------------------------------------- streams
+
+/** StreamProtocol -> StreamReader: startTls() replaced the transport the reader pauses and resumes. */
+export const kReplaceTransport = Symbol('protoloop.streams.replaceTransport');
+
+// ---------------------------------------------------------- subprocess
+
+/** Pipe -> subprocess transport: bytes arrived on a read pipe. */
+export const kPipeData = Symbol('protoloop.subprocess.pipeData');
+/** Pipe -> subprocess transport: a pipe closed (with the error that broke it, if any). */
+export const kPipeClosed = Symbol('protoloop.subprocess.pipeClosed');
+/** Stdin pipe -> subprocess transport: its water marks were crossed. */
+export const kPipeFlow = Symbol('protoloop.subprocess.pipeFlow');
+/** Subprocess transport -> read pipe: hold (or release) reading while undelivered data piles up. */
+export const kHold = Symbol('protoloop.subprocess.hold');
+/** The back-reference from a Node stream or ChildProcess to the protoloop object that owns it. */
+export const kOwner = Symbol('protoloop.subprocess.owner');
+/** Subprocess transport: a loop Future resolved with the return code once the transport finished. */
+export const kWaitFinished = Symbol('protoloop.subprocess.waitFinished');
+/** Subprocess transport: stop the child politely, then SIGKILL after the grace period, then wait until it is reaped. */
+export const kStop = Symbol('protoloop.subprocess.stop');
+
+// ---------------------------------------------------------- transports
+
+/** The back-reference from a Node socket, dgram socket or ws object to the transport that owns it. */
+export const kTransport = Symbol('protoloop.transports.transport');
+/** WebSocket server/client -> WebSocketTransport: start it (connectionMade, heartbeat, idle timer). */
+export const kStartTransport = Symbol('protoloop.transports.start');
+/** Transport -> its server: the error its connectionLost got (to count peer drops and limits). */
+export const kLostExc = Symbol('protoloop.transports.lostExc');
+
+// ---------------------------------------------------------- the thread bridge
+
+/** Loop: the handlers `exposeThreadsafe()` registered, by name (the bridge server reads them). */
+export const kThreadsafeHandlers = Symbol('protoloop.threadsafeHandlers');
+
+// ---------------------------------------------------------- scheduling order
+
+/** Task: the last `then()` registration the task made on a protoloop Future (its suspension point). */
+export const kLastWait = Symbol('protoloop.lastWait');
+/** Loop: a callback of the running batch woke `task` (it settled the await `task` is suspended on). */
+export const kWoke = Symbol('protoloop.woke');
+/** Future: set the result and settle its awaits now, inside the current callback (sleep(0)). */
+export const kSetResultNow = Symbol('protoloop.setResultNow');
+/** Future: the CancelledError to re-raise when the future is awaited (a task that ended with one). */
+export const kCancelledError = Symbol('protoloop.cancelledError');
