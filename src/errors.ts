@@ -13,6 +13,15 @@
  * @module
  */
 
+// This module is the first that src/index.ts evaluates (it imports nothing), so an old
+// Node stops here with one clear line instead of failing deep inside a dependency.
+{
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  if (major < 22 || (major === 22 && minor < 19)) {
+    throw new Error(`protoloop needs Node.js 22.19 or later (22, 24 and 26 are supported); this is Node ${process.versions.node}`);
+  }
+}
+
 /** Base class of every protoloop error that is not one of the special families below. */
 export class ProtoloopError extends Error {
   /** Stable machine-readable code, `ERR_PROTOLOOP_*`. */
