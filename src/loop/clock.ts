@@ -37,7 +37,7 @@ export interface LoopClock {
   [kTimerDriver]?(loop: Loop, hooks: LoopHooks): TimerDriver;
 }
 
-/** The default driver: one native timer, on real time. */
+/** The default driver: one native timer, on real time. @internal */
 export const realTimerDriver: TimerDriver = {
   arm(_when, delay, fire) {
     return setTimeout(fire, delay);

@@ -30,7 +30,7 @@
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import type { Loop } from '../loop/loop.ts';
-import { DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, FlowControl, type FlowTarget } from './flow-control.ts';
+import { DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, FlowControl } from './flow-control.ts';
 import { kLostExc } from '../loop/symbols.ts';
 
 /** The lifecycle every transport shares (drawn in the module notes). */
@@ -55,7 +55,7 @@ export function asError(x: unknown): Error {
  * The shared machinery of a transport driving protocol `P`. Subclasses implement
  * {@link release} (let go of the OS resource) and may override the hooks.
  */
-export abstract class TransportBase<P extends object = object> implements FlowTarget {
+export abstract class TransportBase<P extends object = object> {
   /** The loop the transport belongs to. */
   protected readonly loop: Loop;
   /** The protocol being driven. */

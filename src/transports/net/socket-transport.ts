@@ -30,12 +30,12 @@ import { trackResource, type ResourceToken } from '../../loop/resources.ts';
 import { kDescribe, kTransport } from '../../loop/symbols.ts';
 import type { TransportState } from '../base.ts';
 import { DEFAULT_LOW_WATER } from '../flow-control.ts';
-import { IdleTimer, type IdleHost } from '../idle.ts';
+import { IdleTimer } from '../idle.ts';
 import { mapSocketError } from '../map-error.ts';
 import type { Transport } from '../transports.ts';
 import { dropNodeEndListener, makeOnread, type OnreadTarget } from './node-internals.ts';
 import { SCRATCH, SocketReader, type OwnedSocket, type StreamProtocol } from './socket-read.ts';
-import { send, sendMany, type WriteHost } from './socket-write.ts';
+import { send, sendMany } from './socket-write.ts';
 
 export { READ_BACKLOG_LIMIT, type StreamProtocol } from './socket-read.ts';
 
@@ -117,7 +117,7 @@ function addressOf(address: string | undefined, port: number | undefined, family
  * The reading side is {@link SocketReader}'s (socket-read.ts), the write path
  * socket-write.ts's.
  */
-export class SocketTransport extends SocketReader implements Transport, WriteHost, IdleHost {
+export class SocketTransport extends SocketReader implements Transport {
   /** @internal A plain socket (not TLS): writes may go straight to the fd. */
   readonly direct: boolean;
   #onWritten: ((err?: Error | null) => void) | null = null;

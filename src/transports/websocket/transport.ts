@@ -32,7 +32,7 @@ import { trackResource, type ResourceToken } from '../../loop/resources.ts';
 import type { MessageProtocol } from '../../protocols/protocols.ts';
 import { TransportBase, type TransportState } from '../base.ts';
 import { FlowControl } from '../flow-control.ts';
-import { IdleTimer, type IdleHost } from '../idle.ts';
+import { IdleTimer } from '../idle.ts';
 import { kStartTransport, kTransport } from '../../loop/symbols.ts';
 import { Heartbeat, kHeartbeatExpired, kHeartbeatPing } from './heartbeat.ts';
 import type { ReadTransport } from '../transports.ts';
@@ -79,7 +79,7 @@ function socketOnError(this: Socket & Owned, err: Error): void {
 }
 
 /** The WebSocket transport, given to {@link MessageProtocol.connectionMade}. */
-export class WebSocketTransport extends TransportBase<MessageProtocol> implements ReadTransport, IdleHost {
+export class WebSocketTransport extends TransportBase<MessageProtocol> implements ReadTransport {
   #ws: WebSocket;
   #owner: TransportOwner | null;
   readonly #settings: TransportSettings;
