@@ -10,5 +10,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     teardownTimeout: 10_000,
+    // A test that timed out tears its loop down (test/setup.ts).
+    setupFiles: ['test/setup.ts'],
   },
 });
