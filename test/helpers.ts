@@ -6,9 +6,11 @@
  * - {@link pollUntil}: anywhere (Node timers, no loop needed), returns whether it held;
  * - {@link pollOrThrow}: anywhere, throws on timeout;
  * - {@link afterIterations}: on the running loop, counts loop iterations, not time;
- * - {@link within}: a guard on a promise that should settle.
+ * - {@link within}: a guard on a promise that should settle;
+ * - {@link runVirtual}: `run()` on virtual time (autojump), for tests whose subject is loop logic, not real time.
  */
-import { getRunningLoop, sleep } from '../src/index.ts';
+import { getRunningLoop, run, sleep, type RunOptions, type TaskTarget } from '../src/index.ts';
+import { VirtualClock } from '../src/testing/index.ts';
 
 /** Polls `predicate` on the running loop every 5 ms until it holds; throws after `ms` of loop time. */
 export async function eventually(predicate: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
@@ -54,4 +56,14 @@ export async function within<T>(ms: number, x: PromiseLike<T>, what = 'operation
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * `run(main)` on a fresh {@link VirtualClock} with autojump 0: time jumps to the next
+ * timer as soon as every task is blocked, so `sleep(1000)` takes no wall time and a
+ * loaded machine cannot reorder deadlines. For tests of loop logic (tasks, timeouts,
+ * locks, queues); tests of real sockets, children and workers keep real time.
+ */
+export function runVirtual<T>(main: TaskTarget<T>, options: RunOptions = {}): Promise<T> {
+  return run(main, { clock: new VirtualClock({ autojump: 0 }), ...options });
 }

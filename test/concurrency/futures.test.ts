@@ -2,6 +2,7 @@
 // as a plain iterator. Ports of CPython 3.13's test_tasks.py (ensure_future, as_completed,
 // get_stack) where one exists.
 import { describe, expect, it } from 'vitest';
+import { runVirtual } from '../helpers.ts';
 import {
   asCompleted,
   coroutine,
@@ -13,7 +14,6 @@ import {
   Lock,
   Loop,
   NoRunningLoopError,
-  run,
   sleep,
   Task,
   TimeoutError,
@@ -22,7 +22,7 @@ import {
 
 describe('ensureFuture / wrapFuture / isFuture', () => {
   it('a future is returned as is; a coroutine or a function becomes a task (test_ensure_future_future, _coroutine)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const f = loop.createFuture<string>();
       f.setResult('ko');
@@ -38,7 +38,7 @@ describe('ensureFuture / wrapFuture / isFuture', () => {
   });
 
   it('a promise or a thenable is followed by a future of the running loop (test_ensure_future_awaitable, wrap_future)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const f = wrapFuture(Promise.resolve(5));
       expect(f).toBeInstanceOf(Future);
@@ -61,7 +61,7 @@ describe('ensureFuture / wrapFuture / isFuture', () => {
 
   it('refuses what is not awaitable and a future of another loop (test_ensure_future_neither, _error_msg)', async () => {
     const other = new Loop();
-    await run(async () => {
+    await runVirtual(async () => {
       expect(() => ensureFuture('ok' as never)).toThrow(InvalidArgumentError);
       expect(() => wrapFuture(42 as never)).toThrow(InvalidArgumentError);
       const foreign = other.createFuture();
@@ -74,7 +74,7 @@ describe('ensureFuture / wrapFuture / isFuture', () => {
   });
 
   it('isFuture() is true for futures and tasks only (test_isfuture)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       expect(isFuture(loop.createFuture())).toBe(true);
       const t = loop.createTask(async () => 1);
@@ -89,7 +89,7 @@ describe('ensureFuture / wrapFuture / isFuture', () => {
 
 describe('Task.getStack() / printStack()', () => {
   it('shows the await chain, outermost first, down to the plain future (test_get_stack)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const lock = new Lock();
       await lock.acquire();
@@ -113,7 +113,7 @@ describe('Task.getStack() / printStack()', () => {
 
 describe('asCompleted() as a plain iterator', () => {
   it('yields awaitables that give the results in completion order (test_as_completed, plain for)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const a = loop.createTask(() => sleep(30, 'a'));
       const b = loop.createTask(() => sleep(10, 'b'));
@@ -125,7 +125,7 @@ describe('asCompleted() as a plain iterator', () => {
   });
 
   it('collected first, then awaited: the first awaited gets the first completion', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const slow = loop.createTask(() => sleep(20, 'slow'));
       const fast = loop.createTask(() => sleep(5, 'fast'));
@@ -137,7 +137,7 @@ describe('asCompleted() as a plain iterator', () => {
   });
 
   it('an error is thrown by its awaitable; the timeout throws TimeoutError (test_as_completed_with_timeout)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const boom = new Error('boom');
       const bad = loop.createTask(async () => {

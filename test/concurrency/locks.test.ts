@@ -1,6 +1,7 @@
 // Lock, Event, Condition. Ported from CPython's test_locks.py (behaviours, not code).
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { runVirtual } from '../helpers.ts';
 import {
   CancelledError,
   caught,
@@ -12,7 +13,6 @@ import {
   InvalidStateError,
   Lock,
   Loop,
-  run,
   Runner,
   sleep,
   timeout,
@@ -26,7 +26,7 @@ async function tick(n = 1): Promise<void> {
 
 describe('Lock', () => {
   it('prints its state', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const lock = new Lock();
       expect(String(lock)).toBe('<Lock [unlocked]>');
       await lock.acquire();
@@ -41,7 +41,7 @@ describe('Lock', () => {
   });
 
   it('hands the lock over in FIFO order (acquire)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const lock = new Lock();
       const result: number[] = [];
@@ -72,7 +72,7 @@ describe('Lock', () => {
   });
 
   it('a new caller never jumps the queue while a woken waiter has not run yet', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const lock = new Lock();
       const order: string[] = [];
@@ -97,7 +97,7 @@ describe('Lock', () => {
   });
 
   it('a cancelled acquirer leaves no waiter behind (acquire_cancel)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const lock = new Lock();
       await lock.acquire();
       const task = getRunningLoop().createTask(() => lock.acquire());
@@ -108,7 +108,7 @@ describe('Lock', () => {
   });
 
   it('a waiter cancelled as the holder releases passes the lock on (cancel_race)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const lock = new Lock();
       const lockit = async (blocker: PromiseLike<unknown> | null): Promise<void> => {
@@ -138,7 +138,7 @@ describe('Lock', () => {
   });
 
   it('cancelling one waiter while releasing lets exactly one other in (cancel_release_race, bpo-32734)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const lock = new Lock();
       let lockCount = 0;
@@ -169,7 +169,7 @@ describe('Lock', () => {
   });
 
   it('a woken waiter that is then cancelled wakes the next one (finished_waiter_cancelled)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const lock = new Lock();
       await lock.acquire();
@@ -185,7 +185,7 @@ describe('Lock', () => {
   });
 
   it('cancelled after being handed the lock but before resuming: no lock is lost', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const lock = new Lock();
       await lock.acquire();
@@ -203,7 +203,7 @@ describe('Lock', () => {
   });
 
   it('release() of an unlocked lock throws; release with no waiters unlocks (release_not_acquired, no_waiters)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const lock = new Lock();
       expect(() => lock.release()).toThrow(InvalidStateError);
       await lock.acquire();
@@ -214,7 +214,7 @@ describe('Lock', () => {
   });
 
   it('works with using / await using and hold(), releasing once even if disposed twice', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const lock = new Lock();
       {
         using held = await lock.acquire();
@@ -240,7 +240,7 @@ describe('Lock', () => {
   });
 
   it('a waiting task is described as awaiting Lock.acquire()', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const lock = new Lock();
       await lock.acquire();
       const t = getRunningLoop().createTask(() => lock.acquire(), { name: 'blocked' });
@@ -253,7 +253,7 @@ describe('Lock', () => {
   });
 
   it('an AbortSignal ends the wait with its reason and takes nothing', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const lock = new Lock();
       await lock.acquire();
       const ac = new AbortController();
@@ -294,7 +294,7 @@ describe('Lock', () => {
       lock.release();
     });
     await runner.close();
-    await run(async () => {
+    await runVirtual(async () => {
       await lock.acquire();
       const t = getRunningLoop().createTask(() => lock.acquire());
       await tick();
@@ -329,7 +329,7 @@ describe('Lock', () => {
 
 describe('Event', () => {
   it('set() wakes every waiter; wait() on a set event returns at once (wait, wait_on_set)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const ev = new Event();
       expect(String(ev)).toBe('<Event [unset]>');
@@ -355,7 +355,7 @@ describe('Event', () => {
   });
 
   it('a cancelled waiter is removed; clear() with waiters keeps them waiting (wait_cancel, clear, clear_with_waiters)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const ev = new Event();
       const wait = loop.createTask(() => ev.wait());
@@ -387,7 +387,7 @@ describe('Event', () => {
 
 describe('Condition', () => {
   it('notify(n) wakes waiters in order, each once it gets the lock back (wait)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const cond = new Condition();
       const result: number[] = [];
@@ -424,7 +424,7 @@ describe('Condition', () => {
   });
 
   it('a cancelled wait still re-acquires the lock (wait_cancel, wait_cancel_contested)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const cond = new Condition();
       await cond.acquire();
@@ -449,7 +449,7 @@ describe('Condition', () => {
   });
 
   it('cancelled after notify, while re-acquiring: ends cancelled (wait_cancel_after_notify, bpo-32841)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let waited = false;
       const cond = new Condition();
       const waiter = getRunningLoop().createTask(() =>
@@ -473,7 +473,7 @@ describe('Condition', () => {
   });
 
   it('wait()/notify() without the lock throw (wait_unacquired, notify_unacquired)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const cond = new Condition();
       expect(await caught(cond.wait())).toBeInstanceOf(InvalidStateError);
       expect(() => cond.notify()).toThrow(InvalidStateError);
@@ -483,7 +483,7 @@ describe('Condition', () => {
   });
 
   it('waitFor(predicate) re-checks after each wake-up and returns the predicate value (wait_for)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const cond = new Condition();
       let presult: number | false = false;
       const result: number[] = [];
@@ -506,7 +506,7 @@ describe('Condition', () => {
   });
 
   it('notifyAll() wakes everyone; notify(n) exactly n (notify, notify_all)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const cond = new Condition();
       const result: number[] = [];
@@ -529,7 +529,7 @@ describe('Condition', () => {
   });
 
   it('shares an explicit lock (explicit_lock)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const lock = new Lock();
       const cond = new Condition(lock);
       await lock.acquire();
@@ -540,7 +540,7 @@ describe('Condition', () => {
   });
 
   it('a deadline inside the block: the wait times out and the lock is held again (timeout_in_block)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const cond = new Condition();
       await cond.hold(async () => {
         expect(await caught(waitFor(() => cond.wait(), 5))).toBeInstanceOf(TimeoutError);
@@ -551,7 +551,7 @@ describe('Condition', () => {
   });
 
   it('lets the CancelledError received while waiting or re-acquiring out, with its message (cancelled_error_wakeup, re_aquire)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       for (const whileReacquiring of [false, true]) {
         let wake = false;
@@ -586,7 +586,7 @@ describe('Condition', () => {
   });
 
   it('a task cancelled as it is notified does not lose the notification (cancelled_wakeup, cancelled_wakeup_relock)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       for (const relock of [false, true]) {
         const condition = new Condition();
@@ -618,7 +618,7 @@ describe('Condition', () => {
   });
 
   it('an aborted signal ends the wait with its reason, with the lock held again', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const cond = new Condition();
       const ac = new AbortController();
       const reason = new Error('stop');

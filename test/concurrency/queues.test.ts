@@ -1,6 +1,7 @@
 // Queue, LifoQueue, PriorityQueue. Ported from CPython's test_queues.py (behaviours, not code).
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { runVirtual } from '../helpers.ts';
 import {
   CancelledError,
   caught,
@@ -14,7 +15,6 @@ import {
   QueueEmpty,
   QueueFull,
   QueueShutDown,
-  run,
   sleep,
   taskGroup,
   TimeoutError,
@@ -34,7 +34,7 @@ const kinds = [
 
 describe('Queue basics', () => {
   it('prints its state (repr, format)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const q = new Queue<number>();
       expect(String(q)).toBe('<Queue maxsize=0>');
       q.putNowait(1);
@@ -52,7 +52,7 @@ describe('Queue basics', () => {
   });
 
   it('empty(), full(), qsize(), maxsize; validates maxsize (empty, full, maxsize)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const q = new Queue<number>();
       expect(q.empty()).toBe(true);
       q.putNowait(1);
@@ -76,7 +76,7 @@ describe('Queue basics', () => {
   });
 
   it('a bounded queue makes put() wait until a get() (maxsize, blocking_put_wait)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const q = new Queue<number>(2);
       const have: number[] = [];
       const putter = getRunningLoop().createTask(async () => {
@@ -97,7 +97,7 @@ describe('Queue basics', () => {
   });
 
   it('get() waits for a put(); getNowait()/putNowait() throw QueueEmpty/QueueFull (blocking_get_wait, nonblocking)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const q = new Queue<string>(1);
       expect(() => q.getNowait()).toThrow(QueueEmpty);
@@ -119,7 +119,7 @@ describe('Queue basics', () => {
   });
 
   it('a get cancelled after being woken passes the item on: nothing is dropped (get_cancelled_race, get_cancel_drop_*)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const q = new Queue<number>();
       let reader: Task<number> = loop.createTask(() => q.get());
@@ -152,7 +152,7 @@ describe('Queue basics', () => {
   });
 
   it('a put cancelled after being woken passes the slot on (put_cancel_drop, put_cancelled_race)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const q = new Queue<number>(1);
       q.putNowait(1);
@@ -181,7 +181,7 @@ describe('Queue basics', () => {
   });
 
   it('cancelled getters and putters do not stay queued (cancelled_getters/puts_not_being_held)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const q = new Queue<number>(1);
       expect(await caught(waitFor(() => q.get(), 2))).toBeInstanceOf(TimeoutError);
       expect(String(q)).toBe('<Queue maxsize=1>');
@@ -192,7 +192,7 @@ describe('Queue basics', () => {
   });
 
   it('getters and putters wait in FIFO order (why_are_getters_waiting, why_are_putters_waiting)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const q = new Queue<number>();
       const got: string[] = [];
@@ -218,7 +218,7 @@ describe('Queue basics', () => {
   });
 
   it('taskDone()/join(): join waits for every item to be processed (task_done, join_empty_queue, underflow)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const q = new Queue<number>();
       expect(() => q.taskDone()).toThrow(InvalidStateError);
@@ -253,7 +253,7 @@ describe('Queue basics', () => {
 
 describe('ordering', () => {
   it('Queue is FIFO, LifoQueue LIFO, PriorityQueue smallest first (order)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const items = [1, 3, 2];
       const out = (q: Queue<number>): number[] => {
         for (const i of items) q.putNowait(i);
@@ -266,7 +266,7 @@ describe('ordering', () => {
   });
 
   it('PriorityQueue orders [priority, data] arrays like Python tuples, or by options.compare', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const pq = new PriorityQueue<[number, string]>();
       const input: [number, string][] = [
         [5, 'e'],
@@ -309,7 +309,7 @@ describe('ordering', () => {
 
 describe.each(kinds)('%s shutdown()', (_name, Kind) => {
   it('on an empty queue: blocked get() and new put()/get() throw QueueShutDown; join() returns (shutdown_empty)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const q = new Kind<string>();
       const getTask = getRunningLoop().createTask(() => q.get());
       await tick();
@@ -327,7 +327,7 @@ describe.each(kinds)('%s shutdown()', (_name, Kind) => {
   });
 
   it('on a non-empty queue: blocked put() throws, items left can still be got, then get() throws (shutdown_nonempty)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const q = new Kind<string>(1);
       q.putNowait('data');
@@ -350,7 +350,7 @@ describe.each(kinds)('%s shutdown()', (_name, Kind) => {
   });
 
   it('immediate: drops the items (counted done for join()), get() throws at once (shutdown_immediate, _with_unfinished)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const q = new Kind<string>();
       q.putNowait('data');
@@ -380,7 +380,7 @@ describe.each(kinds)('%s shutdown()', (_name, Kind) => {
 
 describe('iteration, signals, descriptions', () => {
   it('for await yields items until the queue is shut down and drained', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const q = new Queue<number>(2);
       const producer = getRunningLoop().createTask(async () => {
         for (let i = 0; i < 10; i++) await q.put(i);
@@ -403,7 +403,7 @@ describe('iteration, signals, descriptions', () => {
   });
 
   it('get()/put() take an AbortSignal; waiting tasks are described as Queue.get()/Queue.put()', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const q = new Queue<number>(1);
       const ac = new AbortController();

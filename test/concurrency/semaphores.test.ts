@@ -1,6 +1,7 @@
 // Semaphore, BoundedSemaphore, Barrier. Ported from CPython's test_locks.py (behaviours, not code).
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { runVirtual } from '../helpers.ts';
 import {
   Barrier,
   BoundedSemaphore,
@@ -11,7 +12,6 @@ import {
   getRunningLoop,
   InvalidArgumentError,
   InvalidStateError,
-  run,
   Semaphore,
   sleep,
   taskGroup,
@@ -32,7 +32,7 @@ describe('Semaphore', () => {
     expect(() => new Semaphore(1.5)).toThrow(InvalidArgumentError);
     expect(() => new Semaphore('2' as never)).toThrow(InvalidArgumentError);
     expect(new Semaphore(0).locked()).toBe(true);
-    await run(async () => {
+    await runVirtual(async () => {
       const sem = new Semaphore(2);
       expect(String(sem)).toBe('<Semaphore [unlocked, value:2]>');
       await sem.acquire();
@@ -48,7 +48,7 @@ describe('Semaphore', () => {
   });
 
   it('hands permits out in FIFO order (acquire)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const sem = new Semaphore(3);
       const result: number[] = [];
@@ -83,7 +83,7 @@ describe('Semaphore', () => {
   });
 
   it('a cancelled acquirer takes no permit (acquire_cancel, acquire_cancel_before_awoken, acquire_hang)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const sem = new Semaphore();
       await sem.acquire();
@@ -117,7 +117,7 @@ describe('Semaphore', () => {
   });
 
   it('a permit handed to a waiter cancelled before it resumes goes to the next one', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const sem = new Semaphore(0);
       const t1 = loop.createTask(() => sem.acquire());
@@ -134,7 +134,7 @@ describe('Semaphore', () => {
   });
 
   it('does not hang when a holder cancels a waiter on its way out (acquire_no_hang)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const sem = new Semaphore(1);
       const t1 = loop.createTask(async () => {
@@ -154,7 +154,7 @@ describe('Semaphore', () => {
   });
 
   it('release() with no waiters unlocks; BoundedSemaphore refuses extra releases (release_not_acquired, no_waiters)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const sem = new Semaphore();
       await sem.acquire();
       expect(sem.locked()).toBe(true);
@@ -172,7 +172,7 @@ describe('Semaphore', () => {
   });
 
   it('keeps FIFO order across re-acquisitions (acquire_fifo_order, _2, _3)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const sem = new Semaphore(1);
       const result: string[] = [];
@@ -233,7 +233,7 @@ describe('Semaphore', () => {
   });
 
   it('a successful acquire wakes the waiters queued behind it by FIFO (acquire_fifo_order_4)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const sem = new Semaphore(0);
       const result: number[] = [];
@@ -272,7 +272,7 @@ describe('Semaphore', () => {
   });
 
   it('using / hold() / AbortSignal', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const sem = new Semaphore(2);
       {
         using _a = await sem.acquire();
@@ -298,7 +298,7 @@ describe('Barrier', () => {
   it('validates parties and prints its state (barrier_parties, repr)', async () => {
     expect(() => new Barrier(0)).toThrow(InvalidArgumentError);
     expect(() => new Barrier(-4)).toThrow(InvalidArgumentError);
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const barrier = new Barrier(N);
       expect(String(barrier)).toBe(`<Barrier [filling, waiters:0/${N}]>`);
@@ -327,7 +327,7 @@ describe('Barrier', () => {
   });
 
   it('releases all parties together with distinct indexes, and is reusable (context_manager, wait_twice, check_return_value)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const barrier = new Barrier(3);
       const first: number[] = [];
@@ -348,7 +348,7 @@ describe('Barrier', () => {
   });
 
   it('one party passes alone, twice (filling_one_task, _twice)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const barrier = new Barrier(1);
       expect(await barrier.wait()).toBe(0);
       expect(await barrier.wait()).toBe(0);
@@ -357,7 +357,7 @@ describe('Barrier', () => {
   });
 
   it('counts waiters task by task; the last one in sees filling again (filling_task_by_task, draining_state)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const barrier = new Barrier(3);
       const t1 = loop.createTask(() => barrier.wait());
@@ -383,7 +383,7 @@ describe('Barrier', () => {
   });
 
   it('tasks arriving while it drains wait for the next round (blocking_tasks_while_draining)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const barrier = new Barrier(N);
       const rewait = 2;
       const nowaiting = new Barrier(N - rewait);
@@ -405,7 +405,7 @@ describe('Barrier', () => {
   });
 
   it('a cancelled waiter leaves the count (filling_tasks_cancel_one)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const barrier = new Barrier(3);
       let passed = 0;
@@ -430,7 +430,7 @@ describe('Barrier', () => {
   });
 
   it('reset() breaks the current waiters, then the barrier works again (reset_barrier_while_tasks_waiting)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const barrier = new Barrier(N);
       await barrier.reset();
@@ -448,7 +448,7 @@ describe('Barrier', () => {
   });
 
   it('abort() breaks it for good (abort_barrier, abort_barrier_when_exception)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const barrier = new Barrier(N);
       const waiting = Array.from({ length: 2 }, () => loop.createTask(() => barrier.wait()));

@@ -1,5 +1,6 @@
 // Ported from CPython's Lib/test/test_asyncio/test_taskgroups.py (behaviours, not code).
 import { describe, expect, it } from 'vitest';
+import { runVirtual } from '../helpers.ts';
 import {
   CancelledError,
   caught,
@@ -12,7 +13,6 @@ import {
   InvalidStateError,
   KeyboardInterrupt,
   MyExc,
-  run,
   sleep,
   taskGroup,
   timeout,
@@ -32,7 +32,7 @@ async function crashAfter(ms: number, err: () => Error = () => new ZeroDiv()): P
 
 describe('taskGroup', () => {
   it('waits for every child and returns the body result (01, 02)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const [t1, t2] = await taskGroup(async (tg) => {
         const t1 = tg.createTask(() => sleep(5, 42));
         await sleep(2);
@@ -45,7 +45,7 @@ describe('taskGroup', () => {
   });
 
   it('a child cancelled explicitly does not disturb the group (03)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let t1!: Task<number>;
       let t2!: Task<number>;
       await taskGroup(async (tg) => {
@@ -60,7 +60,7 @@ describe('taskGroup', () => {
   });
 
   it('a failing child cancels its siblings and the body; errors are grouped (04, cancel_children_on_child_error)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let num = 0;
       let t2Cancelled = false;
       let bodyCancelled = false;
@@ -100,7 +100,7 @@ describe('taskGroup', () => {
   });
 
   it('cancelling the parent task cancels every child and stays a cancellation (cancellation, 07, 17, 22)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let num = 0;
       const r = getRunningLoop().createTask(async () => {
         await taskGroup(async (tg) => {
@@ -132,7 +132,7 @@ describe('taskGroup', () => {
   });
 
   it('children failing while being cancelled turn the cancellation into an ExceptionGroup (08)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const r = getRunningLoop().createTask(async () => {
         await taskGroup(async (tg) => {
           for (let i = 0; i < 5; i++) {
@@ -157,7 +157,7 @@ describe('taskGroup', () => {
   });
 
   it('an error in the body cancels the children and is grouped (09, 10)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       for (const delay of [1, -1]) {
         let t1!: Task<number>;
         let t2!: Task<number>;
@@ -177,7 +177,7 @@ describe('taskGroup', () => {
   });
 
   it('nested groups: an inner group error comes out as a nested ExceptionGroup (11, 12)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const failing = async (): Promise<void> => {
         try {
           await sleep(LONG);
@@ -207,7 +207,7 @@ describe('taskGroup', () => {
   });
 
   it('nested groups: the outer child failing first cancels the inner group (13), the inner failing first nests (14)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const e13 = await caught(
         taskGroup(async (g1) => {
           g1.createTask(() => crashAfter(1, () => new MyExc('outer')));
@@ -232,7 +232,7 @@ describe('taskGroup', () => {
   });
 
   it('a child failing while the body handles an outside cancellation wins over it (15, 16)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const nested = (): Promise<void> =>
         taskGroup(async (g1) => {
@@ -255,7 +255,7 @@ describe('taskGroup', () => {
   });
 
   it('the body replacing its cancellation with an error gives an ExceptionGroup (18)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let num = 0;
       const r = getRunningLoop().createTask(() =>
         taskGroup(async () => {
@@ -275,7 +275,7 @@ describe('taskGroup', () => {
   });
 
   it('errors raised by the body during the group cancellation are collected with the children\'s (19)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const err = await caught(
         taskGroup(async (g) => {
           g.createTask(() => crashAfter(1));
@@ -292,7 +292,7 @@ describe('taskGroup', () => {
   });
 
   it('a KeyboardInterrupt from the body or a child is re-thrown bare after the children end (20, 21)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let sibling!: Task<void>;
       const fromBody = await caught(
         taskGroup(async (g) => {
@@ -324,7 +324,7 @@ describe('taskGroup', () => {
   });
 
   it('children may create more children while the group waits (23, 24, 25)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const late: Task<unknown>[] = [];
       const group = await taskGroup(async (g) => {
         g.createTask(async () => {
@@ -358,7 +358,7 @@ describe('taskGroup', () => {
   });
 
   it('names children and refuses new ones once shutting down or finished, closing the coroutine (task_name, no_create_task_after_failure, finished)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let refused: unknown = null;
       let name = '';
       const err = await caught(
@@ -420,7 +420,7 @@ describe('taskGroup', () => {
   });
 
   it('keeps the cancelling() level: the group\'s own cancellation never leaks out (cancelling_level_preserved, does_not_leak_out)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const err = await caught(
         taskGroup((tg) => {
           tg.createTask(() => crashAfter(0, () => new MyExc()));
@@ -444,7 +444,7 @@ describe('taskGroup', () => {
   });
 
   it('nested groups both cancelled: the inner handles its error, the outer cancellation stays pending (nested_groups_both_cancelled)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const task = currentTask()!;
       let levelInside = -1;
       const err = await caught(
@@ -466,7 +466,7 @@ describe('taskGroup', () => {
   });
 
   it('an error and an outside cancellation together: the group raises, the cancellation is delivered after (error_and_cancel)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const event = new Event();
       let levelInGroup = -1;
       let levelAfter = -1;
@@ -504,7 +504,7 @@ describe('taskGroup', () => {
 
   it('a task created by a child that fails at once cancels that child at its next await, eager or not (gh-128550)', async () => {
     for (const eager of [false, true]) {
-      await run(async () => {
+      await runVirtual(async () => {
         if (eager) getRunningLoop().setTaskFactory(eagerTaskFactory);
         let ran = false;
         const err = await caught(
@@ -530,7 +530,7 @@ describe('taskGroup', () => {
   });
 
   it('an expired timeout around a group comes out as TimeoutError, with the cancellation as cause', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const err = await caught(timeout(-1, () => taskGroup(() => sleep(0))));
       expect(err).toBeInstanceOf(TimeoutError);
       expect((err as Error).cause).toBeInstanceOf(CancelledError);
@@ -547,7 +547,7 @@ describe('taskGroup', () => {
   });
 
   it('prints its live state', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       await taskGroup(async (tg) => {
         tg.createTask(() => sleep(2));
         expect(String(tg)).toBe('<TaskGroup running tasks=1>');

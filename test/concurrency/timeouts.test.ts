@@ -1,6 +1,7 @@
 // Ported from CPython's test_timeouts.py and test_waitfor.py (behaviours, not code).
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { runVirtual } from '../helpers.ts';
 import {
   CancelledError,
   caught,
@@ -13,7 +14,6 @@ import {
   InvalidStateError,
   Loop,
   MyExc,
-  run,
   shield,
   sleep,
   taskGroup,
@@ -29,7 +29,7 @@ const LONG = 10_000;
 
 describe('timeout() / timeoutAt()', () => {
   it('turns its own cancellation into TimeoutError, with the CancelledError as cause (basic, waiter_cancelled)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let cm!: Timeout;
       let sawCancel = false;
       const err = await caught(
@@ -57,7 +57,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('timeoutAt() takes a loop time; when() reports it', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const deadline = loop.time() + 5;
       let cm!: Timeout;
@@ -68,7 +68,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('nested deadlines at the same time: only the outermost raises TimeoutError (nested_timeouts)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const deadline = getRunningLoop().time() + 5;
       let innerCancelled = false;
       let cm1!: Timeout;
@@ -95,7 +95,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('nested: an inner expired deadline is caught inside, then the outer one fires (nested_timeouts_concurrent, loop_busy)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const t0 = getRunningLoop().time();
       const err = await caught(
         timeout(50, async () => {
@@ -116,7 +116,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('not reached, disabled (null / Infinity): no error, not expired (not_called, disabled)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const cms: Timeout[] = [];
       expect(await timeout(LONG, (t) => (cms.push(t), sleep(1, 'a')))).toBe('a');
@@ -134,7 +134,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('zero and past deadlines fire at the next iteration, even around sleep(0) (zero, zero_sleep_zero, in_the_past)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       for (const ms of [0, -11]) {
         for (const nap of [LONG, 0]) {
@@ -150,7 +150,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('lets other errors through unchanged, expired or not (foreign_exception_passed, on_timeout)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let cm!: Timeout;
       expect(
         await caught(
@@ -176,7 +176,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('an error replaced by the cancellation during cleanup becomes a TimeoutError (exception_context)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const err = await caught(
         timeout(2, async () => {
           try {
@@ -192,7 +192,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('a cancellation from outside stays a cancellation (foreign_cancel_doesnt_timeout_if_not_expired)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let cm!: Timeout;
       const err = await caught(
         timeout(LONG, async (t) => {
@@ -208,7 +208,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('an outside cancellation arriving after the deadline fired wins over the TimeoutError', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let cm!: Timeout;
       const err = await caught(
         timeout(1, async (t) => {
@@ -229,7 +229,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('a deadline firing at the same time as the work completes is a TimeoutError, deterministically', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       // Same deadline: the timeout's timer was scheduled first, so it runs first and
       // cancels the sleep before the sleep's own timer resolves it.
       for (let i = 0; i < 5; i++) {
@@ -258,7 +258,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('the outer task does not end cancelled (outer_task_is_not_cancelled)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const task = getRunningLoop().createTask(async () => {
         expect(await caught(timeout(1, () => sleep(LONG)))).toBeInstanceOf(TimeoutError);
       });
@@ -269,7 +269,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('reschedule() moves or removes the deadline (reschedule)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const fut = loop.createFuture<Timeout>();
       const deadline1 = loop.time() + LONG;
@@ -302,7 +302,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('reschedule() outside the block or once the deadline fired is refused (finished, expired, expiring)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let cm!: Timeout;
       await timeout(5, (t) => {
         cm = t;
@@ -320,7 +320,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('a deadline after the task swallowed a cancellation still fires, and counts from there (timeout_after_cancellation)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       try {
         currentTask()!.cancel();
         await sleep(LONG);
@@ -341,7 +341,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('nested deadline in a finally block (nested_timeout_in_finally)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let inner: unknown;
       const outer = await caught(
         timeout(1, async () => {
@@ -358,7 +358,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('a task group failing during the expired deadline comes out as its ExceptionGroup (timeout_taskgroup)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const err = await caught(
         timeout(2, () =>
           taskGroup(async (tg) => {
@@ -386,7 +386,7 @@ describe('timeout() / timeoutAt()', () => {
   });
 
   it('refuses bad input and use outside a task', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       expect(await caught(timeout(Number.NaN, () => 1))).toBeInstanceOf(InvalidArgumentError);
       expect(await caught(timeout('5' as unknown as number, () => 1))).toBeInstanceOf(InvalidArgumentError);
       expect(await caught(timeout(5, 'x' as never))).toBeInstanceOf(InvalidArgumentError);
@@ -410,7 +410,7 @@ describe('timeout() / timeoutAt()', () => {
 
 describe('waitFor()', () => {
   it('returns the result in time; cancels and waits for the work on timeout (wait_for, waits_for_task_cancellation)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       expect(await waitFor(sleep(1, 'fast'), 1000)).toBe('fast');
       expect(await waitFor(coroutine(async () => 'coro')(), null)).toBe('coro');
@@ -440,7 +440,7 @@ describe('waitFor()', () => {
   });
 
   it('ms <= 0: a done future gives its result; a coroutine never starts; a task is cancelled and awaited (less_then_0_or_0)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const f = loop.createFuture<string>();
       f.setResult('done');
@@ -472,7 +472,7 @@ describe('waitFor()', () => {
   });
 
   it('a result arriving just before the deadline wins (race_condition); a swallowed cancellation returns its value (cancel_suppressed)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const fut = loop.createFuture<string>();
       const p = waitFor(fut, 200);
@@ -498,7 +498,7 @@ describe('waitFor()', () => {
   });
 
   it('an error raised while the work is cancelled comes out instead of TimeoutError (reraises_exception_during_cancellation)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const inner = getRunningLoop().createTask(async () => {
         try {
           await sleep(LONG);
@@ -512,7 +512,7 @@ describe('waitFor()', () => {
   });
 
   it('cancelling the waiter cancels the work, with or without a deadline (cancel_wait_for, cancel_blocking_wait_for)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       for (const ms of [null, 60_000]) {
         const task = loop.createTask(async () => {
@@ -527,7 +527,7 @@ describe('waitFor()', () => {
   });
 
   it('a cancellation arriving as the work completes still cancels the caller (issue86296)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const inner = loop.createTask(async () => 'done');
       let reachedEnd = false;
@@ -546,7 +546,7 @@ describe('waitFor()', () => {
   });
 
   it('a foreign promise is followed by a future, so the deadline works (its work goes on)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let resolveLater!: (v: string) => void;
       const foreign = new Promise<string>((r) => (resolveLater = r));
       expect(await caught(waitFor(foreign, 2))).toBeInstanceOf(TimeoutError);
@@ -556,7 +556,7 @@ describe('waitFor()', () => {
   });
 
   it('with shield(): the deadline cancels the shield, not the work (zero_timeout, none_timeout, shielded_timeout)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const task = loop.createTask(() => sleep(5, 'done'));
       const shielded = shield(task);
@@ -576,7 +576,7 @@ describe('waitFor()', () => {
   });
 
   it('a task ignoring cancellation is waited for (asyncio_wait_for_cancelled / _timeout)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const slow = (): { run: () => Promise<void>; exited: () => boolean } => {
         let exited = false;

@@ -1,6 +1,7 @@
 // gather(), wait(), asCompleted(), shield(). Ported from the matching parts of
 // CPython's test_tasks.py (behaviours, not code).
 import { describe, expect, it } from 'vitest';
+import { runVirtual } from '../helpers.ts';
 import {
   asCompleted,
   CancelledError,
@@ -14,7 +15,6 @@ import {
   InvalidArgumentError,
   Loop,
   MyExc,
-  run,
   shield,
   sleep,
   TimeoutError,
@@ -32,7 +32,7 @@ async function tick(n = 1): Promise<void> {
 
 describe('gather()', () => {
   it('collects results in argument order and types them as a tuple (success)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const [a, b, c] = [loop.createFuture<number>(), loop.createFuture<string>(), loop.createFuture<boolean>()];
       for (const opts of [{}, { returnExceptions: false }, { returnExceptions: true }]) {
@@ -62,7 +62,7 @@ describe('gather()', () => {
 
   it('the first failure rejects the gather; later failures are marked retrieved, not logged (one_exception, exception_marking)', async () => {
     const reports: ExceptionContext[] = [];
-    await run(async () => {
+    await runVirtual(async () => {
       getRunningLoop().setExceptionHandler((_l, ctx) => reports.push(ctx));
       const loop = getRunningLoop();
       const [a, b, c, d, e] = [0, 1, 2, 3, 4].map(() => loop.createFuture<number>());
@@ -96,7 +96,7 @@ describe('gather()', () => {
   });
 
   it('returnExceptions puts errors and cancellations in place (return_exceptions, result_exception_one_cancellation)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const [a, b, c, d, e, f] = [0, 1, 2, 3, 4, 5].map(() => loop.createFuture<number>());
       const fut = gather([a!, b!, c!, d!, e!, f!], { returnExceptions: true });
@@ -119,7 +119,7 @@ describe('gather()', () => {
   });
 
   it('a child cancelled on its own fails the gather with CancelledError, but the gather is not cancelled (one_cancellation)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const [a, b, c] = [0, 1, 2].map(() => loop.createFuture<number>());
       const fut = gather([a!, b!, c!]);
@@ -133,7 +133,7 @@ describe('gather()', () => {
   });
 
   it('cancelling the awaiting task cancels every child; the gather ends with CancelledError (cancellation_broadcast)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       let proof = 0;
       const waiter = loop.createFuture<void>();
@@ -162,7 +162,7 @@ describe('gather()', () => {
   });
 
   it('cancelled gather stays cancelled even with returnExceptions, and carries the message (cancel_gather_2)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const t = loop.createTask(async () => {
         for (;;) await gather([() => sleep(LONG)], { returnExceptions: true });
@@ -181,7 +181,7 @@ describe('gather()', () => {
   });
 
   it('refuses to be cancelled once every child is done (cancel_gather_1)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const fut = loop.createFuture<number>();
       const g = gather([fut]);
@@ -196,7 +196,7 @@ describe('gather()', () => {
   });
 
   it('runs a duplicate awaitable once; eager children done at once complete it eagerly (duplicate_coroutines)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       let runs = 0;
       const c = coroutine(async (s: string) => {
         runs++;
@@ -216,7 +216,7 @@ describe('gather()', () => {
   it('refuses bad input before starting anything, and futures of another loop (constructor_heterogenous_futures, issue46672)', async () => {
     const other = new Loop();
     const foreign = other.createFuture();
-    await run(async () => {
+    await runVirtual(async () => {
       let started = false;
       const c = coroutine(async () => {
         started = true;
@@ -234,7 +234,7 @@ describe('gather()', () => {
 
 describe('wait()', () => {
   it('ALL_COMPLETED (default), FIRST_COMPLETED, FIRST_EXCEPTION (wait, first_completed, first_exception, _in_wait)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const a = loop.createTask(() => sleep(5, 'a'));
       const b = loop.createTask(() => sleep(1, 'b'));
@@ -272,7 +272,7 @@ describe('wait()', () => {
   });
 
   it('with a timeout returns what is done, never throws nor cancels (wait_with_timeout)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const a = loop.createTask(() => sleep(LONG));
       const b = loop.createTask(() => sleep(1));
@@ -285,7 +285,7 @@ describe('wait()', () => {
   });
 
   it('sees tasks done whose callbacks have not run yet (wait_really_done), accepts iterators (wait_with_iterator_of_tasks)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const a = loop.createTask(() => sleep(0));
       const b = loop.createTask(async () => {
@@ -301,7 +301,7 @@ describe('wait()', () => {
   });
 
   it('cancelling the waiter leaves the futures alone', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const a = loop.createTask(() => sleep(LONG));
       const w = loop.createTask(() => wait([a]));
@@ -314,7 +314,7 @@ describe('wait()', () => {
   });
 
   it('refuses an empty set, coroutines, a bare future and an unknown returnWhen (wait_errors, wait_invalid_args)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const f = loop.createFuture();
       expect(await caught(wait([]))).toBeInstanceOf(InvalidArgumentError);
@@ -329,7 +329,7 @@ describe('wait()', () => {
 
 describe('asCompleted()', () => {
   it('yields in completion order, the original tasks as they are (as_completed, same_tasks_in_as_out)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const ts = [30, 10, 20].map((ms) => loop.createTask(() => sleep(ms, ms)));
       const order: number[] = [];
@@ -354,7 +354,7 @@ describe('asCompleted()', () => {
   });
 
   it('throws TimeoutError from the step that waits past the timeout (with_timeout, with_unused_timeout)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const a = loop.createTask(() => sleep(1, 'a'));
       const b = loop.createTask(() => sleep(LONG, 'b'));
@@ -383,7 +383,7 @@ describe('asCompleted()', () => {
   });
 
   it('yields duplicates once (duplicate_coroutines); breaking out cancels the tasks it made and not the caller\'s', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const c = coroutine(async (s: string) => s);
       const abc = c('abc');
@@ -408,7 +408,7 @@ describe('asCompleted()', () => {
   });
 
   it('refuses a single awaitable or bad items (as_completed_invalid_args)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const f = loop.createFuture();
       expect(() => asCompleted(f as never)).toThrow(InvalidArgumentError);
@@ -424,7 +424,7 @@ describe('asCompleted()', () => {
 
 describe('shield()', () => {
   it('follows the inner result, error or cancellation (shield_result, _exception, _cancel_inner, _shortcut)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const inner = loop.createFuture<number>();
       const outer = shield(inner);
@@ -447,7 +447,7 @@ describe('shield()', () => {
   });
 
   it('cancelling the outer does not cancel the inner (shield_cancel_outer, shield_effect)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       let proof = 0;
       const waiter = loop.createFuture<void>();
@@ -469,7 +469,7 @@ describe('shield()', () => {
 
   it('a failure of the inner after the outer was cancelled is reported once; a result is not (cancel_outer_result, _exception, duplicate_log_once)', async () => {
     const reports: ExceptionContext[] = [];
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       loop.setExceptionHandler((_l, ctx) => reports.push(ctx));
       const i1 = loop.createFuture<number>();
@@ -492,7 +492,7 @@ describe('shield()', () => {
   });
 
   it('works with gather both ways (shield_gather, gather_shield)', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const [c1, c2] = [loop.createFuture<number>(), loop.createFuture<number>()];
       const parent = gather([c1, c2]);

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, expect, it } from 'vitest';
+import { runVirtual } from '../helpers.ts';
 import {
   CancelledError,
   InvalidStateError,
@@ -10,7 +11,6 @@ import {
   coroutine,
   currentTask,
   getRunningLoop,
-  run,
   sleep,
   type ExceptionContext,
 } from '../../src/index.ts';
@@ -25,7 +25,7 @@ async function settle<T>(p: PromiseLike<T>): Promise<{ ok: true; value: T } | { 
 
 describe('Task', () => {
   it('names tasks Task-N by default and lets them be renamed', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const a = loop.createTask(async () => {});
       const b = loop.createTask(async () => {}, { name: 'worker' });
@@ -61,7 +61,7 @@ describe('Task', () => {
   });
 
   it('cancel() while awaiting a future: the await throws CancelledError, the future is cancelled', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const fut = loop.createFuture();
       let caught: unknown;
@@ -86,7 +86,7 @@ describe('Task', () => {
   });
 
   it('cancel() while sleeping cancels the sleep', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const start = loop.time();
       const t = loop.createTask(() => sleep(10_000));
@@ -100,7 +100,7 @@ describe('Task', () => {
   });
 
   it('cancel() during a foreign await is delivered at the next protoloop await', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const steps: string[] = [];
       const t = loop.createTask(async () => {
@@ -119,7 +119,7 @@ describe('Task', () => {
   });
 
   it('a task that returns normally after a cancel it never awaited ends cancelled', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const t = loop.createTask(async () => {
         await new Promise((r) => setTimeout(r, 10));
@@ -133,7 +133,7 @@ describe('Task', () => {
   });
 
   it('a task that catches CancelledError and returns ends normally', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const t = loop.createTask(async () => {
         try {
@@ -175,7 +175,7 @@ describe('Task', () => {
   });
 
   it('counts cancellation requests with cancelling()/uncancel()', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const t = loop.createTask(async () => {
         const me = currentTask()!;
@@ -197,7 +197,7 @@ describe('Task', () => {
   });
 
   it('cancelling a task cancels the task it awaits', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const inner = loop.createTask(() => sleep(10_000), { name: 'inner' });
       const outer = loop.createTask(async () => await inner, { name: 'outer' });
@@ -211,7 +211,7 @@ describe('Task', () => {
   });
 
   it('task.signal aborts with a CancelledError reason on cancel', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       let reason: unknown;
       const t = loop.createTask(async () => {
@@ -228,7 +228,7 @@ describe('Task', () => {
   });
 
   it('propagates a task error to whoever awaits it', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const t = loop.createTask(async () => {
         await sleep(1);
@@ -252,7 +252,7 @@ describe('Task', () => {
 
   it('currentTask() is the running task inside it and null outside', async () => {
     expect(currentTask()).toBeNull();
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const main = currentTask();
       expect(main).toBeInstanceOf(Task);
@@ -273,7 +273,7 @@ describe('Task', () => {
   });
 
   it('allTasks() lists the pending tasks', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const t = loop.createTask(() => sleep(50), { name: 'sleeper' });
       const names = [...allTasks()].map((x) => x.getName()).sort();
@@ -285,7 +285,7 @@ describe('Task', () => {
 
   it('a task sees the AsyncLocalStorage context of the code that created it', async () => {
     const requestId = new AsyncLocalStorage<string>();
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const t = requestId.run('req-42', () =>
         loop.createTask(async () => {
@@ -331,7 +331,7 @@ describe('Task', () => {
   });
 
   it('eager tasks run their first step inside createTask()', async () => {
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = getRunningLoop();
       const steps: string[] = [];
       const t = loop.createTask(
@@ -370,7 +370,7 @@ describe('coroutine()', () => {
       await sleep(ms);
       return currentTask()!.getName();
     });
-    const name = await run(async () => getRunningLoop().createTask(work(1), { name: 'w' }));
+    const name = await runVirtual(async () => getRunningLoop().createTask(work(1), { name: 'w' }));
     expect(name).toBe('w');
   });
 });
