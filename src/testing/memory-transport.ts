@@ -21,7 +21,7 @@ import { kDescribe } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../loop/resources.ts';
 import type { BaseProtocol, BufferedProtocol, Protocol } from '../protocols/protocols.ts';
-import { FlowControl } from '../transports/flow-control.ts';
+import { TransportBase } from '../transports/base.ts';
 import type { Transport } from '../transports/transports.ts';
 import type { Pipe, PipeEnd } from './pipe.ts';
 
@@ -52,8 +52,6 @@ export interface MemoryTransportOptions {
   onClosed: (t: MemoryTransport) => void;
 }
 
-type State = 'open' | 'closing' | 'closed';
-
 function isBuffered(p: BaseProtocol): boolean {
   return typeof (p as BufferedProtocol).getBuffer === 'function' && typeof (p as BufferedProtocol).bufferUpdated === 'function';
 }
@@ -66,26 +64,21 @@ function transportMake(t: MemoryTransport): void {
   t.make();
 }
 
-function transportLost(t: MemoryTransport): void {
-  t.deliverLost();
-}
-
-/** One end of a memory connection. Made by `createConnection`/`createServer` with `network`. */
-export class MemoryTransport implements Transport, PipeEnd {
-  readonly #loop: Loop;
-  #protocol: BaseProtocol;
+/**
+ * One end of a memory connection. Made by `createConnection`/`createServer` with
+ * `network`. Derives from the one transport base (src/transports/base.ts): its exit
+ * path, protocol-call policy, flow control and writes-after-lost rule are the socket
+ * transport's.
+ */
+export class MemoryTransport extends TransportBase<BaseProtocol> implements Transport, PipeEnd {
   #buffered: boolean;
-  #state: State = 'open';
   #reading = true;
-  #made = false;
-  #lostDelivered = false;
-  #lostScheduled = false;
   #eofWritten = false;
   #eofReceived = false;
-  #lostExc: Error | undefined = undefined;
+  /** The link was reset: nothing more goes out when the transport closes. */
+  #reset = false;
   readonly #out: Pipe;
   readonly #in: Pipe;
-  readonly #flow: FlowControl;
   readonly #token: ResourceToken;
   readonly #sockname: MemoryAddress;
   readonly #peername: MemoryAddress;
@@ -96,8 +89,7 @@ export class MemoryTransport implements Transport, PipeEnd {
 
   /** @internal Use `loop.createConnection(..., { network })`. */
   constructor(loop: Loop, protocol: BaseProtocol, options: MemoryTransportOptions) {
-    this.#loop = loop;
-    this.#protocol = protocol;
+    super(loop, protocol);
     this.#buffered = isBuffered(protocol);
     this.#out = options.out;
     this.#in = options.in;
@@ -107,7 +99,6 @@ export class MemoryTransport implements Transport, PipeEnd {
     this.#owner = options.owner ?? null;
     this.#waiter = options.waiter ?? null;
     this.#onClosed = options.onClosed;
-    this.#flow = new FlowControl({ flowChanged: (method) => this.#call(method) });
     this.#token = trackResource(loop, 'transport', this, abortTransport);
     loop.callSoon(transportMake, this);
     this.#owner?.attach(this);
@@ -115,15 +106,15 @@ export class MemoryTransport implements Transport, PipeEnd {
 
   /** @internal Runs on the loop: connectionMade, then whatever waited for it. */
   make(): void {
-    this.#made = true;
-    this.#call('connectionMade', this);
+    this.made = true;
+    this.callProtocol('connectionMade', this);
     const waiter = this.#waiter;
     this.#waiter = null;
     if (waiter !== null && !waiter.done()) {
-      if (this.#state === 'closed' && this.#lostExc !== undefined) waiter.setException(this.#lostExc);
+      if (this.lifecycle === 'closed' && this.lostExc !== undefined) waiter.setException(this.lostExc);
       else waiter.setResult(undefined);
     }
-    if (this.#state === 'closed') this.#scheduleLost();
+    if (this.lifecycle === 'closed') this.scheduleLost();
     else this.#in.schedule();
   }
 
@@ -131,16 +122,16 @@ export class MemoryTransport implements Transport, PipeEnd {
 
   /** @internal */
   canReceive(): boolean {
-    return this.#made && this.#state === 'open' && this.#reading;
+    return this.made && this.lifecycle === 'open' && this.#reading;
   }
 
   /** @internal */
   receive(data: Buffer): Buffer | null {
     if (!this.#buffered) {
-      this.#call('dataReceived', data);
+      this.callProtocol('dataReceived', data);
       return null;
     }
-    const p = this.#protocol as BufferedProtocol;
+    const p = this.protocol as BufferedProtocol;
     let off = 0;
     while (off < data.byteLength) {
       if (!this.canReceive()) return data.subarray(off);
@@ -149,13 +140,13 @@ export class MemoryTransport implements Transport, PipeEnd {
         buf = p.getBuffer(data.byteLength - off);
         if (!(buf instanceof Uint8Array) || buf.byteLength === 0) throw new InvalidArgumentError('BufferedProtocol.getBuffer() must return a non-empty Uint8Array');
       } catch (exception) {
-        this.#fatal(exception, 'protocol.getBuffer() call failed');
+        this.fatal(exception, 'protocol.getBuffer() call failed');
         return null;
       }
       const n = Math.min(buf.byteLength, data.byteLength - off);
       buf.set(data.subarray(off, off + n));
       off += n;
-      this.#call('bufferUpdated', n);
+      this.callProtocol('bufferUpdated', n);
     }
     return null;
   }
@@ -163,46 +154,47 @@ export class MemoryTransport implements Transport, PipeEnd {
   /** @internal */
   receiveEof(): void {
     this.#eofReceived = true;
-    const keepOpen = this.#call('eofReceived');
-    if (this.#state !== 'open') return;
+    const keepOpen = this.callProtocol('eofReceived');
+    if (this.lifecycle !== 'open') return;
     if (keepOpen !== true) this.close();
-    else if (this.#eofWritten && this.#out.finSent) this.#forceClose(undefined);
+    else if (this.#eofWritten && this.#out.finSent) this.forceClose(undefined);
   }
 
   /** @internal */
   drained(size: number): void {
-    if (this.#state === 'closed') return;
-    this.#flow.afterDrain(size);
+    if (this.lifecycle === 'closed') return;
+    this.afterDrain(size);
     if (!this.#out.finSent) return;
-    if (this.#state === 'closing' || this.#eofReceived) this.#forceClose(undefined);
+    if (this.lifecycle === 'closing' || this.#eofReceived) this.forceClose(undefined);
   }
 
   /** @internal */
   gone(): boolean {
-    return this.#state === 'closed';
+    return this.lifecycle === 'closed';
   }
 
   /** @internal */
   peerReset(): void {
-    this.#forceClose(new ConnectionResetError('the connection was reset by the peer (memory network)', { code: 'ECONNRESET' }), false);
+    this.#reset = true;
+    this.forceClose(new ConnectionResetError('the connection was reset by the peer (memory network)', { code: 'ECONNRESET' }));
   }
 
   // ------------------------------------------------------------ reading side
 
   /** Whether received data is being delivered. */
   isReading(): boolean {
-    return this.#state === 'open' && this.#reading;
+    return this.lifecycle === 'open' && this.#reading;
   }
 
   /** Stops delivering data; the peer feels backpressure once the window fills. Idempotent. */
   pauseReading(): void {
-    if (this.#state !== 'open') return;
+    if (this.lifecycle !== 'open') return;
     this.#reading = false;
   }
 
   /** Resumes delivering data. Idempotent. */
   resumeReading(): void {
-    if (this.#state !== 'open' || this.#reading) return;
+    if (this.lifecycle !== 'open' || this.#reading) return;
     this.#reading = true;
     this.#in.schedule();
   }
@@ -222,7 +214,7 @@ export class MemoryTransport implements Transport, PipeEnd {
       buf.set(data);
     }
     this.#out.write(buf);
-    this.#flow.afterWrite(this.#out.sendBytes);
+    this.afterWrite(this.#out.sendBytes);
   }
 
   /** Writes each chunk in order. */
@@ -231,15 +223,18 @@ export class MemoryTransport implements Transport, PipeEnd {
   }
 
   #checkWritable(): boolean {
-    if (this.#state === 'open' && !this.#eofWritten) return true;
+    if (this.lifecycle === 'open' && !this.#eofWritten) return true;
     // The peer broke the connection: connectionLost is on its way; asyncio drops these writes.
-    if (this.#state === 'closed' && this.#lostExc !== undefined) return false;
-    throw new TransportClosedError(this.#eofWritten && this.#state === 'open' ? 'write() after writeEof(): the writing side is closed' : `write() on a ${this.#state} transport: it was closed with close() or abort()`);
+    if (this.lifecycle === 'closed' && !this.closedByUser) {
+      this.dropWriteAfterLost();
+      return false;
+    }
+    throw new TransportClosedError(this.#eofWritten && this.lifecycle === 'open' ? 'write() after writeEof(): the writing side is closed' : `write() on a ${this.lifecycle} transport: it was closed with close() or abort()`);
   }
 
   /** Sends a FIN after the buffered bytes (half-close). Idempotent. */
   writeEof(): void {
-    if (this.#state !== 'open' || this.#eofWritten) return;
+    if (this.lifecycle !== 'open' || this.#eofWritten) return;
     this.#eofWritten = true;
     this.#out.writeEof();
   }
@@ -249,48 +244,33 @@ export class MemoryTransport implements Transport, PipeEnd {
     return true;
   }
 
-  /** See `WriteTransport.setWriteBufferLimits`. */
-  setWriteBufferLimits(high?: number, low?: number): void {
-    this.#flow.setLimits(this.#out.sendBytes, high, low);
-  }
-
-  /** The water marks, `[low, high]`. */
-  getWriteBufferLimits(): [low: number, high: number] {
-    return [this.#flow.low, this.#flow.high];
-  }
-
   /** Bytes written and not yet sent (the link's window is full, or the loop has not run yet). */
-  getWriteBufferSize(): number {
+  override getWriteBufferSize(): number {
     return this.#out.sendBytes;
   }
 
   // ------------------------------------------------------------ closing
 
-  /** Whether the transport is closing or closed. */
-  isClosing(): boolean {
-    return this.#state !== 'open';
-  }
-
   /** Stops reading, sends what is buffered and a FIN, then closes; `connectionLost(undefined)` follows. Idempotent. */
   close(): void {
-    if (this.#state !== 'open') return;
-    this.#state = 'closing';
+    if (this.lifecycle !== 'open') return;
+    this.closedByUser = true;
+    this.lifecycle = 'closing';
     this.#out.writeEof();
     this.#out.schedule();
   }
 
   /** Closes at once, dropping buffered data (the peer sees EOF); `connectionLost(undefined)` follows. Idempotent. */
   abort(): void {
-    this.#forceClose(undefined);
+    if (this.lifecycle === 'closed') return;
+    this.closedByUser = true;
+    this.forceClose(undefined);
   }
 
-  /** The one exit path. A no-op the second time. `sendFin` false: the link was reset, nothing more goes out. */
-  #forceClose(exc: Error | undefined, sendFin = true): void {
-    if (this.#state === 'closed') return;
-    this.#state = 'closed';
-    this.#lostExc = exc;
+  /** Lets go of the link end: FIN (unless the link was reset), the peer reset if bytes were left unread. */
+  protected release(): void {
     this.#token.untrack();
-    if (sendFin) {
+    if (!this.#reset) {
       this.#out.dropSendQueue();
       this.#out.writeEof();
       this.#out.schedule();
@@ -300,46 +280,17 @@ export class MemoryTransport implements Transport, PipeEnd {
     const onClosed = this.#onClosed;
     this.#onClosed = null;
     onClosed?.(this);
-    if (this.#made) this.#scheduleLost();
   }
 
-  #scheduleLost(): void {
-    if (this.#lostScheduled) return;
-    this.#lostScheduled = true;
-    if (this.#loop.isClosed()) {
-      this.#owner?.detach(this);
-      return;
-    }
-    this.#loop.callSoon(transportLost, this);
+  /** connectionLost waits for connectionMade (make() schedules it then). */
+  protected override holdLost(): boolean {
+    return !this.made;
   }
 
-  /** @internal Runs on the loop, once. */
-  deliverLost(): void {
-    if (this.#lostDelivered) return;
-    this.#lostDelivered = true;
-    try {
-      this.#call('connectionLost', this.#lostExc);
-    } finally {
-      const owner = this.#owner;
-      this.#owner = null;
-      owner?.detach(this);
-    }
-  }
-
-  #fatal(exception: unknown, message: string): void {
-    this.#loop.callExceptionHandler({ message: `Fatal error on transport: ${message}`, exception, protocol: this.#protocol, transport: this });
-    this.#forceClose(exception instanceof Error ? exception : new Error(String(exception)));
-  }
-
-  #call(method: string, arg?: unknown): unknown {
-    const p = this.#protocol as unknown as Record<string, (a?: unknown) => unknown>;
-    try {
-      return p[method]!(arg);
-    } catch (exception) {
-      if (method === 'connectionLost') this.#loop.callExceptionHandler({ message: 'Exception in protocol.connectionLost()', exception, protocol: this.#protocol, transport: this });
-      else this.#fatal(exception, `protocol.${method}() call failed`);
-      return undefined;
-    }
+  protected override afterLost(): void {
+    const owner = this.#owner;
+    this.#owner = null;
+    owner?.detach(this);
   }
 
   // ------------------------------------------------------------ the rest
@@ -355,14 +306,14 @@ export class MemoryTransport implements Transport, PipeEnd {
   }
 
   /** Replaces the protocol; the next delivery goes to the new one. */
-  setProtocol(protocol: BaseProtocol): void {
-    this.#protocol = protocol;
+  override setProtocol(protocol: BaseProtocol): void {
+    super.setProtocol(protocol);
     this.#buffered = isBuffered(protocol);
   }
 
   /** The current protocol. */
-  getProtocol(): Protocol | BufferedProtocol {
-    return this.#protocol as Protocol | BufferedProtocol;
+  override getProtocol(): Protocol | BufferedProtocol {
+    return this.protocol as Protocol | BufferedProtocol;
   }
 
   /** @internal */
@@ -370,10 +321,10 @@ export class MemoryTransport implements Transport, PipeEnd {
     return this.toString();
   }
 
-  toString(): string {
+  override toString(): string {
     const s = this.#sockname;
     const p = this.#peername;
-    return `<MemoryTransport ${s.address}:${s.port}->${p.address}:${p.port} ${this.#state}${this.#reading ? '' : ' paused'} buffered=${this.#out.sendBytes}>`;
+    return `<MemoryTransport ${s.address}:${s.port}->${p.address}:${p.port} ${this.lifecycle}${this.#reading ? '' : ' paused'} buffered=${this.#out.sendBytes}>`;
   }
 
   /** @internal */
