@@ -9,10 +9,6 @@ import { sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Task } from './task.ts';
 
-// The symbols that used to be declared here live in symbols.ts (one table for all of
-// src/); this re-export keeps branches written before the move compiling. Import
-// symbols from './symbols.ts'.
-export * from './symbols.ts';
 
 /**
  * The task whose code is running now. Task bodies run inside `taskStorage.run(task, ...)`;
