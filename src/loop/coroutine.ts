@@ -77,7 +77,7 @@ export class Coroutine<T = unknown> implements PromiseLike<T> {
     this.name = name;
     const loop = activeLoop();
     const debug = loop !== null ? loop.getDebug() : envDebug();
-    if (debug) this[kSourceTraceback] = captureStack(2);
+    if (debug) this[kSourceTraceback] = captureStack();
     this.#record = { name, loop, sourceTraceback: this[kSourceTraceback], reported: false };
     if (loop !== null) unstarted.add(this.#record);
     neverAwaited.register(this, this.#record, this);

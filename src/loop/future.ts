@@ -15,8 +15,8 @@
  */
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../errors.ts';
-import { taskStorage } from './internal.ts';
-import { kAwaiting, kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kSetResultNow, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
+import { formatStack, taskStorage, type RawStack } from './internal.ts';
+import { kAwaiting, kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kRawStack, kSetResultNow, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
 import { hints } from './debug.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import type { Task } from './task.ts';
@@ -93,8 +93,13 @@ export class Future<T = unknown> implements PromiseLike<T> {
   #callbacks: Callback<any>[] | null = null;
   #unretrieved: UnretrievedRecord | null = null;
   #retrieved = false;
-  /** @internal Where the future was created, in debug mode. */
-  [kSourceTraceback]: string | undefined;
+  /** @internal Where the future was created, in debug mode (formatted when read). */
+  [kRawStack]: RawStack | undefined = undefined;
+
+  /** @internal Where the future was created (the user's frames, most recent call last), in debug mode. */
+  get [kSourceTraceback](): string | undefined {
+    return formatStack(this[kRawStack]);
+  }
 
   /** What the future stands for (`sleep(100 ms)`, `read()`, ...), shown by task introspection. */
   readonly description: string | undefined;
@@ -103,7 +108,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
   constructor(loop: Loop, description?: string) {
     this.#loop = loop;
     this.description = description;
-    if (loop.getDebug()) this[kSourceTraceback] = loop.captureSourceTraceback();
+    if (loop.getDebug()) this[kRawStack] = loop.captureSourceTraceback();
   }
 
   /** The loop this future belongs to. */

@@ -3,7 +3,8 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { kDescribeCall, kRun, kScheduled, kSourceTraceback, kTimerCancelled } from './symbols.ts';
+import { formatStack, type RawStack } from './internal.ts';
+import { kDescribeCall, kRawStack, kRun, kScheduled, kSourceTraceback, kTimerCancelled } from './symbols.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 
 /** A callback scheduled on a loop. `cancel()` before it runs and it never runs. */
@@ -19,18 +20,18 @@ export class Handle {
   #repr: string | null = null;
   /** @internal */
   readonly loop: Loop;
-  /** @internal Where the handle was scheduled, in debug mode. */
-  [kSourceTraceback]: string | undefined;
+  /** @internal Where the handle was scheduled, in debug mode (formatted when read). */
+  [kRawStack]: RawStack | undefined;
 
   /** @internal Use `loop.callSoon()`. */
-  constructor(callback: (...args: any[]) => unknown, args: unknown[] | null, loop: Loop, sourceTraceback?: string, argc = -1, a0?: unknown, a1?: unknown) {
+  constructor(callback: (...args: any[]) => unknown, args: unknown[] | null, loop: Loop, rawStack?: RawStack, argc = -1, a0?: unknown, a1?: unknown) {
     this.#callback = callback;
     this.#args = args;
     this.#argc = argc;
     this.#a0 = a0;
     this.#a1 = a1;
     this.loop = loop;
-    this[kSourceTraceback] = sourceTraceback;
+    this[kRawStack] = rawStack;
   }
 
   /** The arguments as an array (for descriptions). */
@@ -57,7 +58,12 @@ export class Handle {
 
   /** Where the handle was scheduled (the user's frames, most recent call last), in debug mode; undefined otherwise. */
   get sourceTraceback(): string | undefined {
-    return this[kSourceTraceback];
+    return formatStack(this[kRawStack]);
+  }
+
+  /** @internal The same, for protoloop's reports. */
+  get [kSourceTraceback](): string | undefined {
+    return formatStack(this[kRawStack]);
   }
 
   /** @internal Runs the callback; an exception goes to the loop's exception handler. */
@@ -118,8 +124,8 @@ export class TimerHandle extends Handle {
   [kScheduled] = true;
 
   /** @internal Use `loop.callLater()` / `loop.callAt()`. */
-  constructor(when: number, seq: number, callback: (...args: any[]) => unknown, args: unknown[] | null, loop: Loop, sourceTraceback?: string) {
-    super(callback, args, loop, sourceTraceback);
+  constructor(when: number, seq: number, callback: (...args: any[]) => unknown, args: unknown[] | null, loop: Loop, rawStack?: RawStack) {
+    super(callback, args, loop, rawStack);
     this.heapWhen = when;
     this.heapSeq = seq;
   }

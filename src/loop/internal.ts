@@ -41,35 +41,64 @@ export function isInternalFrame(line: string): boolean {
 }
 
 /**
- * Captures where the code calling protoloop was, for debug-mode reports: the user's
- * frames only (protoloop's own and Node's internal frames are left out, so the last
- * line is the user's call), at most {@link STACK_DEPTH} of them, most recent call
- * last, with paths relative to the working directory. Undefined when no user frame
- * is left (work that protoloop scheduled for itself). `_skip` is ignored (kept for
- * callers written before the filtering).
+ * Where the code calling protoloop was, captured but not formatted: V8 keeps the
+ * structured frames and formats them only when {@link formatStack} reads them, so
+ * debug mode pays a stack walk per object and the formatting only for the objects a
+ * report names. Kept only on objects that may retain the frames' receivers (handles,
+ * futures, tasks): a record held by a FinalizationRegistry must take the formatted
+ * text ({@link captureStack}), or the frames would keep its object alive.
  */
-export function captureStack(_skip = 1): string | undefined {
-  // Structured call sites: only the kept frames are formatted (about twice as fast as
-  // formatting the whole stack and filtering the text).
-  const prepare = Error.prepareStackTrace;
+export interface RawStack {
+  stack?: unknown;
+  /** The formatted text, once read (null: no user frame). */
+  text?: string | null;
+}
+
+/** Captures the current stack without formatting it (see {@link RawStack}). */
+export function captureRawStack(): RawStack {
   const limit = Error.stackTraceLimit;
-  Error.prepareStackTrace = returnCallSites;
   Error.stackTraceLimit = 20; // room for protoloop's own frames above the user's
-  const holder: { stack?: NodeJS.CallSite[] } = {};
-  Error.captureStackTrace(holder, captureStack);
-  const sites = holder.stack;
-  Error.prepareStackTrace = prepare;
+  const holder: RawStack = {};
+  Error.captureStackTrace(holder, captureRawStack);
   Error.stackTraceLimit = limit;
-  if (!Array.isArray(sites)) return undefined;
-  const frames: string[] = [];
-  for (const site of sites) {
-    const file = site.getFileName();
-    // No file: native frames (new Promise, Array.map); node: and protoloop's own modules.
-    if (file === undefined || file === null || file.startsWith('node:') || file.startsWith(libraryRoot.href) || file.startsWith(libraryRootPath)) continue;
-    frames.push(`  at ${relativePath(String(site))}`);
-    if (frames.length === STACK_DEPTH) break;
+  return holder;
+}
+
+/**
+ * The user's frames of a captured stack: protoloop's own and Node's internal frames are
+ * left out (so the last line is the user's call), at most {@link STACK_DEPTH} of them,
+ * most recent call last, with paths relative to the working directory. Undefined when
+ * no user frame is left (work that protoloop scheduled for itself). Formatted once.
+ */
+export function formatStack(raw: RawStack | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (raw.text !== undefined) return raw.text ?? undefined;
+  const prepare = Error.prepareStackTrace;
+  Error.prepareStackTrace = returnCallSites;
+  let sites: unknown;
+  try {
+    sites = raw.stack;
+  } finally {
+    Error.prepareStackTrace = prepare;
   }
-  return frames.length === 0 ? undefined : frames.reverse().join('\n');
+  raw.stack = undefined; // let the frames (and what they hold) go
+  const frames: string[] = [];
+  if (Array.isArray(sites)) {
+    for (const site of sites as NodeJS.CallSite[]) {
+      const file = site.getFileName();
+      // No file: native frames (new Promise, Array.map); node: and protoloop's own modules.
+      if (file === undefined || file === null || file.startsWith('node:') || file.startsWith(libraryRoot.href) || file.startsWith(libraryRootPath)) continue;
+      frames.push(`  at ${relativePath(String(site))}`);
+      if (frames.length === STACK_DEPTH) break;
+    }
+  }
+  raw.text = frames.length === 0 ? null : frames.reverse().join('\n');
+  return raw.text ?? undefined;
+}
+
+/** {@link captureRawStack} formatted at once, for records that must not hold the frames. */
+export function captureStack(): string | undefined {
+  return formatStack(captureRawStack());
 }
 
 function returnCallSites(_err: Error, sites: NodeJS.CallSite[]): NodeJS.CallSite[] {

@@ -48,7 +48,7 @@ import { TimerHeap } from './heap.ts';
 import { HookList } from './hooks.ts';
 import { bridgeArea, executorsArea, netArea, subprocessArea, webSocketArea } from './lazy.ts';
 import { activeLoop, envDebug, setActiveLoop } from './running.ts';
-import { captureStack, outsideTask, taskStorage } from './internal.ts';
+import { captureRawStack, outsideTask, taskStorage, type RawStack } from './internal.ts';
 import { kCallSoon, kCloseHooks, kLastWait, kLogDestroyPending, kPendingTimers, kRealWork, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kTimerDriver, kUnretrieved, kWoke } from './symbols.ts';
 import { adoptLogger, setLevel, type Logger } from './log.ts';
 import { closeUnclosedResources, openResourceCounts } from './resources.ts';
@@ -244,7 +244,7 @@ export class Loop implements LoopContract {
   callSoon<A extends unknown[]>(callback: (...args: A) => unknown, ...args: A): Handle {
     if (this.#state === 'closed') throw new LoopClosedError();
     if (typeof callback !== 'function') throw new InvalidArgumentError('callSoon() needs a function');
-    const h = new Handle(callback as (...a: any[]) => unknown, args, this, this.#debug ? captureStack(2) : undefined);
+    const h = new Handle(callback as (...a: any[]) => unknown, args, this, this.#debug ? captureRawStack() : undefined);
     this.#ready.push(h);
     if (!this.#wakeScheduled && this.#state === 'running') this.#scheduleWake();
     return h;
@@ -256,7 +256,7 @@ export class Loop implements LoopContract {
    */
   [kCallSoon](callback: (a: any, b: any) => unknown, a0: unknown, a1?: unknown, argc = 2): Handle {
     if (this.#state === 'closed') throw new LoopClosedError();
-    const h = new Handle(callback, null, this, this.#debug ? captureStack(2) : undefined, argc, a0, a1);
+    const h = new Handle(callback, null, this, this.#debug ? captureRawStack() : undefined, argc, a0, a1);
     this.#ready.push(h);
     if (!this.#wakeScheduled && this.#state === 'running') this.#scheduleWake();
     return h;
@@ -277,7 +277,7 @@ export class Loop implements LoopContract {
   #callAt(when: number, callback: (...args: any[]) => unknown, args: unknown[]): TimerHandle {
     if (this.#state === 'closed') throw new LoopClosedError();
     if (typeof callback !== 'function') throw new InvalidArgumentError('callLater()/callAt() need a function');
-    const h = new TimerHandle(when, ++this.#timerSeq, callback, args, this, this.#debug ? captureStack(3) : undefined);
+    const h = new TimerHandle(when, ++this.#timerSeq, callback, args, this, this.#debug ? captureRawStack() : undefined);
     this.#timers.push(h);
     if (this.#state === 'running' && !this.#wakeScheduled && when < this.#nativeWhen) this.#armTimer();
     return h;
@@ -734,8 +734,8 @@ export class Loop implements LoopContract {
   }
 
   /** @internal The current stack, for objects created in debug mode. */
-  captureSourceTraceback(): string | undefined {
-    return captureStack(3);
+  captureSourceTraceback(): RawStack {
+    return captureRawStack();
   }
 
   /** Counters of the loop's work. */

@@ -63,7 +63,7 @@ function report(entry: Entry, description: string): void {
  * or the owner can never be collected.
  */
 export function trackResource<T extends TrackedResource>(loop: Loop, kind: string, owner: T, abort: (owner: T) => void): ResourceToken {
-  const entry = new Entry(loop, kind, owner, abort, loop.getDebug() ? captureStack(2) : undefined);
+  const entry = new Entry(loop, kind, owner, abort, loop.getDebug() ? captureStack() : undefined);
   loop[kResources].add(entry);
   collected.register(owner, entry, entry);
   return entry;

@@ -49,6 +49,8 @@ export const kRun = Symbol('protoloop.run');
 export const kScheduled = Symbol('protoloop.scheduled');
 /** Handle/Future/Task/transport: where it was created, captured in debug mode. */
 export const kSourceTraceback = Symbol('protoloop.sourceTraceback');
+/** Handle/Future: the creation stack as captured, formatted when kSourceTraceback is read (debug mode). */
+export const kRawStack = Symbol('protoloop.rawStack');
 /** Coroutine: starts it (idempotent) and returns its promise. */
 export const kStart = Symbol('protoloop.start');
 /** Task: the future it currently awaits (asyncio's `_fut_waiter`). */
