@@ -16,10 +16,11 @@
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../errors.ts';
 import { taskStorage } from './internal.ts';
-import { kAwaiting, kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kSetResultNow, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
+import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kSetResultNow, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
 import { hints } from './debug.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import type { Task } from './task.ts';
+import type { CancelScope } from './scope.ts';
 
 /** The three states of a future, as asyncio names them. */
 export type FutureState = 'pending' | 'finished' | 'cancelled';
@@ -46,18 +47,21 @@ class Waiter {
   readonly resolve: (v: unknown) => void;
   readonly reject: (e: unknown) => void;
   readonly task: Task<unknown> | undefined;
+  /** The cancel scope the await was made in (task code only). */
+  readonly scope: CancelScope | undefined;
   constructor(
     onFulfilled: ((value: any) => unknown) | null | undefined,
     onRejected: ((reason: any) => unknown) | null | undefined,
     resolve: (v: unknown) => void,
     reject: (e: unknown) => void,
-    task: Task<unknown> | undefined,
+    scope: CancelScope | undefined,
   ) {
     this.onFulfilled = onFulfilled;
     this.onRejected = onRejected;
     this.resolve = resolve;
     this.reject = reject;
-    this.task = task;
+    this.scope = scope;
+    this.task = scope?.task;
   }
 }
 
@@ -238,9 +242,11 @@ export class Future<T = unknown> implements PromiseLike<T> {
   }
 
   /**
-   * Makes the future awaitable. Inside a task this also records what the task awaits,
-   * so that cancelling the task cancels this future; and if the task was cancelled
-   * while it ran foreign code, the cancellation is delivered here.
+   * Makes the future awaitable. Inside a task this also records the await in the cancel
+   * scope it is made in (the task's root, or the scope of the `timeout()` /
+   * `taskGroup()` callback around it), so that cancelling that scope or the task
+   * cancels this future; and if the scope was cancelled while it ran foreign code, the
+   * cancellation is delivered here.
    */
   then<R1 = T, R2 = never>(
     onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
@@ -253,9 +259,10 @@ export class Future<T = unknown> implements PromiseLike<T> {
       resolve = res as (v: unknown) => void;
       reject = rej;
     });
-    const current = taskStorage.getStore();
+    const scope = taskStorage.getStore();
     let task: Task<unknown> | undefined;
-    if (current !== undefined) {
+    if (scope !== undefined) {
+      const current = scope.task;
       // asyncio's checks at the await: these would otherwise never settle.
       const refusal =
         (current as unknown) === this
@@ -270,17 +277,17 @@ export class Future<T = unknown> implements PromiseLike<T> {
       }
       task = current;
     }
-    const waiter = new Waiter(onFulfilled, onRejected, resolve, reject, task);
+    const waiter = new Waiter(onFulfilled, onRejected, resolve, reject, scope);
     // The task's suspension point: when this waiter is settled by a loop callback, the
     // loop lets the task's step run before its next callback (see loop.ts, the batch).
     if (task !== undefined) task[kLastWait] = waiter;
     if (this.#state === 'pending') {
       (this.#callbacks ??= []).push(waiter);
       // A cancellation requested while the task ran foreign code cancels this future.
-      if (task !== undefined) task[kAwaiting](this);
+      if (scope !== undefined) scope.awaitStarted(this);
     } else {
       // Already done: the await still yields once, and still delivers a pending cancellation.
-      const cancelled = task !== undefined ? task[kAwaiting](this) : null;
+      const cancelled = scope !== undefined ? scope.awaitStarted(this) : null;
       if (cancelled !== null) this.#loop.callSoon(settleWaiter, waiter, false, cancelled);
       else if (this.#loop.isClosed()) queueMicrotask(() => Future.#runCallback(this, waiter)); // awaited after its loop closed
       else this.#loop[kCallSoon](Future.#runCallback, this, waiter);
@@ -357,7 +364,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
     }
     let cancelled: CancelledError | null = null;
     if (cb.task !== undefined) {
-      cancelled = cb.task[kAwaiting](null, fut);
+      cancelled = cb.scope!.awaitResumed(fut);
       fut.#loop[kStats].taskSteps++;
       // This settles the await the task is suspended on: its step runs next.
       if (cb.task[kLastWait] === cb) fut.#loop[kWoke](cb.task, cb);
