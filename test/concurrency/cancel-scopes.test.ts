@@ -302,17 +302,23 @@ describe('cancel scopes: task groups in branches', () => {
   it('a cancellation from outside still comes out of a group that cancels itself', async () => {
     await runVirtual(async () => {
       const loop = getRunningLoop();
+      let child!: Task<unknown>;
       const t = loop.createTask(() =>
         taskGroup(async (tg) => {
-          tg.createTask(() => sleep(LONG));
-          await sleep(LONG);
+          child = tg.createTask(() => sleep(LONG));
+          try {
+            await sleep(LONG);
+          } catch (e) {
+            tg.cancel(); // the group stops itself too, but the outside request wins
+            throw e;
+          }
         }),
       );
       await sleep(5);
       t.cancel();
-      await sleep(0);
       expect(await caught(t)).toBeInstanceOf(CancelledError);
       expect(t.cancelled()).toBe(true);
+      expect(child.cancelled()).toBe(true);
     });
   });
 });
