@@ -20,7 +20,7 @@ import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kSetRe
 import { hints } from './debug.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import type { Task } from './task.ts';
-import type { CancelScope } from './scope.ts';
+import type { CancelScope, ScopedAwait } from './scope.ts';
 
 /** The three states of a future, as asyncio names them. */
 export type FutureState = 'pending' | 'finished' | 'cancelled';
@@ -40,22 +40,28 @@ export interface UnretrievedRecord {
   ref: WeakRef<Future<any>>;
 }
 
-/** @internal A pending `then()` registration. */
-class Waiter {
+/** @internal A pending `then()` registration; in task code, also the await recorded in its cancel scope. */
+class Waiter implements ScopedAwait {
+  readonly future: Future<any>;
   readonly onFulfilled: ((value: any) => unknown) | null | undefined;
   readonly onRejected: ((reason: any) => unknown) | null | undefined;
   readonly resolve: (v: unknown) => void;
   readonly reject: (e: unknown) => void;
   readonly task: Task<unknown> | undefined;
-  /** The cancel scope the await was made in (task code only). */
-  readonly scope: CancelScope | undefined;
+  /** The cancel scope the await is recorded in (task code only). */
+  scope: CancelScope | undefined;
+  prev: ScopedAwait | null = null;
+  next: ScopedAwait | null = null;
+  linked = false;
   constructor(
+    future: Future<any>,
     onFulfilled: ((value: any) => unknown) | null | undefined,
     onRejected: ((reason: any) => unknown) | null | undefined,
     resolve: (v: unknown) => void,
     reject: (e: unknown) => void,
     scope: CancelScope | undefined,
   ) {
+    this.future = future;
     this.onFulfilled = onFulfilled;
     this.onRejected = onRejected;
     this.resolve = resolve;
@@ -271,23 +277,23 @@ export class Future<T = unknown> implements PromiseLike<T> {
             ? `Task ${current.getName()} got ${this} attached to a different loop: create futures with the loop that awaits them`
             : null;
       if (refusal !== null) {
-        const waiter = new Waiter(onFulfilled, onRejected, resolve, reject, undefined);
+        const waiter = new Waiter(this, onFulfilled, onRejected, resolve, reject, undefined);
         queueMicrotask(() => settleWaiter(waiter, false, new InvalidStateError(refusal)));
         return promise;
       }
       task = current;
     }
-    const waiter = new Waiter(onFulfilled, onRejected, resolve, reject, scope);
+    const waiter = new Waiter(this, onFulfilled, onRejected, resolve, reject, scope);
     // The task's suspension point: when this waiter is settled by a loop callback, the
     // loop lets the task's step run before its next callback (see loop.ts, the batch).
     if (task !== undefined) task[kLastWait] = waiter;
     if (this.#state === 'pending') {
       (this.#callbacks ??= []).push(waiter);
       // A cancellation requested while the task ran foreign code cancels this future.
-      if (scope !== undefined) scope.awaitStarted(this);
+      if (scope !== undefined) scope.awaitStarted(waiter);
     } else {
       // Already done: the await still yields once, and still delivers a pending cancellation.
-      const cancelled = scope !== undefined ? scope.awaitStarted(this) : null;
+      const cancelled = scope !== undefined ? scope.awaitStarted(waiter) : null;
       if (cancelled !== null) this.#loop.callSoon(settleWaiter, waiter, false, cancelled);
       else if (this.#loop.isClosed()) queueMicrotask(() => Future.#runCallback(this, waiter)); // awaited after its loop closed
       else this.#loop[kCallSoon](Future.#runCallback, this, waiter);
@@ -364,7 +370,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
     }
     let cancelled: CancelledError | null = null;
     if (cb.task !== undefined) {
-      cancelled = cb.scope!.awaitResumed(fut);
+      cancelled = cb.scope!.awaitResumed(cb);
       fut.#loop[kStats].taskSteps++;
       // This settles the await the task is suspended on: its step runs next.
       if (cb.task[kLastWait] === cb) fut.#loop[kWoke](cb.task, cb);

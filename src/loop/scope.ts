@@ -29,16 +29,27 @@ import { CancelledError } from '../errors.ts';
 import type { Future } from './future.ts';
 import type { Task } from './task.ts';
 
+/**
+ * @internal A pending await, linked into the scope it is recorded in: Future.then()'s
+ * Waiter is the node (an intrusive list: recording an await allocates nothing).
+ */
+export interface ScopedAwait {
+  readonly future: Future<any>;
+  /** The scope the await is recorded in (it moves to the parent when its scope closes). */
+  scope: CancelScope | undefined;
+  prev: ScopedAwait | null;
+  next: ScopedAwait | null;
+  linked: boolean;
+}
+
 /** @internal One node of a task's scope tree; what `taskStorage` holds. */
 export class CancelScope {
   /** The task whose code runs in this scope. */
   readonly task: Task<unknown>;
   /** The enclosing scope (null for the task's root). */
   parent: CancelScope | null;
-  // Pending protoloop awaits made in this scope: one slot (the usual case, no
-  // allocation) and a set for the others.
-  #wait: Future<any> | null = null;
-  #more: Set<Future<any>> | null = null;
+  // Pending protoloop awaits recorded in this scope, most recent first.
+  #head: ScopedAwait | null = null;
   #children: Set<CancelScope> | null = null;
   /** Cancellation requests made on this scope and not withdrawn. */
   #count = 0;
@@ -151,10 +162,8 @@ export class CancelScope {
 
   #cancelAwaits(msg: string | undefined): boolean {
     let hit = false;
-    const w = this.#wait;
-    if (w !== null && w.cancel(msg)) hit = true;
-    const more = this.#more;
-    if (more !== null && more.size > 0) for (const f of [...more]) if (f.cancel(msg)) hit = true;
+    // Cancelling a future only schedules its callbacks: the list does not change under us.
+    for (let n = this.#head; n !== null; n = n.next) if (n.future.cancel(msg)) hit = true;
     const children = this.#children;
     if (children !== null && children.size > 0) for (const c of [...children]) if (c.#cancelAwaits(msg)) hit = true;
     return hit;
@@ -179,10 +188,12 @@ export class CancelScope {
   }
 
   /**
-   * Future.then() in this scope's code awaits `fut`. Records it if pending and
-   * delivers a remembered request: returns the error to throw when `fut` is done.
+   * Future.then() in this scope's code made the await `node`. Records it if its future
+   * is pending and delivers a remembered request: returns the error to throw when the
+   * future is done.
    */
-  awaitStarted(fut: Future<any>): CancelledError | null {
+  awaitStarted(node: ScopedAwait): CancelledError | null {
+    const fut = node.future;
     let s: CancelScope = this;
     let err: CancelledError | null;
     if (s.#closed) {
@@ -192,32 +203,42 @@ export class CancelScope {
       err = cancelled ? new CancelledError(this.#reason?.message) : s.takePending();
     } else err = s.takePending();
     if (!fut.done()) {
-      if (s.#wait === null) s.#wait = fut;
-      else if (s.#wait !== fut) (s.#more ??= new Set()).add(fut);
+      s.#link(node);
       if (err !== null) fut.cancel(err.message);
       return null;
     }
     return err;
   }
 
-  /**
-   * The await of `fut` made in this scope resumes. Returns the error to throw instead
-   * of `fut`'s outcome: a request remembered after `fut` completed but before the code
-   * resumed (asyncio throws it into the coroutine at that point).
-   */
-  awaitResumed(fut: Future<any>): CancelledError | null {
-    let s: CancelScope | null = this;
-    while (s !== null && !s.#remove(fut)) s = s.parent;
-    if (s === null) return null;
-    return s.#closed ? null : s.takePending();
+  #link(node: ScopedAwait): void {
+    node.scope = this;
+    node.prev = null;
+    node.next = this.#head;
+    if (this.#head !== null) this.#head.prev = node;
+    this.#head = node;
+    node.linked = true;
   }
 
-  #remove(fut: Future<any>): boolean {
-    if (this.#wait === fut) {
-      this.#wait = null;
-      return true;
-    }
-    return this.#more !== null && this.#more.delete(fut);
+  static #unlink(node: ScopedAwait): void {
+    const scope = node.scope!;
+    if (node.prev !== null) node.prev.next = node.next;
+    else scope.#head = node.next;
+    if (node.next !== null) node.next.prev = node.prev;
+    node.prev = node.next = null;
+    node.linked = false;
+  }
+
+  /**
+   * The await `node` resumes. Returns the error to throw instead of its future's
+   * outcome: a request remembered after the future completed but before the code
+   * resumed (asyncio throws it into the coroutine at that point). Null for an await
+   * that was not recorded (its future was done already).
+   */
+  awaitResumed(node: ScopedAwait): CancelledError | null {
+    if (!node.linked) return null;
+    CancelScope.#unlink(node);
+    const s = node.scope!;
+    return s.#closed ? null : s.takePending();
   }
 
   /** The scope's callback ended: its pending awaits and child scopes move to the parent. */
@@ -227,11 +248,12 @@ export class CancelScope {
     const parent = this.parent;
     if (parent === null) return;
     parent.#children?.delete(this);
-    const w = this.#wait;
-    if (w !== null && !w.done()) parent.#adopt(w);
-    if (this.#more !== null) for (const f of this.#more) if (!f.done()) parent.#adopt(f);
-    this.#wait = null;
-    this.#more = null;
+    for (let n = this.#head; n !== null; ) {
+      const next = n.next;
+      parent.#link(n);
+      n = next;
+    }
+    this.#head = null;
     if (this.#children !== null) {
       for (const c of this.#children) {
         c.parent = parent;
@@ -241,15 +263,10 @@ export class CancelScope {
     }
   }
 
-  #adopt(fut: Future<any>): void {
-    if (this.#wait === null) this.#wait = fut;
-    else if (this.#wait !== fut) (this.#more ??= new Set()).add(fut);
-  }
-
   /** The task finished: forget every pending await of the tree. */
   reset(): void {
-    this.#wait = null;
-    this.#more = null;
+    for (let n = this.#head; n !== null; n = n.next) n.linked = false;
+    this.#head = null;
     this.#children = null;
   }
 
@@ -264,11 +281,6 @@ export class CancelScope {
       const inner = last?.anyPending() ?? null;
       if (inner !== null) return inner;
     }
-    if (this.#more !== null && this.#more.size > 0) {
-      let last: Future<unknown> | null = null;
-      for (const f of this.#more) last = f;
-      return last;
-    }
-    return this.#wait;
+    return this.#head?.future ?? null;
   }
 }
