@@ -14,23 +14,26 @@ import { crunch } from './blocking-work.ts';
 
 const crunchInThread = workerTask<typeof crunch>(new URL('./blocking-work.ts', import.meta.url), 'crunch');
 
-/** Ticks every 50 ms and records how late the latest tick was. */
-function startTicker(): { stop(): number } {
+/** Ticks every 50 ms, counts its ticks and records how late the latest tick was. */
+function startTicker(): { ticks: number; stop(): number } {
   const loop = getRunningLoop();
   let worst = 0;
   let due = loop.time() + 50;
   const tick = (): void => {
+    ticker.ticks++;
     worst = Math.max(worst, loop.time() - due);
     due = loop.time() + 50;
     handle = loop.callLater(50, tick);
   };
   let handle = loop.callLater(50, tick);
-  return {
+  const ticker = {
+    ticks: 0,
     stop() {
       handle.cancel();
       return worst;
     },
   };
+  return ticker;
 }
 
 async function bug(): Promise<void> {
@@ -48,10 +51,13 @@ async function bug(): Promise<void> {
 async function fixed(): Promise<void> {
   const ticker = startTicker();
   await sleep(60);
+  const before = ticker.ticks;
   await toThread(crunchInThread, 1000); // the loop keeps running meanwhile
   await toThread(crunchInThread, 300);
+  const during = ticker.ticks - before;
   await sleep(60);
   console.log(`the loop was stuck for up to ${Math.round(ticker.stop())} ms`);
+  console.log(`the loop ticked ${during} times while the work ran`);
 }
 
 await run(process.argv[2] === 'fixed' ? fixed : bug);

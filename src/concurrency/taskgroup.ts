@@ -1,14 +1,17 @@
 /**
  * Structured concurrency: `taskGroup(async (tg) => ...)`, asyncio's `TaskGroup`.
  *
- * The body runs in the calling task; `tg.createTask()` starts children. The group
- * ends when the body and every child have finished. The first child that fails
+ * The body runs in the calling task, in a cancel scope of its own (loop/scope.ts)
+ * under the code that called `taskGroup()`; `tg.createTask()` starts children. The
+ * group ends when the body and every child have finished. The first child that fails
  * (with anything but a {@link CancelledError}) cancels the other children and the
- * body; the errors come out together as an {@link ExceptionGroup}. A cancellation of
+ * body (the awaits made in the body's scope, not those of other branches of the
+ * task); the errors come out together as an {@link ExceptionGroup}. A cancellation of
  * the calling task from outside cancels the children too and comes out as a
- * cancellation. The group cancels its parent task through `cancel()` and withdraws
- * that request with `uncancel()` at the end, as asyncio does, so that its own
- * cancellation never leaks out while an outside one always does.
+ * cancellation. The group counts its request on its scope and withdraws it at the
+ * end, as asyncio does with `cancel()`/`uncancel()` on the parent task, so that its
+ * own cancellation never leaks out while an outside one always does. `tg.cancel()`
+ * (asyncio 3.15) stops the group on purpose: it exits without an error.
  *
  * ```
  * created --taskGroup()--> running --body done--> exiting (waits for children) --> finished
@@ -20,7 +23,9 @@ import { inspect } from 'node:util';
 import { CancelledError, ExceptionGroup, InvalidArgumentError, InvalidStateError, KeyboardInterrupt } from '../errors.ts';
 import { Coroutine } from '../loop/coroutine.ts';
 import type { Future } from '../loop/future.ts';
-import { currentTask, getRunningLoop, type Loop } from '../loop/loop.ts';
+import { taskStorage } from '../loop/internal.ts';
+import { getRunningLoop, type Loop } from '../loop/loop.ts';
+import { CancelScope } from '../loop/scope.ts';
 import type { Task, TaskOptions, TaskTarget } from '../loop/task.ts';
 
 /** The states of a {@link TaskGroup}. */
@@ -45,6 +50,8 @@ export class TaskGroup {
   #aborting = false;
   readonly #loop: Loop;
   #parent: Task<unknown> | null;
+  /** The body's scope: the group's cancellation of the body is a request on it. */
+  readonly #scope: CancelScope;
   #parentCancelRequested = false;
   readonly #tasks = new Set<Task<unknown>>();
   #errors: unknown[] = [];
@@ -54,10 +61,36 @@ export class TaskGroup {
   readonly #onTaskDone: (task: Future<unknown>) => void;
 
   /** @internal Use {@link taskGroup}. */
-  constructor(loop: Loop, parent: Task<unknown>) {
+  constructor(loop: Loop, scope: CancelScope) {
     this.#loop = loop;
-    this.#parent = parent;
+    this.#parent = scope.task;
+    this.#scope = scope;
     this.#onTaskDone = onTaskDone.bind(this);
+  }
+
+  /**
+   * Aborted when the group starts cancelling (a child failed, the body threw,
+   * `cancel()`) or the code around it is cancelled, with a {@link CancelledError} as
+   * reason: pass it to foreign APIs the body uses so they stop too.
+   */
+  get signal(): AbortSignal {
+    return this.#scope.signal;
+  }
+
+  /**
+   * Stops the group (asyncio 3.15's `TaskGroup.cancel()`): cancels the children not
+   * done and the body's awaits, and the group then exits without an error (the
+   * cancellation does not come out of `taskGroup()`, which returns `undefined` if the
+   * body did not finish). A cancellation from outside still comes out. Does nothing
+   * once the group has finished; calling it again changes nothing.
+   */
+  cancel(): void {
+    if (this.#exiting && this.#tasks.size === 0) return;
+    if (!this.#aborting) this.#abort();
+    if (!this.#parentCancelRequested) {
+      this.#parentCancelRequested = true;
+      this.#scope.cancel();
+    }
   }
 
   /** `running` (body), `exiting` (waiting for children), `aborting` (cancelling them), `finished`. */
@@ -94,6 +127,7 @@ export class TaskGroup {
   #abort(): void {
     this.#aborting = true;
     this.#state = 'aborting';
+    this.#scope.abort(new CancelledError('the task group is cancelling'));
     for (const t of this.#tasks) if (!t.done()) t.cancel();
   }
 
@@ -124,7 +158,7 @@ export class TaskGroup {
       // the body's caller sees the ExceptionGroup, not a cancellation.
       this.#abort();
       this.#parentCancelRequested = true;
-      parent.cancel();
+      this.#scope.cancel();
     }
   }
 
@@ -163,10 +197,14 @@ export class TaskGroup {
 
       if (this.#hasBaseError) throw this.#baseError;
 
-      const parent = this.#parent!;
-      // If we asked for the parent's cancellation we must withdraw it; if no other
-      // request is left, the CancelledError it caused is ours and must not leak out.
-      if (this.#parentCancelRequested && parent.uncancel() === 0) propagateCancellation = null;
+      const scope = this.#scope;
+      // If we asked for the body's cancellation we must withdraw it; if no other request
+      // reaches the body (from the enclosing scopes, the task's own included), the
+      // CancelledError it caused is ours and must not leak out.
+      if (this.#parentCancelRequested) {
+        scope.uncancel();
+        if (scope.cancelling() === 0) propagateCancellation = null;
+      }
 
       // Errors take priority over a cancellation.
       if (propagateCancellation !== null && this.#errors.length === 0) throw propagateCancellation;
@@ -174,11 +212,8 @@ export class TaskGroup {
       if (failed && !(error instanceof CancelledError)) this.#errors.push(error);
       if (this.#errors.length > 0) {
         // Cancelled from outside as well: keep the request count stable and let the
-        // cancellation be delivered at the parent's next await.
-        if (parent.cancelling() > 0) {
-          parent.uncancel();
-          parent.cancel();
-        }
+        // cancellation be delivered at the next await of the code around the group.
+        if (scope.cancelling() > 0) scope.parent!.remind();
         const errors = this.#errors;
         throw new ExceptionGroup(`unhandled errors in a TaskGroup (${errors.length} sub-exception${errors.length === 1 ? '' : 's'})`, errors);
       }
@@ -204,6 +239,10 @@ export class TaskGroup {
   }
 }
 
+async function callBody<T>(body: (tg: TaskGroup) => PromiseLike<T> | T, tg: TaskGroup): Promise<T> {
+  return await body(tg);
+}
+
 /**
  * Runs `body` (in the current task) with a new {@link TaskGroup}, waits until the body
  * and every task it started are done, and returns the body's result.
@@ -215,6 +254,11 @@ export class TaskGroup {
  *   {@link CancelledError} once they are all done.
  * - A {@link KeyboardInterrupt} from the body or a child is re-thrown as is, after the
  *   children are cancelled and done.
+ *
+ * - `tg.cancel()` stops the group on purpose: children and body are cancelled and
+ *   `taskGroup()` returns (`undefined` if the body did not finish) without an error.
+ * - The body runs in a cancel scope of its own: a failing child cancels the awaits
+ *   of the body, not those of other branches of the task (Promise.all).
  *
  * Throws {@link InvalidStateError} outside a task.
  *
@@ -229,18 +273,22 @@ export class TaskGroup {
 export async function taskGroup<T>(body: (tg: TaskGroup) => PromiseLike<T> | T): Promise<T> {
   if (typeof body !== 'function') throw new InvalidArgumentError('taskGroup() needs a function (tg) => ...');
   const loop = getRunningLoop();
-  const parent = currentTask();
-  if (parent === null) throw new InvalidStateError('taskGroup() must be called inside a task: it cannot determine the parent task');
-  const tg = new TaskGroup(loop, parent);
+  const outer = taskStorage.getStore();
+  if (outer === undefined) throw new InvalidStateError('taskGroup() must be called inside a task: it cannot determine the parent task');
+  const scope = new CancelScope(outer.task, outer);
+  const tg = new TaskGroup(loop, scope);
   let result: T | undefined;
   let failed = false;
   let error: unknown;
   try {
-    result = await body(tg);
+    // The body and every await it makes run in the group's scope; the exit (waiting
+    // for the children) runs in the caller's.
+    result = await taskStorage.run(scope, callBody, body, tg);
   } catch (e) {
     failed = true;
     error = e;
   }
+  scope.close();
   await tg[kExit](failed, error);
   // kExit throws whenever the body failed with anything it must not swallow; when it
   // returns after a failure, the failure was the group's own cancellation.

@@ -1,12 +1,15 @@
 /**
  * Deadlines: `timeout(ms, fn)`, `timeoutAt(when, fn)` and `waitFor(x, ms)`.
  *
- * A deadline is asyncio's `Timeout`: when it passes, it cancels the task running the
- * block, and when the block ends with that cancellation it becomes a
- * {@link TimeoutError} (its `cause` is the {@link CancelledError}). Because it counts
- * cancellation requests (`task.cancelling()` on entry, `task.uncancel()` on exit), a
- * cancellation from outside that arrives meanwhile stays a cancellation, and nested
- * deadlines each convert only their own.
+ * A deadline is asyncio's `Timeout`, over a cancel scope (loop/scope.ts) rather than a
+ * whole task: the block runs in a child scope of the code that called `timeout()`;
+ * when the deadline passes it cancels that scope, so the protoloop awaits made inside
+ * the block (in every branch of it) throw, and nothing outside it; when the block ends
+ * with that cancellation it becomes a {@link TimeoutError} (its `cause` is the
+ * {@link CancelledError}). Because it counts cancellation requests per scope (the
+ * enclosing scopes' count on entry and on exit), a cancellation from outside that
+ * arrives meanwhile stays a cancellation, and nested or concurrent deadlines each
+ * convert only their own.
  *
  * ```
  * created --enter--> active --deadline--> expiring --exit--> expired
@@ -19,8 +22,9 @@ import { CancelledError, InvalidArgumentError, InvalidStateError, TimeoutError }
 import { Coroutine } from '../loop/coroutine.ts';
 import { Future } from '../loop/future.ts';
 import type { Handle } from '../loop/handle.ts';
-import { currentTask, getRunningLoop, type Loop } from '../loop/loop.ts';
-import type { Task } from '../loop/task.ts';
+import { taskStorage } from '../loop/internal.ts';
+import { getRunningLoop, type Loop } from '../loop/loop.ts';
+import { CancelScope } from '../loop/scope.ts';
 import { ensureFuture, isThenable, type Awaitable } from './waiters.ts';
 
 /** The states of a {@link Timeout}: `active` inside the block, `expiring` once the deadline passed. */
@@ -37,19 +41,44 @@ function onTimeout(t: Timeout): void {
 /**
  * A deadline over a block of code, handed to the function given to {@link timeout} /
  * {@link timeoutAt}. The block can move its deadline (`reschedule()`) and ask whether
- * it passed (`expired()`). Deadlines are loop times in ms (see `loop.time()`).
+ * it passed (`expired()`); `signal` aborts when it passes, for foreign APIs. Deadlines
+ * are loop times in ms (see `loop.time()`).
+ *
+ * A Timeout can also be made first (`new Timeout(when)`, asyncio's `Timeout(when)`;
+ * `null`: no deadline yet) and entered later with `t.run(fn)`, once.
  */
 export class Timeout {
   #state: TimeoutState = 'created';
   #when: number | null;
   #handle: Handle | null = null;
-  #task: Task<unknown> | null = null;
+  #scope: CancelScope | null = null;
+  #outer: CancelScope | null = null;
   #loop: Loop | null = null;
   #cancellingAtEntry = 0;
 
-  /** @internal Use {@link timeout} or {@link timeoutAt}. */
+  /** A deadline at loop time `when` (ms; null: none yet), entered by {@link Timeout.run}. */
   constructor(when: number | null) {
+    checkWhen(when, 'new Timeout()');
     this.#when = when;
+  }
+
+  /**
+   * Runs `fn` under this deadline, as `timeoutAt(t.when(), fn)` does; returns its result
+   * or throws {@link TimeoutError}. {@link InvalidStateError} if it was entered before.
+   */
+  run<T>(fn: (t: Timeout) => PromiseLike<T> | T): Promise<T> {
+    checkFn(fn, 'Timeout.run()');
+    return runWithin(this, fn);
+  }
+
+  /**
+   * Aborted when the deadline passes (or the code around the block is cancelled), with
+   * a {@link CancelledError} as reason: pass it to foreign APIs (fetch, fs, timers) so
+   * they stop too. {@link InvalidStateError} before the block starts.
+   */
+  get signal(): AbortSignal {
+    if (this.#scope === null) throw new InvalidStateError('Timeout has not been entered: its signal exists once the block runs');
+    return this.#scope.signal;
   }
 
   /** The state: `created`, `active`, `expiring`, `expired` or `finished`. */
@@ -86,34 +115,40 @@ export class Timeout {
     return this.#state === 'expiring' || this.#state === 'expired';
   }
 
-  /** @internal Starts the deadline for the current task. */
-  [kEnter](): void {
+  /** @internal Starts the deadline over a new scope of the code running now; returns the scope. */
+  [kEnter](): CancelScope {
     if (this.#state !== 'created') throw new InvalidStateError('Timeout has already been entered');
-    const task = currentTask();
-    if (task === null) throw new InvalidStateError('timeout() must be used inside a task');
+    const outer = taskStorage.getStore();
+    if (outer === undefined) throw new InvalidStateError('timeout() must be used inside a task');
     this.#loop = getRunningLoop();
     this.#state = 'active';
-    this.#task = task;
-    this.#cancellingAtEntry = task.cancelling();
+    this.#outer = outer;
+    this.#scope = new CancelScope(outer.task, outer);
+    this.#cancellingAtEntry = outer.cancelling();
     this.reschedule(this.#when);
+    return this.#scope;
   }
 
-  /** @internal The deadline passed: cancel the task running the block. */
+  /** @internal The deadline passed: cancel the block's scope. */
   [kFire](): void {
     if (this.#state !== 'active') return;
     this.#handle = null;
     this.#state = 'expiring';
-    this.#task!.cancel();
+    this.#scope!.cancel();
   }
 
   /** @internal The block ended: returns the error to throw instead of the block's, or undefined. */
   [kExit](failed: boolean, error: unknown): TimeoutError | undefined {
     this.#handle?.cancel();
     this.#handle = null;
+    const scope = this.#scope!;
+    scope.close();
     if (this.#state === 'expiring') {
       this.#state = 'expired';
-      // Ours is the only cancellation beyond those present at entry: we handle it.
-      if (this.#task!.uncancel() <= this.#cancellingAtEntry && failed && error instanceof CancelledError) {
+      scope.uncancel();
+      // No request from outside the block beyond those present at entry: the
+      // cancellation is ours (or a foreign API's abort for our signal), we handle it.
+      if (this.#outer!.cancelling() <= this.#cancellingAtEntry && failed && isOwnCancellation(error, scope)) {
         return new TimeoutError(`the deadline passed (timeout at loop time ${this.#when!.toFixed(3)} ms)`, { cause: error });
       }
     } else if (this.#state === 'active') {
@@ -143,11 +178,23 @@ function checkFn(fn: unknown, what: string): void {
   if (typeof fn !== 'function') throw new InvalidArgumentError(`${what} needs a function to run under the deadline`);
 }
 
+/** A CancelledError, or the rejection of a foreign API aborted by the scope's signal (the reason itself, or an AbortError caused by it). */
+function isOwnCancellation(error: unknown, scope: CancelScope): boolean {
+  if (error instanceof CancelledError) return true;
+  const reason = scope.abortReason;
+  return reason !== null && (error === reason || (error instanceof Error && error.cause === reason));
+}
+
+async function callIn<T>(fn: (t: Timeout) => PromiseLike<T> | T, t: Timeout): Promise<T> {
+  return await fn(t);
+}
+
 async function runWithin<T>(t: Timeout, fn: (t: Timeout) => PromiseLike<T> | T): Promise<T> {
-  t[kEnter]();
+  const scope = t[kEnter]();
   let result: T;
   try {
-    result = await fn(t);
+    // The block and every await it makes (its then() calls included) run in the scope.
+    result = await taskStorage.run(scope, callIn, fn, t);
   } catch (e) {
     throw t[kExit](true, e) ?? e;
   }
@@ -157,12 +204,14 @@ async function runWithin<T>(t: Timeout, fn: (t: Timeout) => PromiseLike<T> | T):
 
 /**
  * Runs `fn` (in the current task) with a deadline `ms` milliseconds from now; returns
- * its result. When the deadline passes, the task is cancelled: `fn`'s current await
- * throws {@link CancelledError}, and if `fn` lets it out, `timeout()` throws
- * {@link TimeoutError} instead (with the CancelledError as `cause`). A cancellation from
- * outside is not turned into a TimeoutError. `ms` null or Infinity: no deadline;
- * `ms <= 0`: it fires at the next loop iteration. `fn` gets the {@link Timeout}, to
- * move the deadline.
+ * its result. When the deadline passes, the work `fn` started is cancelled: every
+ * protoloop await made inside `fn` (in all its branches, and only those: concurrent
+ * timeouts in one task each stop their own block) throws {@link CancelledError}, and
+ * if `fn` lets it out, `timeout()` throws {@link TimeoutError} instead (with the
+ * CancelledError as `cause`). A foreign promise is not interrupted: pass `t.signal` to
+ * foreign APIs. A cancellation from outside is not turned into a TimeoutError. `ms`
+ * null or Infinity: no deadline; `ms <= 0`: it fires at the next loop iteration. `fn`
+ * gets the {@link Timeout}, to move the deadline and for its signal.
  *
  * Throws {@link InvalidStateError} outside a task.
  *

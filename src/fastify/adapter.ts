@@ -330,7 +330,7 @@ export class FastifyAdapter implements CallOwner {
     if (this.#warnedContext) return;
     this.#warnedContext = true;
     this.loop.logger.warn(
-      `Fastify requests run inside task '${String(taskStorage.getStore()?.getName())}': the server was started from a task. ` +
+      `Fastify requests run inside task '${String(taskStorage.getStore()?.task.getName())}': the server was started from a task. ` +
         `Start it with serveFastify() (or call app.listen() outside tasks) so that requests do not inherit a task's context`,
     );
   }

@@ -149,7 +149,7 @@ let flushScheduled = false;
 
 function beforeReaction(): void {
   if (reactionStart !== 0) return; // not expected (reactions do not nest); keep the outer one
-  const task = taskStorage.getStore() ?? null;
+  const task = taskStorage.getStore()?.task ?? null;
   if (stepTask !== null && (task !== stepTask || stepTask.getLoop()[kStats].iterations !== stepIterations)) endStep();
   if (task === null) return;
   stepTask = task;

@@ -16,10 +16,11 @@
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../errors.ts';
 import { formatStack, taskStorage, type RawStack } from './internal.ts';
-import { kAwaiting, kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kRawStack, kSetResultNow, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
+import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kRawStack, kSetResultNow, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
 import { hints } from './debug.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import type { Task } from './task.ts';
+import type { CancelScope, ScopedAwait } from './scope.ts';
 
 /** The three states of a future, as asyncio names them. */
 export type FutureState = 'pending' | 'finished' | 'cancelled';
@@ -39,25 +40,34 @@ export interface UnretrievedRecord {
   ref: WeakRef<Future<any>>;
 }
 
-/** @internal A pending `then()` registration. */
-class Waiter {
+/** @internal A pending `then()` registration; in task code, also the await recorded in its cancel scope. */
+class Waiter implements ScopedAwait {
+  readonly future: Future<any>;
   readonly onFulfilled: ((value: any) => unknown) | null | undefined;
   readonly onRejected: ((reason: any) => unknown) | null | undefined;
   readonly resolve: (v: unknown) => void;
   readonly reject: (e: unknown) => void;
   readonly task: Task<unknown> | undefined;
+  /** The cancel scope the await is recorded in (task code only). */
+  scope: CancelScope | undefined;
+  prev: ScopedAwait | null = null;
+  next: ScopedAwait | null = null;
+  linked = false;
   constructor(
+    future: Future<any>,
     onFulfilled: ((value: any) => unknown) | null | undefined,
     onRejected: ((reason: any) => unknown) | null | undefined,
     resolve: (v: unknown) => void,
     reject: (e: unknown) => void,
-    task: Task<unknown> | undefined,
+    scope: CancelScope | undefined,
   ) {
+    this.future = future;
     this.onFulfilled = onFulfilled;
     this.onRejected = onRejected;
     this.resolve = resolve;
     this.reject = reject;
-    this.task = task;
+    this.scope = scope;
+    this.task = scope?.task;
   }
 }
 
@@ -243,9 +253,11 @@ export class Future<T = unknown> implements PromiseLike<T> {
   }
 
   /**
-   * Makes the future awaitable. Inside a task this also records what the task awaits,
-   * so that cancelling the task cancels this future; and if the task was cancelled
-   * while it ran foreign code, the cancellation is delivered here.
+   * Makes the future awaitable. Inside a task this also records the await in the cancel
+   * scope it is made in (the task's root, or the scope of the `timeout()` /
+   * `taskGroup()` callback around it), so that cancelling that scope or the task
+   * cancels this future; and if the scope was cancelled while it ran foreign code, the
+   * cancellation is delivered here.
    */
   then<R1 = T, R2 = never>(
     onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
@@ -258,9 +270,10 @@ export class Future<T = unknown> implements PromiseLike<T> {
       resolve = res as (v: unknown) => void;
       reject = rej;
     });
-    const current = taskStorage.getStore();
+    const scope = taskStorage.getStore();
     let task: Task<unknown> | undefined;
-    if (current !== undefined) {
+    if (scope !== undefined) {
+      const current = scope.task;
       // asyncio's checks at the await: these would otherwise never settle.
       const refusal =
         (current as unknown) === this
@@ -269,23 +282,23 @@ export class Future<T = unknown> implements PromiseLike<T> {
             ? `Task ${current.getName()} got ${this} attached to a different loop: create futures with the loop that awaits them`
             : null;
       if (refusal !== null) {
-        const waiter = new Waiter(onFulfilled, onRejected, resolve, reject, undefined);
+        const waiter = new Waiter(this, onFulfilled, onRejected, resolve, reject, undefined);
         queueMicrotask(() => settleWaiter(waiter, false, new InvalidStateError(refusal)));
         return promise;
       }
       task = current;
     }
-    const waiter = new Waiter(onFulfilled, onRejected, resolve, reject, task);
+    const waiter = new Waiter(this, onFulfilled, onRejected, resolve, reject, scope);
     // The task's suspension point: when this waiter is settled by a loop callback, the
     // loop lets the task's step run before its next callback (see loop.ts, the batch).
     if (task !== undefined) task[kLastWait] = waiter;
     if (this.#state === 'pending') {
       (this.#callbacks ??= []).push(waiter);
       // A cancellation requested while the task ran foreign code cancels this future.
-      if (task !== undefined) task[kAwaiting](this);
+      if (scope !== undefined) scope.awaitStarted(waiter);
     } else {
       // Already done: the await still yields once, and still delivers a pending cancellation.
-      const cancelled = task !== undefined ? task[kAwaiting](this) : null;
+      const cancelled = scope !== undefined ? scope.awaitStarted(waiter) : null;
       if (cancelled !== null) this.#loop.callSoon(settleWaiter, waiter, false, cancelled);
       else if (this.#loop.isClosed()) queueMicrotask(() => Future.#runCallback(this, waiter)); // awaited after its loop closed
       else this.#loop[kCallSoon](Future.#runCallback, this, waiter);
@@ -362,7 +375,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
     }
     let cancelled: CancelledError | null = null;
     if (cb.task !== undefined) {
-      cancelled = cb.task[kAwaiting](null, fut);
+      cancelled = cb.scope!.awaitResumed(cb);
       fut.#loop[kStats].taskSteps++;
       // This settles the await the task is suspended on: its step runs next.
       if (cb.task[kLastWait] === cb) fut.#loop[kWoke](cb.task, cb);

@@ -7,14 +7,16 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Task } from './task.ts';
+import type { CancelScope } from './scope.ts';
 
 
 /**
- * The task whose code is running now. Task bodies run inside `taskStorage.run(task, ...)`;
- * the context follows every `await` of the body, so `currentTask()` is right after any await.
+ * The cancel scope whose code is running now, and through it the task (`.task`). A
+ * task's first step enters its root scope; `timeout()`, `taskGroup()` and the like run
+ * their callback in a child scope (`taskStorage.run(scope, ...)`). The context follows
+ * every `await`, so `currentTask()` is right after any await, in every branch.
  */
-export const taskStorage = new AsyncLocalStorage<Task<unknown>>();
+export const taskStorage = new AsyncLocalStorage<CancelScope>();
 
 /**
  * Runs `fn` outside any task's context. The loop's own wake-ups and the sockets that

@@ -139,7 +139,7 @@ export function getRunningLoop(): Loop {
 
 /** The task whose code is running now, or null outside tasks. */
 export function currentTask(): Task<unknown> | null {
-  return taskStorage.getStore() ?? null;
+  return taskStorage.getStore()?.task ?? null;
 }
 
 /** The tasks of `loop` (default: the running loop) that are not done yet. */

@@ -53,8 +53,6 @@ export const kSourceTraceback = Symbol('protoloop.sourceTraceback');
 export const kRawStack = Symbol('protoloop.rawStack');
 /** Coroutine: starts it (idempotent) and returns its promise. */
 export const kStart = Symbol('protoloop.start');
-/** Task: the future it currently awaits (asyncio's `_fut_waiter`). */
-export const kAwaiting = Symbol('protoloop.awaiting');
 /** Task: whether to log "destroyed but pending" (false for runUntilComplete()'s own tasks). */
 export const kLogDestroyPending = Symbol('protoloop.logDestroyPending');
 /** Any awaitable: describes itself for task introspection (`protoloop ps`). */

@@ -7,8 +7,9 @@
  *                                                            --CancelledError escapes--> cancelled
  * ```
  *
- * Cancellation is asyncio's: `cancel()` cancels the future the task is awaiting, so
- * that await throws {@link CancelledError}; if the task is in foreign code (a plain
+ * Cancellation is asyncio's, per cancel scope (scope.ts): `cancel()` cancels every
+ * future the task is awaiting, in every branch of its code, so those awaits throw
+ * {@link CancelledError}; if the task awaits nothing of protoloop's (it is in a plain
  * promise), the request is remembered and the next protoloop await throws.
  * `task.signal` aborts at the same moment, so foreign APIs can stop too.
  * @module
@@ -19,7 +20,8 @@ import { CancelledError, InvalidArgumentError, InvalidStateError } from '../erro
 import { Coroutine } from './coroutine.ts';
 import { Future } from './future.ts';
 import { taskStorage } from './internal.ts';
-import { kAwaiting, kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kStats, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted } from './symbols.ts';
+import { CancelScope } from './scope.ts';
+import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kStats, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted } from './symbols.ts';
 import type { Loop } from './loop.ts';
 
 /** What a task can run: a lazy {@link Coroutine}, or a function returning a promise (or a value). */
@@ -65,11 +67,9 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
 export class Task<T = unknown> extends Future<T> {
   #target: TaskTarget<T>;
   #name: string | number;
-  #mustCancel = false;
-  #cancelMessage: string | undefined = undefined;
-  #numCancelsRequested = 0;
-  #futWaiter: Future<any> | null = null;
-  #controller: AbortController | null = null;
+  // The root of the task's cancel scopes: what taskStorage holds while the body runs
+  // outside any timeout/taskGroup; it keeps the request count and the pending awaits.
+  readonly #root: CancelScope;
   // The creator's async context (asyncio copies the creator's contextvars): the first
   // step runs in it, so AsyncLocalStorage stores set around createTask() are visible
   // in the task. Dropped after the first step; awaits carry the context from there.
@@ -101,7 +101,8 @@ export class Task<T = unknown> extends Future<T> {
     this.id = ++taskCounter;
     this.#name = options?.name ?? this.id;
     this.createdAt = loop.time();
-    this.parent = taskStorage.getStore() ?? null;
+    this.parent = taskStorage.getStore()?.task ?? null;
+    this.#root = new CancelScope(this as Task<unknown>, null);
     this.#scope = new AsyncResource('protoloop.Task', { requireManualDestroy: true });
     loop[kTaskStarted](this);
     if (options?.eagerStart === true && loop.isRunning()) {
@@ -132,45 +133,49 @@ export class Task<T = unknown> extends Future<T> {
    * as its reason. Pass it to foreign APIs (fetch, undici, execa) so they stop too.
    */
   get signal(): AbortSignal {
-    if (this.#controller === null) {
-      this.#controller = new AbortController();
-      if (this.#numCancelsRequested > 0 || this.cancelled()) this.#controller.abort(new CancelledError(this.#cancelMessage));
-    }
-    return this.#controller.signal;
+    const root = this.#root;
+    if (root.abortReason === null && this.cancelled()) root.abort(this.makeCancelledError());
+    return root.signal;
   }
 
   /**
-   * Requests cancellation: the future the task awaits is cancelled, so its await throws
+   * Requests cancellation: every future the task awaits, in every branch of its code
+   * (Promise.all, timeouts, task groups), is cancelled, so those awaits throw
    * {@link CancelledError}; if it awaits nothing of protoloop's, the next protoloop
    * await throws. Returns false if the task is done. Each call counts (`cancelling()`).
    */
   override cancel(msg?: string): boolean {
     if (this.done()) return super.cancel(msg); // false; silences a never-retrieved exception
     if (this.#eagerBody !== null && promiseSettled(this.#eagerBody)) return false;
-    this.#numCancelsRequested++;
-    if (this.#controller !== null && !this.#controller.signal.aborted) this.#controller.abort(new CancelledError(msg));
-    const waiter = this.#futWaiter;
-    if (waiter !== null && waiter.cancel(msg)) {
-      // Keep #futWaiter: it may be a task that swallows the cancellation, to be cancelled again.
-      return true;
-    }
-    this.#mustCancel = true;
-    this.#cancelMessage = msg;
+    // The awaited futures stay recorded: one may be a task that swallows the
+    // cancellation, to be cancelled again by the next request.
+    this.#root.cancel(msg);
     return true;
   }
 
-  /** How many cancellation requests are pending (`cancel()` calls minus `uncancel()` calls). */
-  cancelling(): number {
-    return this.#numCancelsRequested;
+  /** The scope of this task whose code is running now, or its root from outside. */
+  #scopeHere(): CancelScope {
+    const s = taskStorage.getStore();
+    return s !== undefined && s.task === (this as Task<unknown>) ? s : this.#root;
   }
 
-  /** Withdraws one cancellation request; returns the remaining count. At zero a pending request is dropped. */
+  /**
+   * How many cancellation requests are pending (`cancel()` calls minus `uncancel()`
+   * calls). Called from the task's own code inside a `timeout()` or `taskGroup()`, the
+   * requests of those scopes count too (those that reach the code running now); from
+   * anywhere else, the task's own requests only.
+   */
+  cancelling(): number {
+    return this.#scopeHere().cancelling();
+  }
+
+  /**
+   * Withdraws one cancellation request (the innermost that reaches the code running
+   * now, see {@link cancelling}); returns the remaining count. At zero a pending
+   * request is dropped.
+   */
   uncancel(): number {
-    if (this.#numCancelsRequested > 0) {
-      this.#numCancelsRequested--;
-      if (this.#numCancelsRequested === 0) this.#mustCancel = false;
-    }
-    return this.#numCancelsRequested;
+    return this.#scopeHere().uncancelInnermost();
   }
 
   /** Tasks complete themselves: {@link InvalidStateError}. */
@@ -183,39 +188,12 @@ export class Task<T = unknown> extends Future<T> {
     throw new InvalidStateError('Task does not support setException(): it completes when its code throws');
   }
 
-  /** The future this task is awaiting now, if any. */
-  awaiting(): Future<unknown> | null {
-    return this.#futWaiter;
-  }
-
   /**
-   * @internal Called by Future.then() when this task awaits `fut` (and with `null` when
-   * the await resumes). Delivers a pending cancellation: returns the error to throw at
-   * this await when `fut` is already done.
+   * A future this task is awaiting now, if any. With several awaits pending at once
+   * (Promise.all), the most recent of the innermost scope.
    */
-  [kAwaiting](fut: Future<any> | null, resumed?: Future<any>): CancelledError | null {
-    if (fut === null) {
-      if (this.#futWaiter !== resumed) return null;
-      this.#futWaiter = null;
-      // Cancelled after the awaited future completed but before the task resumed: the
-      // await throws, as asyncio throws CancelledError into the coroutine at that point.
-      if (this.#mustCancel) {
-        this.#mustCancel = false;
-        return new CancelledError(this.#cancelMessage);
-      }
-      return null;
-    }
-    if (this.#mustCancel) {
-      this.#mustCancel = false;
-      if (!fut.done()) {
-        this.#futWaiter = fut;
-        fut.cancel(this.#cancelMessage);
-        return null;
-      }
-      return new CancelledError(this.#cancelMessage);
-    }
-    if (!fut.done()) this.#futWaiter = fut;
-    return null;
+  awaiting(): Future<unknown> | null {
+    return this.done() ? null : this.#root.anyPending();
   }
 
   static {
@@ -234,15 +212,15 @@ export class Task<T = unknown> extends Future<T> {
   /** Runs in the creator's context; marks it as this task's and starts the body. */
   static #firstStep<T>(task: Task<T>): void {
     const target = task.#target;
-    if (task.#mustCancel) {
-      task.#mustCancel = false;
+    const early = task.#root.takeOwnPending();
+    if (early !== null) {
       if (target instanceof Coroutine) target.close();
-      task.#finishCancelled(task.#cancelMessage);
+      task.#finishCancelled(early.message);
       return;
     }
     // runInAsyncScope restores the loop's context afterwards; enterWith only changes
     // the context of this step and of the continuations it creates.
-    taskStorage.enterWith(task as Task<unknown>);
+    taskStorage.enterWith(task.#root);
     let result: PromiseLike<T> | T;
     try {
       result = invoke(target);
@@ -263,9 +241,9 @@ export class Task<T = unknown> extends Future<T> {
 
   #finishOk(value: T): void {
     if (this.done()) return;
-    if (this.#mustCancel) {
-      this.#mustCancel = false;
-      this.#finishCancelled(this.#cancelMessage);
+    const late = this.#root.takeOwnPending();
+    if (late !== null) {
+      this.#finishCancelled(late.message);
       return;
     }
     this.#release();
@@ -290,7 +268,7 @@ export class Task<T = unknown> extends Future<T> {
   }
 
   #release(): void {
-    this.#futWaiter = null;
+    this.#root.reset();
     this.#eagerBody = null;
     this.getLoop()[kTaskDone](this as Task<unknown>);
   }
@@ -299,7 +277,8 @@ export class Task<T = unknown> extends Future<T> {
     const parts = [`name=${JSON.stringify(this.getName())}`, `coro=${this.#targetName()}()`];
     const base = super.describeState();
     if (base) parts.push(base);
-    if (this.#futWaiter !== null) parts.push(`wait_for=${this.#futWaiter[kDescribe]()}`);
+    const waiting = this.awaiting();
+    if (waiting !== null) parts.push(`wait_for=${waiting[kDescribe]()}`);
     return parts.join(' ');
   }
 

@@ -340,6 +340,26 @@ describe('timeout() / timeoutAt()', () => {
     });
   });
 
+  it('a cancellation inside a deadline after a swallowed one stays a cancellation (cancel_in_timeout_after_cancellation)', async () => {
+    await runVirtual(async () => {
+      try {
+        currentTask()!.cancel();
+        await sleep(LONG); // work which will be cancelled
+      } catch {
+        // swallowed
+      } finally {
+        const err = await caught(
+          timeout(LONG, async () => {
+            currentTask()!.cancel();
+            await sleep(LONG); // some clean-up
+          }),
+        );
+        expect(err).toBeInstanceOf(CancelledError);
+      }
+      expect(currentTask()!.cancelling()).toBe(2);
+    });
+  });
+
   it('nested deadline in a finally block (nested_timeout_in_finally)', async () => {
     await runVirtual(async () => {
       let inner: unknown;
