@@ -11,7 +11,7 @@
 import { getRunningLoop, run, sleep } from '../../src/index.ts';
 
 async function fetchPrices(): Promise<number[]> {
-  await sleep(5);
+  await sleep(0); // one loop iteration: it fails long before main wakes up
   throw new Error('price feed unreachable');
 }
 
