@@ -66,8 +66,9 @@ class AppConnections implements ServerClient {
 
 /**
  * A Fastify app listening as a protoloop server. `close()` closes the app (see the
- * plugin: in-flight handlers get `closeTimeout` ms); `waitClosed()` resolves once it
- * is closed. Closing the loop or ending `run()` closes it too.
+ * plugin: in-flight handlers get `closeTimeout` ms) and resolves once it is closed;
+ * `waitClosed()` resolves once it is closed and its connections are gone. Closing the
+ * loop or ending `run()` closes it too.
  */
 export class FastifyServer extends BaseServer {
   /** The app. */
@@ -77,6 +78,8 @@ export class FastifyServer extends BaseServer {
   readonly #timeouts: Timeouts;
   readonly #connections: AppConnections;
   #address: AddressInfo | null = null;
+  /** The app's close, once {@link close} started it. */
+  #stopped: Promise<void> | null = null;
 
   /** @internal Use {@link serveFastify}. */
   constructor(app: FastifyInstance, listen: { host?: string; port: number; backlog?: number }, timeouts: Timeouts = {}) {
@@ -126,8 +129,23 @@ export class FastifyServer extends BaseServer {
     );
   }
 
+  /**
+   * Stops accepting and closes the app (`app.close()`): in-flight handlers get the
+   * plugin's `closeTimeout` to answer, those still running then are cancelled and
+   * answered 503. Resolves once the app is closed, so after `await server.close()`
+   * every request that was in flight has been answered (returning from main at once is
+   * fine too: run() waits for the close before it cancels the tasks left). Idempotent;
+   * never rejects (a failing close is reported to the loop's exception handler).
+   */
+  // BaseServer's callers ignore the promise, which never rejects: the override only adds something to await.
+  // eslint-disable-next-line @typescript-eslint/no-misused-promises
+  override close(): Promise<void> {
+    super.close();
+    return this.#stopped ?? Promise.resolve();
+  }
+
   protected stopListening(): void {
-    this.#adapter.close().then(
+    this.#stopped = this.#adapter.close().then(
       () => this.detach(this.#connections),
       (exception: unknown) => {
         this.loop.callExceptionHandler({ message: 'closing a Fastify app failed', exception, server: this });

@@ -13,7 +13,7 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { BrokenPipeError, ConnectionResetError, InvalidArgumentError } from '../errors.ts';
+import { BrokenPipeError, ConnectionResetError, InvalidArgumentError, MaxBufferError } from '../errors.ts';
 import { assertMainThread } from '../loop/debug.ts';
 import { gather } from '../concurrency/gather.ts';
 import { getRunningLoop, type Loop } from '../loop/loop.ts';
@@ -35,6 +35,36 @@ import type { ExecaSubprocessTransport } from './transport.ts';
 export interface ProcessOptions extends SubprocessOptions {
   /** The `limit` of the stdout/stderr StreamReaders, bytes (longest line; reading pauses above twice this). Default 64 KiB. */
   limit?: number;
+}
+
+/** Options of {@link Process.communicate}. */
+export interface CommunicateOptions {
+  /**
+   * The most bytes kept from each of stdout and stderr. Past it the child is stopped
+   * (`killSignal`, SIGKILL after `forceKillAfterDelay`), reaped, and communicate()
+   * rejects with MaxBufferError carrying the output read so far (at most this much per
+   * stream). `Infinity` keeps everything. Default 100 MB (100,000,000 bytes, execa's).
+   */
+  maxBuffer?: number;
+}
+
+/** communicate()'s default `maxBuffer`: 100 MB (100,000,000 bytes, as execa's). @internal */
+export const DEFAULT_MAX_BUFFER = 100_000_000;
+// How much communicate() takes from a reader at a time.
+const COMMUNICATE_CHUNK = 64 * 1024;
+
+function checkMaxBuffer(options: unknown): number {
+  if (options === undefined) return DEFAULT_MAX_BUFFER;
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`communicate() options must be an object, got ${inspect(options, { depth: 0 })}`);
+  for (const key of Object.keys(options)) {
+    if (key !== 'maxBuffer') throw new InvalidArgumentError(`unknown communicate() option '${key}'`);
+  }
+  const { maxBuffer } = options as CommunicateOptions;
+  if (maxBuffer === undefined) return DEFAULT_MAX_BUFFER;
+  if (typeof maxBuffer !== 'number' || !(maxBuffer >= 0) || (maxBuffer !== Infinity && !Number.isInteger(maxBuffer))) {
+    throw new InvalidArgumentError(`options.maxBuffer must be a whole number of bytes (>= 0) or Infinity, got ${inspect(maxBuffer)}`);
+  }
+  return maxBuffer;
 }
 
 /** The protocol behind a {@link Process}: feeds the readers, flow-controls the writer (asyncio's SubprocessStreamProtocol). @internal */
@@ -184,20 +214,59 @@ export class Process implements AsyncDisposable {
    * returns `[stdout, stderr]` (null for a stream that is not a pipe). A child that
    * stops reading its stdin early is not an error. Cancelling the awaiting task stops
    * the reading and writing; the child keeps running.
-   * @throws InvalidArgumentError when `input` is given without `stdin: PIPE`, or is not bytes.
+   *
+   * At most `maxBuffer` bytes (default 100 MB) are kept per stream: a child writing
+   * more is stopped (its `killSignal`, SIGKILL after `forceKillAfterDelay`) and reaped,
+   * and the call rejects with MaxBufferError, which holds the output read so far.
+   * `communicate({ maxBuffer })` is `communicate(undefined, { maxBuffer })`.
+   * @throws InvalidArgumentError when `input` is given without `stdin: PIPE`, is not
+   * bytes, or an option is bad; MaxBufferError past `maxBuffer`.
    */
-  async communicate(input?: Uint8Array | string): Promise<[stdout: Buffer | null, stderr: Buffer | null]> {
-    if (input !== undefined) {
-      if (typeof input !== 'string' && !(input instanceof Uint8Array)) throw new InvalidArgumentError(`communicate() input must be a Buffer, Uint8Array or string, got ${inspect(input, { depth: 0 })}`);
+  async communicate(input?: Uint8Array | string, options?: CommunicateOptions): Promise<[stdout: Buffer | null, stderr: Buffer | null]>;
+  async communicate(options: CommunicateOptions): Promise<[stdout: Buffer | null, stderr: Buffer | null]>;
+  async communicate(input?: Uint8Array | string | CommunicateOptions, options?: CommunicateOptions): Promise<[stdout: Buffer | null, stderr: Buffer | null]> {
+    let data: Uint8Array | string | undefined;
+    if (input !== null && typeof input === 'object' && !(input instanceof Uint8Array) && options === undefined) options = input;
+    else data = input as Uint8Array | string | undefined;
+    if (data !== undefined) {
+      if (typeof data !== 'string' && !(data instanceof Uint8Array)) throw new InvalidArgumentError(`communicate() input must be a Buffer, Uint8Array or string, got ${inspect(data, { depth: 0 })}`);
       if (this.stdin === null) throw new InvalidArgumentError('communicate(input) needs stdin: PIPE');
     }
+    const maxBuffer = checkMaxBuffer(options);
     const loop = this.#loop;
     const { stdin, stdout, stderr } = this;
+    // The first stream over maxBuffer, and the stopping of the child it started.
+    let over: 'stdout' | 'stderr' | null = null;
+    let stopping: PromiseLike<boolean> | null = null;
+    const collect = async (reader: StreamReader, stream: 'stdout' | 'stderr'): Promise<Buffer> => {
+      const blocks: Buffer[] = [];
+      let size = 0;
+      for (;;) {
+        const block = await reader.read(COMMUNICATE_CHUNK);
+        if (block.length === 0) break;
+        if (size + block.length > maxBuffer) {
+          blocks.push(block.subarray(0, maxBuffer - size));
+          size = maxBuffer;
+          over ??= stream;
+          // Stopped at once, not after the other stream's end: a child blocked on this
+          // full pipe would never end the other one.
+          stopping ??= loop.createTask(() => this.#transport[kStop](), { name: `communicate maxBuffer stop pid ${this.pid}` });
+          break;
+        }
+        blocks.push(block);
+        size += block.length;
+      }
+      return blocks.length === 1 ? blocks[0]! : Buffer.concat(blocks, size);
+    };
     const [, out, err] = await gather([
-      stdin === null ? Promise.resolve(null) : loop.createTask(() => this.#feedStdin(stdin, input), { name: `communicate stdin pid ${this.pid}` }),
-      stdout === null ? Promise.resolve(null) : loop.createTask(() => stdout.read(), { name: `communicate stdout pid ${this.pid}` }),
-      stderr === null ? Promise.resolve(null) : loop.createTask(() => stderr.read(), { name: `communicate stderr pid ${this.pid}` }),
+      stdin === null ? Promise.resolve(null) : loop.createTask(() => this.#feedStdin(stdin, data), { name: `communicate stdin pid ${this.pid}` }),
+      stdout === null ? Promise.resolve(null) : loop.createTask(() => collect(stdout, 'stdout'), { name: `communicate stdout pid ${this.pid}` }),
+      stderr === null ? Promise.resolve(null) : loop.createTask(() => collect(stderr, 'stderr'), { name: `communicate stderr pid ${this.pid}` }),
     ]);
+    if (stopping !== null) {
+      await stopping;
+      throw new MaxBufferError(over!, maxBuffer, out, err);
+    }
     await this.wait();
     return [out, err];
   }

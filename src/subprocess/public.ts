@@ -6,4 +6,4 @@ export type { SubprocessOptions, StdioOption } from './options.ts';
 export type { SubprocessTransport, ExitInfo } from './contract.ts';
 export type { SignalLike } from './signals.ts';
 export { Process, createSubprocessExec, createSubprocessShell } from './process.ts';
-export type { ProcessOptions } from './process.ts';
+export type { ProcessOptions, CommunicateOptions } from './process.ts';

@@ -66,7 +66,7 @@ describe('Fastify adapter faults', () => {
           expect(seen).toEqual([]);
         } finally {
           await dispatcher.close();
-          server.close();
+          await server.close();
           await server.waitClosed();
         }
       }, opts);
@@ -110,7 +110,7 @@ describe('Fastify adapter faults', () => {
         expect(await pollUntil(() => aborted)).toBe(true);
       } finally {
         await dispatcher.close();
-        server.close();
+        await server.close();
         await server.waitClosed();
       }
     }, opts);
@@ -146,7 +146,7 @@ describe('Fastify adapter faults', () => {
         );
         expect(await pollUntil(() => tasks.length === 3)).toBe(true);
         const t0 = Date.now();
-        server.close();
+        await server.close();
         await server.waitClosed();
         const elapsed = Date.now() - t0;
         expect(elapsed).toBeGreaterThanOrEqual(140);
@@ -189,7 +189,7 @@ describe('Fastify adapter faults', () => {
         );
         expect(await pollUntil(() => started)).toBe(true);
         const t0 = Date.now();
-        server.close();
+        await server.close();
         await server.waitClosed();
         expect(Date.now() - t0).toBeLessThan(5000);
         expect(await answer).toBeInstanceOf(Error);
@@ -235,7 +235,7 @@ describe('Fastify adapter faults', () => {
           expect(loop.stats().slowCallbacks).toBeGreaterThanOrEqual(before + 2);
         } finally {
           await dispatcher.close();
-          server.close();
+          await server.close();
           await server.waitClosed();
         }
       },
@@ -245,8 +245,9 @@ describe('Fastify adapter faults', () => {
       .split('\n')
       .filter((l) => / took \d+\.\d+ seconds/.test(l));
     // The synchronous handler (timed by the adapter) and the step after an await (timed by the loop's task-step timing).
-    expect(slow.filter((l) => l.includes("route handler 'GET /reports/:id'"))).toHaveLength(1);
-    expect(slow.filter((l) => l.includes('name="GET /after-await"'))).toHaveLength(1);
+    // At least once: on a loaded machine another step of the same task can be slow too.
+    expect(slow.filter((l) => l.includes("route handler 'GET /reports/:id'")).length).toBeGreaterThanOrEqual(1);
+    expect(slow.filter((l) => l.includes('name="GET /after-await"')).length).toBeGreaterThanOrEqual(1);
     expect(slow.filter((l) => l.includes('/fine'))).toEqual([]);
   });
 

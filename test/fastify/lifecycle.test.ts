@@ -57,7 +57,7 @@ describe('Fastify adapter lifecycle', () => {
         await expect(openWs(`${wsUrl}/elsewhere`)).rejects.toThrow(/404/);
         expect(wss.clients).toHaveLength(1);
         const code = closeCode(ws);
-        server.close();
+        await server.close();
         await server.waitClosed();
         expect(await code).toBe(1001);
         expect(wss.state).toBe('closed');
@@ -84,7 +84,7 @@ describe('Fastify adapter lifecycle', () => {
         const slow = request(`${server.url}/slow`, { dispatcher });
         await sleep(30);
         const t0 = Date.now();
-        server.close();
+        await server.close();
         const r = await slow;
         expect(await r.body.text()).toBe('slow answer');
         expect(r.headers.connection).toBe('close');
@@ -97,14 +97,15 @@ describe('Fastify adapter lifecycle', () => {
     }, opts);
   });
 
-  it('closes the app when run() ends: in-flight handlers are cancelled, the server stops', async () => {
+  it('closes the app when run() ends: in-flight handlers get closeTimeout, then are cancelled (503), the server stops', async () => {
     let server: FastifyServer | null = null;
     let task: Task<unknown> | null = null;
     const dispatcher = agent();
     let answer: Promise<number | Error> | null = null;
     await run(async () => {
       const app = Fastify();
-      await app.register(protoloopFastify);
+      // A small closeTimeout: the handler never finishes by itself, the test waits it out.
+      await app.register(protoloopFastify, { closeTimeout: 100 });
       app.get('/long', async (req) => {
         task = req.task;
         await sleep(60_000);

@@ -37,7 +37,7 @@ describe('protoloopFastify: handlers as tasks', () => {
         }
       } finally {
         await dispatcher.close();
-        server.close();
+        await server.close();
         await server.waitClosed();
       }
     }, opts);
@@ -105,7 +105,7 @@ describe('protoloopFastify: handlers as tasks', () => {
         expect(app.protoloop.stats()).toMatchObject({ requests: 4, errors: 1, inFlight: 0 });
       } finally {
         await dispatcher.close();
-        server.close();
+        await server.close();
         await server.waitClosed();
       }
     }, opts);
@@ -150,7 +150,7 @@ describe('protoloopFastify: handlers as tasks', () => {
         expect(app.protoloop.stats()).toMatchObject({ requests: 3, errors: 3, inFlight: 0 });
       } finally {
         await dispatcher.close();
-        server.close();
+        await server.close();
         await server.waitClosed();
       }
       leaked.push(...seen);
@@ -180,7 +180,7 @@ describe('protoloopFastify: handlers as tasks', () => {
         expect(seen).toEqual([]);
       } finally {
         await dispatcher.close();
-        server.close();
+        await server.close();
         await server.waitClosed();
       }
     }, opts);
@@ -202,7 +202,7 @@ describe('protoloopFastify: handlers as tasks', () => {
         expect(await r.body.json()).toEqual({ aborted: false, task: 0 });
       } finally {
         await dispatcher.close();
-        server.close();
+        await server.close();
         await server.waitClosed();
       }
     }, opts);
@@ -237,7 +237,7 @@ describe('protoloopFastify: handlers as tasks', () => {
         expect(lines.filter((l) => l.level >= 40).map((l) => l.err?.message)).toEqual(["Request timed out after 50 ms on route '/timeout'"]);
       } finally {
         await dispatcher.close();
-        server.close();
+        await server.close();
         await server.waitClosed();
       }
     }, opts);
@@ -255,7 +255,7 @@ describe('protoloopFastify: handlers as tasks', () => {
         expect(await r.body.json()).toEqual({ task: null, current: null });
       } finally {
         await dispatcher.close();
-        server.close();
+        await server.close();
         await server.waitClosed();
       }
     }, opts);

@@ -25,10 +25,13 @@ function outcome(url: string, dispatcher: Dispatcher): Promise<Outcome> {
  * Runs an app whose GET /slow answers "drained" only once the app is closing; `stop`
  * is called while that request is in flight, then main returns.
  */
-async function inFlightThrough(stop: (server: FastifyServer, app: FastifyInstance) => Promise<void> | void): Promise<{ answer: Outcome; state: string }> {
+async function inFlightThrough(
+  stop: (server: FastifyServer, app: FastifyInstance) => Promise<void> | void,
+): Promise<{ answer: Outcome; state: string; afterStop: { state: string; inFlight: number; handlerDone: boolean } }> {
   const dispatcher = agent();
   let answer: Promise<Outcome> | null = null;
   let app: FastifyInstance | null = null;
+  let afterStop = { state: '', inFlight: -1, handlerDone: false };
   try {
     await run(
       async () => {
@@ -40,20 +43,24 @@ async function inFlightThrough(stop: (server: FastifyServer, app: FastifyInstanc
           closing.set();
           done();
         });
+        let handlerDone = false;
         app.get('/slow', async () => {
           started.set();
           await closing.wait();
           await sleep(5);
+          handlerDone = true;
           return 'drained';
         });
         const server = await serveFastify(app, { host: '127.0.0.1' });
         answer = outcome(`${server.url}/slow`, dispatcher);
         await started.wait();
         await stop(server, app);
+        // Where the stop left things when main got control back.
+        afterStop = { state: app.protoloop.state, inFlight: app.protoloop.stats().inFlight, handlerDone };
       },
       { signals: [] },
     );
-    return { answer: await answer!, state: app!.protoloop.state };
+    return { answer: await answer!, state: app!.protoloop.state, afterStop };
   } finally {
     await dispatcher.close();
   }
@@ -62,21 +69,33 @@ async function inFlightThrough(stop: (server: FastifyServer, app: FastifyInstanc
 const drained = { status: 200, body: 'drained' };
 
 describe('Fastify shutdown paths drain the request in flight', () => {
-  // Known failure, left for the lead: the handler resumes after Runner.run() stopped the loop (getRunningLoop() throws in its continuation).
-  it.skip('await server.close(), then main returns', async () => {
-    expect(await inFlightThrough(async (server) => await server.close())).toEqual({ answer: drained, state: 'closed' });
+  // Each awaited close returns only once the request in flight was answered.
+  const answered = { state: 'closed', inFlight: 0, handlerDone: true };
+
+  it('await server.close(), then main returns', async () => {
+    expect(await inFlightThrough(async (server) => await server.close())).toEqual({ answer: drained, state: 'closed', afterStop: answered });
+  });
+
+  it('server.close() without awaiting it, then main returns: run() waits for the close', async () => {
+    const r = await inFlightThrough((server) => void server.close());
+    expect(r.answer).toEqual(drained);
+    expect(r.state).toBe('closed');
+    expect(r.afterStop).toMatchObject({ inFlight: 1, handlerDone: false });
   });
 
   it('await server.shutdown(), then main returns', async () => {
-    expect(await inFlightThrough(async (server) => void (await server.shutdown()))).toEqual({ answer: drained, state: 'closed' });
+    expect(await inFlightThrough(async (server) => void (await server.shutdown()))).toEqual({ answer: drained, state: 'closed', afterStop: answered });
   });
 
   it('await app.close(), then main returns', async () => {
-    expect(await inFlightThrough(async (_server, app) => await app.close())).toEqual({ answer: drained, state: 'closed' });
+    expect(await inFlightThrough(async (_server, app) => await app.close())).toEqual({ answer: drained, state: 'closed', afterStop: answered });
   });
 
   it('main returns without closing anything', async () => {
-    expect(await inFlightThrough(() => {})).toEqual({ answer: drained, state: 'closed' });
+    const r = await inFlightThrough(() => {});
+    expect(r.answer).toEqual(drained);
+    expect(r.state).toBe('closed');
+    expect(r.afterStop).toEqual({ state: 'open', inFlight: 1, handlerDone: false });
   });
 
   for (const [sig, code] of [['SIGTERM', 0], ['SIGINT', 130]] as const) {

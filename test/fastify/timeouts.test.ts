@@ -37,7 +37,7 @@ describe('serveFastify request timeout', () => {
       const server = await echoApp();
       const got = await rawClient(server, (sock) => sock.write(HEAD));
       expect(got).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
-      server.close();
+      await server.close();
       await server.waitClosed();
     }, opts);
   });
@@ -59,7 +59,7 @@ describe('serveFastify request timeout', () => {
       } finally {
         clearInterval(trickle);
         await dispatcher.close();
-        server.close();
+        await server.close();
         await server.waitClosed();
       }
     }, opts);
@@ -79,7 +79,7 @@ describe('serveFastify request timeout', () => {
       expect(c.httpServer.requestTimeout).toBe(0);
       await expect(serveFastify(Fastify(), { requestTimeout: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
       await expect(serveFastify(Fastify(), { connectionsCheckingInterval: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);
-      for (const s of [a, b, c]) s.close();
+      await Promise.all([a, b, c].map((s) => s.close()));
       await Promise.all([a, b, c].map((s) => s.waitClosed()));
     }, opts);
   });

@@ -6,7 +6,23 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConnectionError, ConnectionRefusedError, ConnectionResetError, IdleTimeoutError, InvalidArgumentError, Loop, getRunningLoop, run, sleep, startServer, type ExceptionContext, type Server } from '../../src/index.ts';
+import {
+  ConnectionError,
+  ConnectionRefusedError,
+  ConnectionResetError,
+  IdleTimeoutError,
+  InvalidArgumentError,
+  Loop,
+  MessageProtocol,
+  getRunningLoop,
+  run,
+  sleep,
+  startServer,
+  startUnixServer,
+  startWebSocketServer,
+  type ExceptionContext,
+  type Server,
+} from '../../src/index.ts';
 import { ServerCounters, dropKind, DROP_WARN_RATE } from '../../src/transports/server-limits.ts';
 import { EchoProtocol, Recorder, portOf, runLoop, within } from './helpers.ts';
 
@@ -147,6 +163,27 @@ describe('idleTimeout', () => {
   });
 });
 
+/** A logger that keeps every line, whatever its level. */
+function allLogger(): { lines: string[]; logger: never } {
+  const lines: string[] = [];
+  const keep = (level: string) => (o: unknown, msg?: string) => lines.push(`${level} ${String(msg ?? (o instanceof Error ? o.message : o))}`);
+  const logger = { level: 'debug', trace: keep('trace'), debug: keep('debug'), info: keep('info'), warn: keep('warn'), error: keep('error'), fatal: keep('fatal'), child: () => logger };
+  return { lines, logger: logger as never };
+}
+
+/** The error `attempt` rejects with (fails the test when it resolves). */
+async function rejection(attempt: Promise<{ close(): unknown }>): Promise<Error & { code?: string }> {
+  const r = await attempt.then(
+    (server) => {
+      server.close();
+      return null;
+    },
+    (e: unknown) => e as Error & { code?: string },
+  );
+  expect(r, 'the call should have thrown').not.toBeNull();
+  return r!;
+}
+
 describe('errors thrown to the caller are not also logged', () => {
   it('a port in use, an existing file at a Unix server path, a refused connection', async () => {
     await runLoop(async (loop, errors) => {
@@ -158,6 +195,7 @@ describe('errors thrown to the caller are not also logged', () => {
       const pathInUse = await loop.createUnixServer(() => new EchoProtocol(), file).catch((e: unknown) => e);
       expect(pathInUse).toBeInstanceOf(ConnectionError);
       expect(fs.readFileSync(file, 'utf8')).toBe('not a socket');
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
       const probe = net.createServer();
       await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
       const closedPort = (probe.address() as net.AddressInfo).port;
@@ -168,6 +206,43 @@ describe('errors thrown to the caller are not also logged', () => {
       expect(errors).toEqual([]);
       await echoes(loop, portOf(server), 'ok');
     });
+  });
+
+  it("every kind of server: thrown once with Node's code, and not one line in the loop's logger (even at debug level)", async () => {
+    const { lines, logger } = allLogger();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'protoloop-'));
+    try {
+      await run(
+        async () => {
+          const loop = getRunningLoop();
+          await using taken = await loop.createServer(() => new EchoProtocol(), { host: '127.0.0.1', port: 0 });
+          const port = portOf(taken);
+          const file = path.join(dir, 'taken');
+          fs.writeFileSync(file, 'not a socket');
+          const handler = async (): Promise<void> => {};
+          const attempts: Array<[string, () => Promise<{ close(): unknown }>, string]> = [
+            ['createServer', () => loop.createServer(() => new EchoProtocol(), { host: '127.0.0.1', port }), 'EADDRINUSE'],
+            ['startServer', () => startServer(handler, { host: '127.0.0.1', port }), 'EADDRINUSE'],
+            ['createUnixServer', () => loop.createUnixServer(() => new EchoProtocol(), file), 'EADDRINUSE'],
+            ['startUnixServer', () => startUnixServer(handler, file), 'EADDRINUSE'],
+            ['createWebSocketServer', () => loop.createWebSocketServer(() => new MessageProtocol(), { host: '127.0.0.1', port }), 'EADDRINUSE'],
+            ['startWebSocketServer', () => startWebSocketServer(handler, { host: '127.0.0.1', port }), 'EADDRINUSE'],
+          ];
+          const codes: Record<string, string | undefined> = {};
+          for (const [name, attempt] of attempts) codes[name] = (await rejection(attempt())).code;
+          expect(codes).toEqual(Object.fromEntries(attempts.map(([name, , code]) => [name, code])));
+          expect(fs.readFileSync(file, 'utf8')).toBe('not a socket');
+          // A late 'error' event would be logged by the next turn of Node's event loop.
+          await new Promise<void>((r) => setImmediate(r));
+          expect(lines).toEqual([]);
+          await echoes(loop, port, 'still serving');
+        },
+        { logger },
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect(lines).toEqual([]);
   });
 });
 

@@ -64,6 +64,8 @@ function httpOnRequest(_req: IncomingMessage, res: http.ServerResponse): void {
 }
 
 function httpOnError(this: OwnedHttpServer, err: Error): void {
+  // A failed listen() (EADDRINUSE, EACCES) is bind()'s to throw to the caller: not also logged.
+  if (!this.listening) return;
   const s = this[kWsServers]?.[0];
   s?.loop.callExceptionHandler({ message: 'error on a WebSocket server socket', exception: mapSocketError(err), server: s });
 }

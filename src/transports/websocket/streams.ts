@@ -18,6 +18,7 @@ import { reportHandlerError } from '../server-limits.ts';
 import { inspect } from 'node:util';
 import { CancelledError, InvalidArgumentError, ResourceBusyError, TransportClosedError } from '../../errors.ts';
 import type { Future } from '../../loop/future.ts';
+import { kLostExc } from '../../loop/symbols.ts';
 import { getRunningLoop, type Loop } from '../../loop/loop.ts';
 import type { Task } from '../../loop/task.ts';
 import { MessageProtocol } from '../../protocols/protocols.ts';
@@ -244,7 +245,8 @@ export class WebSocketStream implements AsyncIterable<WebSocketMessage>, AsyncDi
   async send(data: string | Uint8Array): Promise<void> {
     const p = this.#p;
     if (p.state === 'closed' || this.#transport.isClosing()) {
-      throw p.lostError ?? new TransportClosedError('the WebSocket is closed');
+      // The peer's error (a drop: 1006) even before connectionLost came, not a TransportClosedError.
+      throw p.lostError ?? this.#transport[kLostExc] ?? new TransportClosedError('the WebSocket is closed');
     }
     this.#transport.send(data);
     await p.drain();
@@ -300,7 +302,7 @@ export async function openWebSocket(url: string | URL, options?: OpenWebSocketOp
 
 function handlerDone(task: Task<void>, stream: WebSocketStream, loop: Loop): void {
   if (task.cancelled()) {
-    if (!stream.isClosing()) stream.transport.close(1001, 'going away');
+    endStream(stream, 1001, 'going away');
     return;
   }
   const exception = task.exception();
@@ -309,10 +311,20 @@ function handlerDone(task: Task<void>, stream: WebSocketStream, loop: Loop): voi
       // A peer that dropped (1006, reset) or sent malformed frames is not an error in user code.
       reportHandlerError(loop, exception, { message: 'Unhandled exception in a WebSocket handler', exception, task, transport: stream.transport });
     }
-    if (!stream.isClosing()) stream.transport.close(1011, 'internal error');
+    endStream(stream, 1011, 'internal error');
     return;
   }
-  if (!stream.isClosing()) stream.transport.close(1000);
+  endStream(stream, 1000);
+}
+
+/**
+ * The handler is done with `stream`: closes it with `code`, or, when the peer closed it
+ * already, drops the messages nobody will read (connectionLost waits for them otherwise,
+ * and the server would keep counting the connection).
+ */
+function endStream(stream: WebSocketStream, code: number, reason?: string): void {
+  if (!stream.isClosing()) stream.transport.close(code, reason);
+  else if (stream.transport.state === 'closed') stream.transport.close();
 }
 
 /**

@@ -309,12 +309,21 @@ export class WebSocketTransport extends TransportBase<MessageProtocol> implement
    * Starts the closing handshake with `code` (default 1000) and `reason` (at most 123
    * bytes of UTF-8): messages already sent go out first, no more messages are
    * delivered, and if the peer does not answer within `closeTimeout` ms (default 5000)
-   * the connection is aborted. `connectionLost(undefined)` follows. Idempotent.
+   * the connection is aborted. `connectionLost(undefined)` follows. Idempotent; after
+   * the peer closed, drops the messages still held for a paused protocol.
    * Throws `InvalidArgumentError` for a code a peer may not receive (1004-1006,
    * 1015, other values outside 1000-1014 and 3000-4999).
    */
   close(code = 1000, reason = ''): void {
-    if (this.lifecycle !== 'open') return;
+    if (this.lifecycle !== 'open') {
+      // The peer closed first and messages are still held for a paused protocol: closing
+      // means no more are delivered, so they are dropped and connectionLost follows.
+      if (this.lifecycle === 'closed' && this.#backlog.length !== 0) {
+        this.#backlog.length = 0;
+        this.scheduleLost();
+      }
+      return;
+    }
     if (!isSendableCloseCode(code)) {
       throw new InvalidArgumentError(`close() code must be 1000-1003, 1007-1014 or 3000-4999, got ${String(code)}`);
     }
@@ -389,13 +398,23 @@ export class WebSocketTransport extends TransportBase<MessageProtocol> implement
     this.#idle = null;
     this.#token?.untrack();
     this.#token = null;
-    if (this.flow!.paused) this.flow!.paused = false;
+    const wasPaused = this.flow!.paused;
+    if (wasPaused) this.flow!.paused = false;
     if (!this.#peerClosed) {
       this.#backlog.length = 0;
       this.#ws.terminate();
     } else if (this.#backlog.length !== 0 && this.#reading && this.made) {
       this.#scheduleFlush();
     }
+    // connectionLost waits for a paused reader to take the held messages; a writer that
+    // waits for the drain (a stream's send()) must not wait with it, or the reader never
+    // comes: nothing is left to drain, so it is told to resume.
+    if (wasPaused && this.made && this.holdLost() && !this.loop.isClosed()) this.loop.callSoon(resumeAfterClose, this);
+  }
+
+  /** @internal The write buffer went with the connection while connectionLost is held. */
+  resumeAfterClose(): void {
+    if (!this.#gone) this.callProtocol('resumeWriting');
   }
 
   /** connectionLost waits while the peer left messages a paused protocol has not read. */
@@ -487,6 +506,10 @@ function isSendableCloseCode(code: unknown): boolean {
 
 function startLater(t: WebSocketTransport): void {
   t.startLater();
+}
+
+function resumeAfterClose(t: WebSocketTransport): void {
+  t.resumeAfterClose();
 }
 
 function flushBacklog(t: WebSocketTransport): void {
