@@ -23,7 +23,7 @@ import { trackResource, type ResourceToken } from '../loop/resources.ts';
 import type { BaseProtocol, BufferedProtocol, Protocol } from '../protocols/protocols.ts';
 import { FlowControl } from '../transports/flow-control.ts';
 import type { Transport } from '../transports/transports.ts';
-import type { Pipe, PipeEnd } from './pipe.ts';
+import type { Pipe } from './pipe.ts';
 
 /** An address on a memory network: a host name and a port. */
 export interface MemoryAddress {
@@ -70,8 +70,12 @@ function transportLost(t: MemoryTransport): void {
   t.deliverLost();
 }
 
-/** One end of a memory connection. Made by `createConnection`/`createServer` with `network`. */
-export class MemoryTransport implements Transport, PipeEnd {
+/**
+ * One end of a memory connection. Made by `createConnection`/`createServer` with `network`.
+ * It is its pipe's `PipeEnd` structurally, not in an implements clause: those members
+ * are internal, stripped from the published .d.ts.
+ */
+export class MemoryTransport implements Transport {
   readonly #loop: Loop;
   #protocol: BaseProtocol;
   #buffered: boolean;
