@@ -88,12 +88,17 @@ async function demo(host: string, basePort: number | null): Promise<void> {
     });
   }
   try {
+    // Until every server listens, their lines stay quiet: when one cannot start, the
+    // others closing again is not news, the error line below is.
+    let allStarted = false;
     await taskGroup(async (tg) => {
       const started: Future<Served>[] = [];
       SPECS.forEach((spec, i) => {
         const port = basePort === null ? spec.port : basePort === 0 ? 0 : basePort + i;
         const name = spec.task.replace(/ server$/, '');
-        const log = (line: string): void => console.log(`[${name}] ${line}`);
+        const log = (line: string): void => {
+          if (allStarted) console.log(`[${name}] ${line}`);
+        };
         const ready = loop.createFuture<Served>(`${spec.task} listening`);
         started.push(ready);
         tg.createTask(() => hold(spec, { host, port, log }, ready, stop), { name: spec.task });
@@ -101,6 +106,7 @@ async function demo(host: string, basePort: number | null): Promise<void> {
       // If a server cannot start, the group cancels this wait and the others.
       const servers: Served[] = [];
       for (const ready of started) servers.push(await ready);
+      allStarted = true;
       const width = Math.max(...servers.map((s) => s.name.length));
       console.log(`protoloop demo: ${servers.length} servers on one loop`);
       for (const s of servers) console.log(`  ${s.name.padEnd(width)}  ${s.url}`);
@@ -120,8 +126,21 @@ const { host, basePort, debug } = parseCommandLine();
 try {
   await run(() => demo(host, basePort), { name: 'demo', inspect: true, handleSigint: false, ...(debug ? { debug: true } : {}) });
 } catch (e) {
-  // A server that could not start (port in use, ...): the group's errors, one line each.
-  const errors = e instanceof AggregateError ? e.errors : [e];
-  for (const err of errors) console.error(`demo: ${err instanceof Error ? err.message : String(err)}`);
+  // A server that could not start: the group's errors, one line each, and the ports
+  // already in use together in one line that says the way out.
+  const errors: unknown[] = e instanceof AggregateError ? e.errors : [e];
+  const inUse = errors.filter((err) => (err as { code?: unknown } | null)?.code === 'EADDRINUSE');
+  if (inUse.length > 0) {
+    const command = process.env.npm_lifecycle_event === 'start' ? 'npm start --' : 'node examples/demo.ts';
+    const ports = inUse.map(portInUse).join(', ');
+    console.error(`demo: port ${ports} already in use; \`${command} --base-port 0\` picks free ports (--base-port N uses N to N+${SPECS.length - 1})`);
+  }
+  for (const err of errors.filter((x) => !inUse.includes(x))) console.error(`demo: ${err instanceof Error ? err.message : String(err)}`);
   process.exitCode = 1;
+}
+
+/** The address of a listen error (Node's error, protoloop's keeps it as its cause). */
+function portInUse(err: unknown): string {
+  const { address, port } = ((err as { cause?: unknown }).cause ?? err) as { address?: string; port?: number };
+  return port === undefined ? String((err as Error).message) : `${address ?? host}:${port}`;
 }

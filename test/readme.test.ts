@@ -2,7 +2,10 @@
 // type-checked on its own (with 'protoloop' and its subpaths mapped to src/), and run
 // in its own child process on this Node with a time limit. A block that makes no sense
 // to run (a server that runs forever) says so with `<!-- not run: reason -->` on the
-// line right before its fence; it is still type-checked.
+// line right before its fence; it is still type-checked. A block whose first line is
+// `// name.ts` (a comment naming a file, as in `// hash.ts: runs in the worker`) is also
+// saved under that name beside the others, so that the blocks after it can import it or
+// start a worker on it, as the user would with two files.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,12 +58,26 @@ writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
 mkdirSync(join(dir, 'run'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** The file a block names on its first line (`// hash.ts ...`), if it names one. */
+export function namedFile(code: string): string | undefined {
+  return /^\/\/ ([\w-]+\.ts)(?![\w.])/.exec(code)?.[1];
+}
+
 const fileOf = new Map<Block, string>();
+const namedBy = new Map<string, Block>();
 blocks.forEach((b, i) => {
   const name = `block-${String(i).padStart(3, '0')}-${b.where.replace(/[^\w]+/g, '_')}.ts`;
   fileOf.set(b, join(dir, name));
   // `export {}` keeps each block a module of its own, as a user's file would be.
   writeFileSync(join(dir, name), `${b.code}\nexport {};\n`);
+  const named = namedFile(b.code);
+  if (named !== undefined) {
+    const earlier = namedBy.get(named);
+    if (earlier !== undefined && earlier.code !== b.code) throw new Error(`${b.where} and ${earlier.where} both define ${named}, differently`);
+    namedBy.set(named, b);
+    writeFileSync(join(dir, named), `${b.code}\nexport {};\n`);
+    writeFileSync(join(dir, 'run', named), `${runnableSource(b.code)}\nexport {};\n`);
+  }
 });
 
 const subpaths = ['fastify', 'testing'].filter((s) => existsSync(entryFor(s)));

@@ -84,8 +84,10 @@ export async function serveFromCommandLine(serve: (options: ServeOptions) => Pro
   await run(
     async () => {
       const server = await serve({ host: values.host, port: Number(values.port) });
+      // The handlers are in place before the line: whoever waits for it may signal at once.
+      const stop = untilSignal();
       console.log(`listening on ${server.host}:${server.port}`);
-      const signal = await untilSignal();
+      const signal = await stop;
       await server.close();
       console.error(`shut down: received ${signal}`);
     },

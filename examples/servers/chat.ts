@@ -330,8 +330,9 @@ if (import.meta.main) {
   await run(
     async () => {
       const server = await serve({ host: values.host, port: Number(values.port), slowMs: Number(values['slow-ms']) });
+      const stop = untilSignal(); // handlers in place before we say we listen
       console.log(`listening on ${server.url}`);
-      console.error(`${await untilSignal()}: shutting down`);
+      console.error(`${await stop}: shutting down`);
       await server.close();
     },
     { handleSigint: false },

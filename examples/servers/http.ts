@@ -177,8 +177,9 @@ if (import.meta.main) {
     async () => {
       // Notes go to stdout here, as the tests of this example expect.
       const server = await serve({ host: values.host, port: Number(values.port), log: console.log });
+      const stop = untilSignal(); // handlers in place before we say we listen
       console.log(`listening on ${server.url}`);
-      console.log(`${await untilSignal()}: shutting down`);
+      console.log(`${await stop}: shutting down`);
       await server.close();
       console.log('bye');
     },

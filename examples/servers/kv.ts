@@ -134,8 +134,9 @@ if (import.meta.main) {
   await run(
     async () => {
       const server = await serve({ host: values.host, port: Number(values.port), maxLine, maxConnections });
+      const stop = untilSignal(); // handlers in place before we say we listen
       console.log(`listening on ${server.host}:${server.port}`);
-      const signal = await untilSignal();
+      const signal = await stop;
       await server.close();
       console.error(`shut down: received ${signal}`);
     },

@@ -359,8 +359,9 @@ if (import.meta.main) {
   await run(
     async () => {
       const server = await serve({ host: values.host, port, timeLimit, outputLimit });
+      const stop = untilSignal(); // handlers in place before we say we listen
       console.log(`listening on ${server.host}:${server.port}`);
-      const signal = await untilSignal();
+      const signal = await stop;
       console.error(`${signal}: shutting down`);
       await server.close();
     },

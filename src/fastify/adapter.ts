@@ -25,7 +25,7 @@ import { currentTask, type Loop } from '../loop/loop.ts';
 import { onRunnerDrain } from '../loop/runner.ts';
 import type { Task, TaskOptions } from '../loop/task.ts';
 import { probeSignalSlot } from './fastify-internals.ts';
-import { HandlerCall, type CallOwner } from './handler-call.ts';
+import { HandlerCall } from './handler-call.ts';
 
 /** How long in-flight handlers get to finish once the app closes, in ms (default of `closeTimeout`). */
 export const DEFAULT_CLOSE_TIMEOUT = 10_000;
@@ -87,9 +87,10 @@ function retrieveException(task: Future<unknown>): void {
 
 /**
  * Runs an app's route handlers as tasks of `loop` and closes the app with the loop.
- * Reached as `app.protoloop`.
+ * Reached as `app.protoloop`. It is the `CallOwner` of its handler calls structurally,
+ * not in an implements clause: those methods are internal, stripped from the .d.ts.
  */
-export class FastifyAdapter implements CallOwner {
+export class FastifyAdapter {
   /** The loop the handlers run on. */
   readonly loop: Loop;
   /** How long in-flight handlers get once the app closes, ms. */

@@ -127,10 +127,12 @@ function reportSlowTask(loop: Loop, task: Task<unknown>, ms: number): void {
 // A task's first step runs inside a loop handle (timed with the handle). Every later
 // step — the synchronous stretch after an await — runs as a promise-reaction
 // microtask, which no loop handle wraps. While a debug loop runs, V8's promise hooks
-// time those reactions: `before`/`after` fire around each one, and the task's
-// AsyncLocalStorage context is already current in `before` (checked on Node 24,
-// where AsyncLocalStorage rides on V8's continuation data), so
-// `taskStorage.getStore()` names the task a reaction belongs to.
+// time those reactions: `before`/`after` fire around each one. Which task a reaction
+// belongs to: on Node 24 the task's AsyncLocalStorage context is already current in
+// `before` (AsyncLocalStorage rides on V8's continuation data there). On Node 22 it
+// rides on async_hooks, whose context is switched after our `before` runs; so `init`
+// notes the task current when each promise is made (the await's promise is made by
+// the task's own code), and `before` reads that note first.
 //
 // A step can span several reactions (awaiting an async helper that does not suspend
 // resumes the caller in a second reaction): reactions of one task that follow each
@@ -146,10 +148,17 @@ let stepMs = 0;
 let stepIterations = 0;
 let reactionStart = 0;
 let flushScheduled = false;
+/** The task current when each promise was made (see above), while step timing runs. */
+let madeIn = new WeakMap<Promise<unknown>, Task<unknown>>();
 
-function beforeReaction(): void {
+function promiseMade(promise: Promise<unknown>): void {
+  const task = taskStorage.getStore()?.task;
+  if (task !== undefined) madeIn.set(promise, task);
+}
+
+function beforeReaction(promise: Promise<unknown>): void {
   if (reactionStart !== 0) return; // not expected (reactions do not nest); keep the outer one
-  const task = taskStorage.getStore()?.task ?? null;
+  const task = madeIn.get(promise) ?? taskStorage.getStore()?.task ?? null;
   if (stepTask !== null && (task !== stepTask || stepTask.getLoop()[kStats].iterations !== stepIterations)) endStep();
   if (task === null) return;
   stepTask = task;
@@ -188,7 +197,7 @@ function endStep(): void {
 /** Starts timing task steps for `loop` (debug mode, while it runs). Idempotent. @internal */
 export function startStepTiming(loop: Loop): void {
   timingLoops.add(loop);
-  stopHooks ??= promiseHooks.createHook({ before: beforeReaction, after: afterReaction }) as () => void;
+  stopHooks ??= promiseHooks.createHook({ init: promiseMade, before: beforeReaction, after: afterReaction }) as () => void;
 }
 
 /** Stops timing task steps for `loop`; the hooks go once no loop needs them. Idempotent. @internal */
@@ -204,6 +213,7 @@ export function stopStepTiming(loop: Loop): void {
   if (timingLoops.size > 0 || stopHooks === null) return;
   stopHooks();
   stopHooks = null;
+  madeIn = new WeakMap();
   stepTask = null;
   stepMs = 0;
   reactionStart = 0;

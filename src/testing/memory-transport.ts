@@ -23,7 +23,7 @@ import { trackResource, type ResourceToken } from '../loop/resources.ts';
 import type { BaseProtocol, BufferedProtocol, Protocol } from '../protocols/protocols.ts';
 import { TransportBase } from '../transports/base.ts';
 import type { Transport } from '../transports/transports.ts';
-import type { Pipe, PipeEnd } from './pipe.ts';
+import type { Pipe } from './pipe.ts';
 
 /** An address on a memory network: a host name and a port. */
 export interface MemoryAddress {
@@ -68,9 +68,9 @@ function transportMake(t: MemoryTransport): void {
  * One end of a memory connection. Made by `createConnection`/`createServer` with
  * `network`. Derives from the one transport base (src/transports/base.ts): its exit
  * path, protocol-call policy, flow control and writes-after-lost rule are the socket
- * transport's.
+ * transport's. It is its pipe's `PipeEnd` structurally (those members are internal).
  */
-export class MemoryTransport extends TransportBase<BaseProtocol> implements Transport, PipeEnd {
+export class MemoryTransport extends TransportBase<BaseProtocol> implements Transport {
   #buffered: boolean;
   #reading = true;
   #eofWritten = false;

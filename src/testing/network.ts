@@ -18,7 +18,7 @@ import type { BaseProtocol } from '../protocols/protocols.ts';
 import type { Network, NetworkConnectOptions, NetworkListenOptions } from '../transports/network.ts';
 import { BaseServer } from '../transports/net/server.ts';
 import { MemoryTransport, type MemoryAddress, type MemoryOwner } from './memory-transport.ts';
-import { Pipe, type PipeLink } from './pipe.ts';
+import { Pipe } from './pipe.ts';
 
 /** The first port handed out when a server asks for port 0 or a client has no `localPort`. */
 const FIRST_EPHEMERAL_PORT = 49152;
@@ -252,8 +252,9 @@ export class MemoryNetwork implements Network {
 /**
  * One connection on a {@link MemoryNetwork}: a client end and a server end, each a
  * {@link MemoryTransport}. Listed by `network.connections()`; faults apply to it alone.
+ * It is its pipe's `PipeLink` structurally (internal members, stripped from the .d.ts).
  */
-export class MemoryLink implements PipeLink {
+export class MemoryLink {
   readonly #network: MemoryNetwork;
   readonly #loop: Loop;
   /** The client's address. */

@@ -165,6 +165,27 @@ describe('examples/demo.ts', () => {
     expect(existsSync(inspectionPath(demo.pid))).toBe(false);
   });
 
+  it('a port in use: one line on stderr naming it and the way out (--base-port), exit 1', { timeout: 60_000 }, async () => {
+    // Hold the fourth port of a block and start the demo on that block.
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => holder.close());
+    const held = (holder.address() as net.AddressInfo).port;
+    const base = held - 3;
+    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const env = { ...process.env, npm_lifecycle_event: 'start' };
+      execFile(process.execPath, ['examples/demo.ts', '--base-port', String(base)], { cwd: root, env, timeout: 30_000 }, (err, stdout, stderr) => {
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
+      });
+    });
+    expect(r.code, r.stderr).toBe(1);
+    // Another process may hold a neighbouring port of the block too: then it is named as well.
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^demo: port (\\S+, )*127\\.0\\.0\\.1:${held}(, \\S+)* already in use; \`npm start -- --base-port 0\` picks free ports`));
+    expect(r.stdout).toBe('');
+  });
+
   it('refuses a bad --base-port with exit code 2', async () => {
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       execFile(process.execPath, ['examples/demo.ts', '--base-port', '65534'], { cwd: root, timeout: 15_000 }, (err, _stdout, stderr) => {

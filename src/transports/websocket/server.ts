@@ -164,7 +164,8 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
     this.#http = outsideTask((): OwnedHttpServer => {
       if (options.server !== undefined) return options.server as OwnedHttpServer;
       const srv = options.tls !== undefined ? nodeHttps().createServer(options.tls, httpOnRequest) : nodeHttp().createServer(httpOnRequest);
-      srv.on('error', httpOnError);
+      // httpOnError is attached once listening: a listen error (EADDRINUSE) is bind()'s
+      // rejection, not also a report to the exception handler.
       srv.on('connection', httpOnConnection);
       return srv;
     });
@@ -189,6 +190,7 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
       };
       const onListening = (): void => {
         srv.off('error', onError);
+        srv.on('error', httpOnError);
         if (!fut.done()) fut.setResult(undefined);
       };
       outsideTask(() => {

@@ -63,6 +63,19 @@ describe('WebSocket bad input and faults', () => {
     });
   });
 
+  it('a port in use rejects with EADDRINUSE and reports nothing to the exception handler', async () => {
+    await run(async () => {
+      const seen = recordExceptions();
+      const first = await server([]);
+      const err = await server([], { port: first.address()!.port }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'EADDRINUSE', syscall: 'listen' });
+      await sleep(10); // a report would be scheduled through the loop
+      expect(seen).toEqual([]);
+      first.close();
+      await first.waitClosed();
+    });
+  });
+
   it('a malformed frame (unknown opcode, reserved bits) closes with 1002', async () => {
     await run(async () => {
       const protocols: Recorder[] = [];
