@@ -38,6 +38,7 @@ import type { WebSocketConnectOptions, WebSocketServerOptions } from '../transpo
 import type { WebSocketServer } from '../transports/websocket/server.ts';
 import type { WebSocketTransport } from '../transports/websocket/transport.ts';
 import { InvalidArgumentError, LoopClosedError, LoopRunningError, LoopStoppedError, NoRunningLoopError } from '../errors.ts';
+import { callbackSlowChannel, nodeDebug, nodeDebugEnabled, timeCallbacks } from './channels.ts';
 import { realTimerDriver, type LoopClock, type TimerDriver } from './clock.ts';
 import { Coroutine, reportUnstartedCoroutines } from './coroutine.ts';
 import type { LoopContract } from './contract.ts';
@@ -317,6 +318,7 @@ export class Loop implements LoopContract {
     this.#state = 'running';
     setActiveLoop(this);
     if (this.#debug) startStepTiming(this);
+    if (nodeDebugEnabled) nodeDebug('%s: run (%d callbacks ready, %d timers)', this.#name, this.#ready.length, this.#timers.size - this.#cancelledTimers);
     const stopped = new Promise<void>((resolve) => {
       this.#onStopped = resolve;
     });
@@ -378,6 +380,7 @@ export class Loop implements LoopContract {
     if (this.#state === 'running') throw new LoopRunningError('Cannot close a running event loop');
     if (this.#state === 'closed') return;
     if (this.#debug) this.#logger.debug(`Close ${this}`);
+    if (nodeDebugEnabled) nodeDebug('%s: close (%d tasks pending, %d callbacks dropped)', this.#name, this.#pending.size, this.#ready.length);
     for (const task of this.#pending) {
       if (!task[kLogDestroyPending]) continue;
       const ctx: ExceptionContext = { message: 'Task was destroyed but it is pending!', task, hint: hints.destroyedPending };
@@ -489,7 +492,7 @@ export class Loop implements LoopContract {
     const n = this.#batchN;
     let i = this.#batchIndex;
     this.#inBatch = true;
-    if (this.#debug) {
+    if (this.#debug || timeCallbacks()) {
       const slow = this.slowCallbackDuration;
       while (i < n) {
         const h = batch[i]!;
@@ -551,6 +554,10 @@ export class Loop implements LoopContract {
    */
   reportSlow(what: string, ms: number, context: Record<string, unknown> = {}): void {
     this[kStats].slowCallbacks++;
+    if (callbackSlowChannel.hasSubscribers) callbackSlowChannel.publish({ what, durationMs: ms, loop: this, ...context });
+    if (nodeDebugEnabled) nodeDebug('%s: slow callback: %s took %s ms', this.#name, what, ms.toFixed(1));
+    // Outside debug mode (timed for a subscriber or NODE_DEBUG) nothing is logged.
+    if (!this.#debug) return;
     this.callExceptionHandler({
       message: `Executing ${what} took ${(ms / 1000).toFixed(3)} seconds`,
       ...context,
@@ -562,6 +569,7 @@ export class Loop implements LoopContract {
 
   #finishStop(): void {
     stopStepTiming(this);
+    if (nodeDebugEnabled) nodeDebug('%s: stop after %d iterations', this.#name, this[kStats].iterations);
     this.#stopping = false;
     this.#state = 'idle';
     setActiveLoop(null);

@@ -18,6 +18,7 @@ import { inspect } from 'node:util';
 import { ConnectionResetError, InvalidArgumentError, TransportClosedError } from '../errors.ts';
 import type { Future } from '../loop/future.ts';
 import { kDescribe } from '../loop/symbols.ts';
+import { connectionLostChannel, connectionMadeChannel } from '../loop/channels.ts';
 import type { Loop } from '../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../loop/resources.ts';
 import type { BaseProtocol, BufferedProtocol, Protocol } from '../protocols/protocols.ts';
@@ -116,6 +117,7 @@ export class MemoryTransport implements Transport, PipeEnd {
   /** @internal Runs on the loop: connectionMade, then whatever waited for it. */
   make(): void {
     this.#made = true;
+    if (connectionMadeChannel.hasSubscribers) connectionMadeChannel.publish({ kind: 'memory', transport: this, local: this.#sockname, peer: this.#peername });
     this.#call('connectionMade', this);
     const waiter = this.#waiter;
     this.#waiter = null;
@@ -318,6 +320,7 @@ export class MemoryTransport implements Transport, PipeEnd {
     if (this.#lostDelivered) return;
     this.#lostDelivered = true;
     try {
+      if (this.#made && connectionLostChannel.hasSubscribers) connectionLostChannel.publish({ kind: 'memory', transport: this, local: this.#sockname, peer: this.#peername, error: this.#lostExc });
       this.#call('connectionLost', this.#lostExc);
     } finally {
       const owner = this.#owner;
