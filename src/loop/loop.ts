@@ -113,6 +113,14 @@ export interface LoopOptions {
    * Default `performance.now`, with timers on real time.
    */
   clock?: (() => number) | LoopClock;
+  /**
+   * Run each callback of `callSoon()`, `callLater()` and `callAt()` in the async context
+   * of the code that scheduled it (its AsyncLocalStorage stores: an OpenTelemetry span,
+   * a request id), as asyncio's `call_soon` copies the caller's contextvars. Default
+   * false: callbacks run in the loop's own context, and the capture (one
+   * `AsyncResource` per callback) is not paid. Tasks always run in their creator's context.
+   */
+  propagateContext?: boolean;
 }
 
 /** Counters of a loop's work, for dashboards and `protoloop stats`. */
@@ -189,6 +197,7 @@ export class Loop implements LoopContract {
   #exceptionHandler: ExceptionHandler | null = null;
   #taskFactory: TaskFactory | null = null;
   #pending = new Set<Task<unknown>>();
+  readonly #propagate: boolean;
   readonly #name: string;
   /** In debug mode, callbacks and task steps taking at least this many ms are logged. */
   slowCallbackDuration: number;
@@ -210,7 +219,9 @@ export class Loop implements LoopContract {
 
   constructor(options: LoopOptions = {}) {
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Loop options must be an object');
-    const { debug, logger, slowCallbackDuration, clock } = options;
+    const { debug, logger, slowCallbackDuration, clock, propagateContext } = options;
+    if (propagateContext !== undefined && typeof propagateContext !== 'boolean') throw new InvalidArgumentError('options.propagateContext must be a boolean');
+    this.#propagate = propagateContext === true;
     if (debug !== undefined && typeof debug !== 'boolean') throw new InvalidArgumentError('options.debug must be a boolean');
     if (slowCallbackDuration !== undefined && !(typeof slowCallbackDuration === 'number' && slowCallbackDuration >= 0)) {
       throw new InvalidArgumentError('options.slowCallbackDuration must be a number of milliseconds >= 0');
@@ -245,6 +256,7 @@ export class Loop implements LoopContract {
   callSoon<A extends unknown[]>(callback: (...args: A) => unknown, ...args: A): Handle {
     if (this.#state === 'closed') throw new LoopClosedError();
     if (typeof callback !== 'function') throw new InvalidArgumentError('callSoon() needs a function');
+    if (this.#propagate) callback = AsyncResource.bind(callback);
     const h = new Handle(callback as (...a: any[]) => unknown, args, this, this.#debug ? captureStack(2) : undefined);
     this.#ready.push(h);
     if (!this.#wakeScheduled && this.#state === 'running') this.#scheduleWake();
@@ -278,6 +290,7 @@ export class Loop implements LoopContract {
   #callAt(when: number, callback: (...args: any[]) => unknown, args: unknown[]): TimerHandle {
     if (this.#state === 'closed') throw new LoopClosedError();
     if (typeof callback !== 'function') throw new InvalidArgumentError('callLater()/callAt() need a function');
+    if (this.#propagate) callback = AsyncResource.bind(callback);
     const h = new TimerHandle(when, ++this.#timerSeq, callback, args, this, this.#debug ? captureStack(3) : undefined);
     this.#timers.push(h);
     if (this.#state === 'running' && !this.#wakeScheduled && when < this.#nativeWhen) this.#armTimer();
