@@ -102,6 +102,7 @@ describe('public surface', () => {
     'allTasks',
     'asCompleted',
     'callSoonThreadsafe',
+    'channelNames',
     'connectBridge',
     'coroutine',
     'createLogger',

@@ -11,11 +11,12 @@
 import { CancelledError, ExecutorShutdownError, InvalidArgumentError, LoopClosedError } from '../errors.ts';
 import { isExecutor, type Executor, type WorkerTask } from './executor.ts';
 import { Future as LoopFuture, type Future } from '../loop/future.ts';
-import { kCloseHooks, kRealWork, kShutdownHooks } from '../loop/symbols.ts';
+import { kCloseHooks, kPeekException, kRealWork, kShutdownHooks } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
 import { BaseExecutor, type Job } from './executor-base.ts';
 import { ThreadPoolExecutor } from './thread-pool.ts';
 import { registerStatsProvider } from '../loop/introspect.ts';
+import { executorJobChannel, type ExecutorJobMessage } from '../loop/channels.ts';
 
 /** How long run() lets the default executor's jobs finish (ms), as asyncio does. */
 export const DEFAULT_EXECUTOR_SHUTDOWN_TIMEOUT = 300_000;
@@ -126,6 +127,38 @@ function doneRealWork(fut: Future<unknown>): void {
 
 /** `loop.runInExecutor()`: `args` is the argument list (no rest parameter: no copy per call). */
 export function runInExecutor<A extends unknown[], R>(loop: Loop, executor: Executor | null, task: WorkerTask<A, R>, args: A): Future<R> {
+  if (executorJobChannel.hasSubscribers) return tracedRun(loop, executor, task, args);
+  return startJob(loop, executor, task, args);
+}
+
+/**
+ * runInExecutor() seen by the `protoloop:executor:job` TracingChannel: `start` and
+ * `end` around the submission (`error` if it throws), then `error` (a failed or
+ * cancelled job), `asyncStart` and `asyncEnd` when the future is done.
+ */
+function tracedRun<A extends unknown[], R>(loop: Loop, executor: Executor | null, task: WorkerTask<A, R>, args: A): Future<R> {
+  const module = task?.module;
+  const ctx: ExecutorJobMessage = {
+    executor: executor === null || executor === undefined ? 'ThreadPoolExecutor' : String((executor as object).constructor?.name),
+    module: module instanceof URL ? module.href : String(module),
+    export: String(task?.name),
+    future: null,
+  };
+  const fut = executorJobChannel.traceSync(startJob<A, R>, ctx, null, loop, executor, task, args);
+  ctx.future = fut;
+  fut.addDoneCallback(() => {
+    const exception = fut[kPeekException]();
+    if (fut.cancelled()) ctx.error = new CancelledError('the executor job was cancelled');
+    else if (exception !== undefined) ctx.error = exception;
+    else ctx.result = fut.result();
+    if ('error' in ctx) executorJobChannel.error.publish(ctx);
+    executorJobChannel.asyncStart.publish(ctx);
+    executorJobChannel.asyncEnd.publish(ctx);
+  });
+  return fut;
+}
+
+function startJob<A extends unknown[], R>(loop: Loop, executor: Executor | null, task: WorkerTask<A, R>, args: A): Future<R> {
   if (loop.isClosed()) throw new LoopClosedError();
   let ex: Executor;
   if (executor === null || executor === undefined) ex = defaultExecutor(loop);

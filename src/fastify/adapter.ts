@@ -25,6 +25,7 @@ import { currentTask, type Loop } from '../loop/loop.ts';
 import { onRunnerDrain } from '../loop/runner.ts';
 import type { Task, TaskOptions } from '../loop/task.ts';
 import { probeSignalSlot } from './fastify-internals.ts';
+import { fastifyHandlerChannel, type FastifyHandlerMessage } from '../loop/channels.ts';
 import { HandlerCall } from './handler-call.ts';
 
 /** How long in-flight handlers get to finish once the app closes, in ms (default of `closeTimeout`). */
@@ -55,6 +56,8 @@ export type RouteHandler = (this: FastifyInstance, request: FastifyRequest, repl
 /** @internal A wrapped route. */
 interface RouteRecord {
   readonly handler: RouteHandler;
+  /** The route's URL pattern. */
+  readonly url: string;
   /** The task options (the name, `GET /users/:id`, and eager start), made once per route. */
   readonly options: TaskOptions;
   /** The same by method, for routes declared with several methods (`GET /x`, `POST /x`). */
@@ -183,6 +186,7 @@ export class FastifyAdapter {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const record: RouteRecord = {
       handler,
+      url: route.url,
       options: { name: `${methods.join(',')} ${route.url}`, eagerStart: true },
       optionsByMethod: methods.length > 1 ? Object.fromEntries(methods.map((m) => [m, { name: `${m} ${route.url}`, eagerStart: true }])) : null,
     };
@@ -225,7 +229,7 @@ export class FastifyAdapter {
     const target = (): unknown => {
       started = true;
       call.task = request.task = currentTask();
-      result = handler.call(instance, request, reply);
+      result = fastifyHandlerChannel.hasSubscribers ? tracedHandler(route, handler, instance, request, reply) : handler.call(instance, request, reply);
       if (eager && isThenable(result)) {
         pending = result;
         return call;
@@ -496,6 +500,41 @@ export class FastifyAdapter {
   [inspect.custom](): string {
     return this.toString();
   }
+}
+
+/**
+ * A route handler seen by the `protoloop:fastify:handler` TracingChannel: `start` (its
+ * stores bound around the handler, inside its task) and `end` around the call, `error`
+ * if it throws; then `error` (a rejection), `asyncStart` and `asyncEnd` once its
+ * answer is known (at once for a handler that returns a plain value).
+ */
+function tracedHandler(route: RouteRecord, handler: RouteHandler, instance: FastifyInstance, request: FastifyRequest, reply: FastifyReply): unknown {
+  const ctx: FastifyHandlerMessage = { route: route.url, method: request.method, url: request.url, request, reply, task: currentTask() };
+  const ended = (): void => {
+    fastifyHandlerChannel.asyncStart.publish(ctx);
+    fastifyHandlerChannel.asyncEnd.publish(ctx);
+  };
+  const result: unknown = fastifyHandlerChannel.traceSync(handler as (...a: unknown[]) => unknown, ctx, instance, request, reply);
+  if (isThenable(result)) {
+    // Outside the task: a then() on a protoloop future from inside it would count as the task's await.
+    outsideTask(() =>
+      result.then(
+        (value) => {
+          ctx.result = value;
+          ended();
+        },
+        (error: unknown) => {
+          ctx.error = error;
+          fastifyHandlerChannel.error.publish(ctx);
+          ended();
+        },
+      ),
+    );
+  } else {
+    ctx.result = result;
+    ended();
+  }
+  return result;
 }
 
 function isThenable(x: unknown): x is PromiseLike<unknown> {

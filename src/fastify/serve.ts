@@ -167,6 +167,10 @@ export class FastifyServer extends BaseServer {
     return `http://${host}:${a.port}`;
   }
 
+  protected override channelKind(): string {
+    return 'fastify';
+  }
+
   protected describeAddress(): string {
     const a = this.#address;
     if (a === null) return `${this.#listen.host ?? 'localhost'}:${this.#listen.port}`;

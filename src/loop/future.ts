@@ -16,7 +16,7 @@
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../errors.ts';
 import { formatStack, taskStorage, type RawStack } from './internal.ts';
-import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kRawStack, kSetResultNow, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
+import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kPeekException, kRawStack, kSetResultNow, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
 import { hints } from './debug.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import type { Task } from './task.ts';
@@ -151,6 +151,11 @@ export class Future<T = unknown> implements PromiseLike<T> {
     this.#markRetrieved();
     if (this.#hasException) throw this.#exception;
     return this.#result as T;
+  }
+
+  /** @internal The exception, or undefined, without marking it retrieved (for the diagnostics channels). */
+  [kPeekException](): unknown {
+    return this.#hasException ? this.#exception : undefined;
   }
 
   /**

@@ -38,6 +38,7 @@ import type { WebSocketConnectOptions, WebSocketServerOptions } from '../transpo
 import type { WebSocketServer } from '../transports/websocket/server.ts';
 import type { WebSocketTransport } from '../transports/websocket/transport.ts';
 import { InvalidArgumentError, LoopClosedError, LoopRunningError, LoopStoppedError, NoRunningLoopError } from '../errors.ts';
+import { callbackSlowChannel, nodeDebug, nodeDebugEnabled, timeCallbacks } from './channels.ts';
 import { realTimerDriver, type LoopClock, type TimerDriver } from './clock.ts';
 import { Coroutine, reportUnstartedCoroutines } from './coroutine.ts';
 import type { LoopContract } from './contract.ts';
@@ -112,6 +113,14 @@ export interface LoopOptions {
    * Default `performance.now`, with timers on real time.
    */
   clock?: (() => number) | LoopClock;
+  /**
+   * Run each callback of `callSoon()`, `callLater()` and `callAt()` in the async context
+   * of the code that scheduled it (its AsyncLocalStorage stores: an OpenTelemetry span,
+   * a request id), as asyncio's `call_soon` copies the caller's contextvars. Default
+   * false: callbacks run in the loop's own context, and the capture (one
+   * `AsyncResource` per callback) is not paid. Tasks always run in their creator's context.
+   */
+  propagateContext?: boolean;
 }
 
 /** Counters of a loop's work, for dashboards and `protoloop stats`. */
@@ -188,6 +197,7 @@ export class Loop implements LoopContract {
   #exceptionHandler: ExceptionHandler | null = null;
   #taskFactory: TaskFactory | null = null;
   #pending = new Set<Task<unknown>>();
+  readonly #propagate: boolean;
   readonly #name: string;
   /** In debug mode, callbacks and task steps taking at least this many ms are logged. */
   slowCallbackDuration: number;
@@ -209,7 +219,9 @@ export class Loop implements LoopContract {
 
   constructor(options: LoopOptions = {}) {
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Loop options must be an object');
-    const { debug, logger, slowCallbackDuration, clock } = options;
+    const { debug, logger, slowCallbackDuration, clock, propagateContext } = options;
+    if (propagateContext !== undefined && typeof propagateContext !== 'boolean') throw new InvalidArgumentError('options.propagateContext must be a boolean');
+    this.#propagate = propagateContext === true;
     if (debug !== undefined && typeof debug !== 'boolean') throw new InvalidArgumentError('options.debug must be a boolean');
     if (slowCallbackDuration !== undefined && !(typeof slowCallbackDuration === 'number' && slowCallbackDuration >= 0)) {
       throw new InvalidArgumentError('options.slowCallbackDuration must be a number of milliseconds >= 0');
@@ -244,6 +256,7 @@ export class Loop implements LoopContract {
   callSoon<A extends unknown[]>(callback: (...args: A) => unknown, ...args: A): Handle {
     if (this.#state === 'closed') throw new LoopClosedError();
     if (typeof callback !== 'function') throw new InvalidArgumentError('callSoon() needs a function');
+    if (this.#propagate) callback = AsyncResource.bind(callback);
     const h = new Handle(callback as (...a: any[]) => unknown, args, this, this.#debug ? captureRawStack() : undefined);
     this.#ready.push(h);
     if (!this.#wakeScheduled && this.#state === 'running') this.#scheduleWake();
@@ -277,6 +290,7 @@ export class Loop implements LoopContract {
   #callAt(when: number, callback: (...args: any[]) => unknown, args: unknown[]): TimerHandle {
     if (this.#state === 'closed') throw new LoopClosedError();
     if (typeof callback !== 'function') throw new InvalidArgumentError('callLater()/callAt() need a function');
+    if (this.#propagate) callback = AsyncResource.bind(callback);
     const h = new TimerHandle(when, ++this.#timerSeq, callback, args, this, this.#debug ? captureRawStack() : undefined);
     this.#timers.push(h);
     if (this.#state === 'running' && !this.#wakeScheduled && when < this.#nativeWhen) this.#armTimer();
@@ -317,6 +331,7 @@ export class Loop implements LoopContract {
     this.#state = 'running';
     setActiveLoop(this);
     if (this.#debug) startStepTiming(this);
+    if (nodeDebugEnabled) nodeDebug('%s: run (%d callbacks ready, %d timers)', this.#name, this.#ready.length, this.#timers.size - this.#cancelledTimers);
     const stopped = new Promise<void>((resolve) => {
       this.#onStopped = resolve;
     });
@@ -378,6 +393,7 @@ export class Loop implements LoopContract {
     if (this.#state === 'running') throw new LoopRunningError('Cannot close a running event loop');
     if (this.#state === 'closed') return;
     if (this.#debug) this.#logger.debug(`Close ${this}`);
+    if (nodeDebugEnabled) nodeDebug('%s: close (%d tasks pending, %d callbacks dropped)', this.#name, this.#pending.size, this.#ready.length);
     for (const task of this.#pending) {
       if (!task[kLogDestroyPending]) continue;
       const ctx: ExceptionContext = { message: 'Task was destroyed but it is pending!', task, hint: hints.destroyedPending };
@@ -489,7 +505,7 @@ export class Loop implements LoopContract {
     const n = this.#batchN;
     let i = this.#batchIndex;
     this.#inBatch = true;
-    if (this.#debug) {
+    if (this.#debug || timeCallbacks()) {
       const slow = this.slowCallbackDuration;
       while (i < n) {
         const h = batch[i]!;
@@ -551,6 +567,10 @@ export class Loop implements LoopContract {
    */
   reportSlow(what: string, ms: number, context: Record<string, unknown> = {}): void {
     this[kStats].slowCallbacks++;
+    if (callbackSlowChannel.hasSubscribers) callbackSlowChannel.publish({ what, durationMs: ms, loop: this, ...context });
+    if (nodeDebugEnabled) nodeDebug('%s: slow callback: %s took %s ms', this.#name, what, ms.toFixed(1));
+    // Outside debug mode (timed for a subscriber or NODE_DEBUG) nothing is logged.
+    if (!this.#debug) return;
     this.callExceptionHandler({
       message: `Executing ${what} took ${(ms / 1000).toFixed(3)} seconds`,
       ...context,
@@ -562,6 +582,7 @@ export class Loop implements LoopContract {
 
   #finishStop(): void {
     stopStepTiming(this);
+    if (nodeDebugEnabled) nodeDebug('%s: stop after %d iterations', this.#name, this[kStats].iterations);
     this.#stopping = false;
     this.#state = 'idle';
     setActiveLoop(null);

@@ -12,3 +12,5 @@ export { run, Runner } from './runner.ts';
 export type { RunOptions } from './runner.ts';
 export { createLogger } from './log.ts';
 export type { Logger, LogLevel, CreateLoggerOptions } from './log.ts';
+export { channelNames } from './channels.ts';
+export type { ConnectionKind, ConnectionMessage, ExecutorJobMessage, FastifyHandlerMessage, ServerMessage, SlowCallbackMessage, SubprocessMessage, TaskCreatedMessage, TaskDoneMessage } from './channels.ts';

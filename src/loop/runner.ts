@@ -17,6 +17,7 @@
  */
 import { constants } from 'node:os';
 import { CancelledError, InvalidArgumentError, InvalidStateError, KeyboardInterrupt, LoopRunningError, SystemExit } from '../errors.ts';
+import { nodeDebug, nodeDebugEnabled } from './channels.ts';
 import { hints } from './debug.ts';
 import { isMainThread } from './internal.ts';
 import { kCloseHooks, kShutdownHooks } from './symbols.ts';
@@ -165,11 +166,17 @@ export class Runner {
     if (loop === null) return;
     const unlisten = this.#listen();
     try {
-      await runHooks(loop, [...(drainHooks.get(loop) ?? [])], 'Exception while a server drained during run() shutdown');
+      const drains = [...(drainHooks.get(loop) ?? [])];
+      if (nodeDebugEnabled) nodeDebug('shutdown: draining %d server(s)', drains.length);
+      await runHooks(loop, drains, 'Exception while a server drained during run() shutdown');
       drainHooks.delete(loop);
+      if (nodeDebugEnabled) nodeDebug('shutdown: cancelling %d pending task(s)', loop.pendingTasks().size);
       await cancelAllTasks(loop);
-      await runHooks(loop, loop[kShutdownHooks].take(), 'Exception in a loop shutdown hook during run()');
+      const hooks = loop[kShutdownHooks].take();
+      if (nodeDebugEnabled) nodeDebug('shutdown: running %d shutdown hook(s)', hooks.length);
+      await runHooks(loop, hooks, 'Exception in a loop shutdown hook during run()');
     } finally {
+      if (nodeDebugEnabled) nodeDebug('shutdown: closing the loop');
       loop.close();
       unlisten();
     }

@@ -109,3 +109,8 @@ export const kWoke = Symbol('protoloop.woke');
 export const kSetResultNow = Symbol('protoloop.setResultNow');
 /** Future: the CancelledError to re-raise when the future is awaited (a task that ended with one). */
 export const kCancelledError = Symbol('protoloop.cancelledError');
+
+// ---------------------------------------------------------- observability
+
+/** Future: its exception (or undefined), read without marking it retrieved (the diagnostics channels). */
+export const kPeekException = Symbol('protoloop.peekException');

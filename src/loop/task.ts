@@ -17,6 +17,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import { inspect } from 'node:util';
 import { CancelledError, InvalidArgumentError, InvalidStateError } from '../errors.ts';
+import { taskCreatedChannel, taskDoneChannel, type TaskDoneMessage } from './channels.ts';
 import { Coroutine } from './coroutine.ts';
 import { Future } from './future.ts';
 import { taskStorage } from './internal.ts';
@@ -105,6 +106,7 @@ export class Task<T = unknown> extends Future<T> {
     this.#root = new CancelScope(this as Task<unknown>, null);
     this.#scope = new AsyncResource('protoloop.Task', { requireManualDestroy: true });
     loop[kTaskStarted](this);
+    if (taskCreatedChannel.hasSubscribers) taskCreatedChannel.publish({ task: this, id: this.id, name: this.getName(), parentId: this.parent?.id ?? null, loop });
     if (options?.eagerStart === true && loop.isRunning()) {
       this.#eager = true;
       Task.#step(this);
@@ -248,6 +250,7 @@ export class Task<T = unknown> extends Future<T> {
     }
     this.#release();
     super.setResult(value);
+    if (taskDoneChannel.hasSubscribers) this.#publishDone('result', undefined);
   }
 
   #finishError(e: unknown): void {
@@ -260,11 +263,20 @@ export class Task<T = unknown> extends Future<T> {
     }
     this.#release();
     super.setException(e);
+    if (taskDoneChannel.hasSubscribers) this.#publishDone('exception', e);
   }
 
   #finishCancelled(msg: string | undefined): void {
     this.#release();
     super.cancel(msg);
+    if (taskDoneChannel.hasSubscribers) this.#publishDone('cancelled', undefined);
+  }
+
+  #publishDone(state: TaskDoneMessage['state'], exception: unknown): void {
+    const loop = this.getLoop();
+    const message: TaskDoneMessage = { task: this, id: this.id, name: this.getName(), parentId: this.parent?.id ?? null, loop, state, durationMs: loop.time() - this.createdAt };
+    if (state === 'exception') message.exception = exception;
+    taskDoneChannel.publish(message);
   }
 
   #release(): void {

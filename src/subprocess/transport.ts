@@ -18,6 +18,7 @@ import { CancelledError, SubprocessError, TransportClosedError } from '../errors
 import type { Future } from '../loop/future.ts';
 import { outsideTask } from '../loop/internal.ts';
 import { kDescribe } from '../loop/symbols.ts';
+import { nodeDebug, nodeDebugEnabled, subprocessExitChannel, subprocessSpawnChannel } from '../loop/channels.ts';
 import type { Loop } from '../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../loop/resources.ts';
 import type { BaseProtocol } from '../protocols/protocols.ts';
@@ -63,6 +64,7 @@ export class ExecaSubprocessTransport extends TransportBase<BaseProtocol> implem
   /** Set by close(): the pipes are closed and a running child was killed. */
   #closed = false;
   readonly #file: string;
+  readonly #args: readonly string[];
   readonly #options: ResolvedOptions;
   readonly #subprocess: ResultPromise;
   readonly #child: OwnedChild;
@@ -91,6 +93,7 @@ export class ExecaSubprocessTransport extends TransportBase<BaseProtocol> implem
   constructor(loop: Loop, protocol: BaseProtocol, request: SpawnRequest) {
     super(loop, protocol);
     this.#file = request.file;
+    this.#args = request.args ?? [];
     this.#options = request.options;
     this.#spawned = loop.createFuture<void>(`spawn ${request.file}`);
     // Created outside any task, so that the child's events never run in a task's context.
@@ -134,6 +137,8 @@ export class ExecaSubprocessTransport extends TransportBase<BaseProtocol> implem
     t.#token = trackResource(t.loop, 'subprocess transport', t, (owner) => owner.close());
     if (t.loop.getDebug()) t.loop.logger.debug(`process '${t.#file}' created: pid ${t.#pid}`);
     t.made = true;
+    if (subprocessSpawnChannel.hasSubscribers) subprocessSpawnChannel.publish({ file: t.#file, args: t.#args, pid: t.#pid, transport: t });
+    if (nodeDebugEnabled) nodeDebug('spawned %s (pid %d)', t.#file, t.#pid);
     t.#deliver('connectionMade', 0, t);
     if (!t.#spawned.done()) t.#spawned.setResult();
   }
@@ -154,6 +159,8 @@ export class ExecaSubprocessTransport extends TransportBase<BaseProtocol> implem
     t.#state = 'exited';
     t.#returncode = returncodeOf(code, signal);
     t.#exitSignal = signal;
+    if (subprocessExitChannel.hasSubscribers) subprocessExitChannel.publish({ file: t.#file, args: t.#args, pid: t.#pid, returncode: t.#returncode, signal, transport: t });
+    if (nodeDebugEnabled) nodeDebug('%s (pid %d) exited with return code %d', t.#file, t.#pid, t.#returncode);
     if (t.loop.getDebug()) t.loop.logger.debug(`${t} exited with return code ${t.#returncode}`);
     for (const w of t.#exitWaiters.splice(0)) if (!w.done()) w.setResult(true);
     t.#deliver('processExited', 0, undefined);

@@ -21,7 +21,7 @@ import { kDescribe } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../loop/resources.ts';
 import type { BaseProtocol, BufferedProtocol, Protocol } from '../protocols/protocols.ts';
-import { TransportBase } from '../transports/base.ts';
+import { TransportBase, type ConnectionInfo } from '../transports/base.ts';
 import type { Transport } from '../transports/transports.ts';
 import type { Pipe } from './pipe.ts';
 
@@ -107,7 +107,7 @@ export class MemoryTransport extends TransportBase<BaseProtocol> implements Tran
   /** @internal Runs on the loop: connectionMade, then whatever waited for it. */
   make(): void {
     this.made = true;
-    this.callProtocol('connectionMade', this);
+    this.callConnectionMade();
     const waiter = this.#waiter;
     this.#waiter = null;
     if (waiter !== null && !waiter.done()) {
@@ -285,6 +285,11 @@ export class MemoryTransport extends TransportBase<BaseProtocol> implements Tran
   /** connectionLost waits for connectionMade (make() schedules it then). */
   protected override holdLost(): boolean {
     return !this.made;
+  }
+
+  /** What the diagnostics channels say about this connection. */
+  protected override connectionInfo(): ConnectionInfo {
+    return { kind: 'memory', local: { ...this.#sockname }, peer: { ...this.#peername } };
   }
 
   protected override afterLost(): void {

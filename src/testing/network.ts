@@ -442,6 +442,10 @@ export class MemoryServer extends BaseServer {
     link.open('server', protocol, undefined, this.#owner);
   }
 
+  protected override channelKind(): string {
+    return 'memory';
+  }
+
   protected describeAddress(): string {
     return `${this.#address.address}:${this.#address.port}`;
   }

@@ -32,6 +32,14 @@ import { inspect } from 'node:util';
 import type { Loop } from '../loop/loop.ts';
 import { DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, FlowControl } from './flow-control.ts';
 import { kLostExc } from '../loop/symbols.ts';
+import { callbackSlowChannel, connectionLostChannel, connectionMadeChannel, nodeDebugEnabled, type ConnectionKind, type ConnectionMessage } from '../loop/channels.ts';
+
+/** What the diagnostics channels say about a connection (see {@link TransportBase.connectionInfo}). */
+export interface ConnectionInfo {
+  kind: ConnectionKind;
+  local: unknown;
+  peer: unknown;
+}
 
 /** The lifecycle every transport shares (drawn in the module notes). */
 export type TransportState = 'open' | 'closing' | 'closed';
@@ -72,6 +80,8 @@ export abstract class TransportBase<P extends object = object> {
   protected flow: FlowControl | null = null;
   #lostScheduled = false;
   #writesAfterLost = 0;
+  /** The addresses read when `connectionMade` was published (the socket may not tell them once it is gone). */
+  #info: ConnectionInfo | null = null;
 
   constructor(loop: Loop, protocol: P) {
     this.loop = loop;
@@ -145,11 +155,42 @@ export abstract class TransportBase<P extends object = object> {
   }
 
   static #callLost(t: TransportBase): void {
+    if (t.made && connectionLostChannel.hasSubscribers) t.#publishLost();
     try {
       t.deliverLost(t.lostExc);
     } finally {
       t.afterLost();
     }
+  }
+
+  // ---------------------------------------------------------------- diagnostics channels
+
+  /**
+   * The kind and addresses of this connection for `protoloop:connection:made`/`lost`;
+   * null (the default) publishes nothing (the subprocess pipes).
+   */
+  protected connectionInfo(): ConnectionInfo | null {
+    return null;
+  }
+
+  /** Calls `connectionMade(this)` on the protocol, after publishing `protoloop:connection:made`. */
+  protected callConnectionMade(): void {
+    if (connectionMadeChannel.hasSubscribers || connectionLostChannel.hasSubscribers) this.#publishMade();
+    this.callProtocol('connectionMade', this);
+  }
+
+  #publishMade(): void {
+    const info = (this.#info = this.connectionInfo());
+    if (info === null || !connectionMadeChannel.hasSubscribers) return;
+    const message: ConnectionMessage = { kind: info.kind, transport: this, local: info.local, peer: info.peer };
+    connectionMadeChannel.publish(message);
+  }
+
+  #publishLost(): void {
+    const info = this.#info ?? this.connectionInfo();
+    if (info === null) return;
+    const message: ConnectionMessage = { kind: info.kind, transport: this, local: info.local, peer: info.peer, error: this.lostExc };
+    connectionLostChannel.publish(message);
   }
 
   /** Tells the protocol the connection is gone (the pipes tell their subprocess transport instead). */
@@ -167,7 +208,7 @@ export abstract class TransportBase<P extends object = object> {
     const p = this.protocol as Record<string, unknown>;
     const fn = p[method] as ((a?: unknown, b?: unknown) => unknown) | undefined;
     if (typeof fn !== 'function') return undefined;
-    if (!this.loop.getDebug()) {
+    if (!this.loop.getDebug() && !nodeDebugEnabled && !callbackSlowChannel.hasSubscribers) {
       try {
         return fn.call(p, a, b);
       } catch (exception) {

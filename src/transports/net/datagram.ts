@@ -13,7 +13,7 @@ import { kDescribe } from '../../loop/symbols.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
 import type { DatagramAddress, DatagramProtocol } from '../../protocols/protocols.ts';
-import { TransportBase } from '../base.ts';
+import { TransportBase, type ConnectionInfo } from '../base.ts';
 import { kTransport } from '../../loop/symbols.ts';
 import { mapSocketError } from '../map-error.ts';
 import type { DatagramTransport } from '../transports.ts';
@@ -84,7 +84,7 @@ export class DatagramSocketTransport extends TransportBase<DatagramProtocol> imp
   /** @internal */
   makeConnection(): void {
     this.made = true;
-    this.callProtocol('connectionMade', this);
+    this.callConnectionMade();
   }
 
   /**
@@ -179,6 +179,10 @@ export class DatagramSocketTransport extends TransportBase<DatagramProtocol> imp
 
   protected override afterLost(): void {
     this.#socket[kTransport] = undefined;
+  }
+
+  protected override connectionInfo(): ConnectionInfo {
+    return { kind: 'udp', local: this.getExtraInfo('sockname'), peer: this.#remote ?? undefined };
   }
 
   /** `sockname` (`{ address, port, family }`), `peername` (if connected), `socket` (the `dgram.Socket`). */

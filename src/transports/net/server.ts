@@ -17,6 +17,7 @@ import { CancelledError, InvalidStateError } from '../../errors.ts';
 import type { Future } from '../../loop/future.ts';
 import { outsideTask } from '../../loop/internal.ts';
 import { kDescribe } from '../../loop/symbols.ts';
+import { serverCloseChannel, serverListenChannel } from '../../loop/channels.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
 import { acceptWithOnread } from './node-internals.ts';
@@ -89,10 +90,17 @@ export abstract class BaseServer implements ServerLike {
 
   /** @internal Registers the server as an open resource (call once it listens). */
   protected track(kind = 'server'): void {
-    this.#token ??= trackResource(this.loop, kind, this, (s) => {
+    if (this.#token !== null) return;
+    this.#token = trackResource(this.loop, kind, this, (s) => {
       s.close();
       s.abortClients();
     });
+    if (serverListenChannel.hasSubscribers) serverListenChannel.publish({ server: this, kind: this.channelKind(), address: this.describeAddress() });
+  }
+
+  /** What `protoloop:server:listen`/`close` call this server (`'tcp'`, `'websocket'`, `'fastify'`, `'memory'`). */
+  protected channelKind(): string {
+    return 'tcp';
   }
 
   /** The server's state. */
@@ -147,6 +155,8 @@ export abstract class BaseServer implements ServerLike {
   close(): void {
     if (this.#state === 'closed') return;
     const wasListening = this.#listening !== null;
+    // Read before the sockets close: a closed server has no address left to show.
+    const address = this.#token !== null && serverCloseChannel.hasSubscribers ? this.describeAddress() : null;
     this.#state = 'closed';
     if (wasListening) {
       try {
@@ -155,7 +165,10 @@ export abstract class BaseServer implements ServerLike {
         this.loop.callExceptionHandler({ message: 'error while closing a server', exception, server: this });
       }
     }
-    this.#token?.untrack();
+    if (this.#token !== null) {
+      this.#token.untrack();
+      if (address !== null && serverCloseChannel.hasSubscribers) serverCloseChannel.publish({ server: this, kind: this.channelKind(), address });
+    }
     const serving = this.#serving;
     if (serving !== null && !serving.done()) serving.setResult(undefined);
     this.#wakeIfDone();

@@ -244,7 +244,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
   /** @internal Runs on the loop: connectionMade, then whatever waited for it. */
   makeConnection(): void {
     this.made = true;
-    this.callProtocol('connectionMade', this);
+    this.callConnectionMade();
     const waiter = this.#waiter;
     this.#waiter = null;
     if (waiter !== null && !waiter.done()) {

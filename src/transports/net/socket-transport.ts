@@ -28,7 +28,7 @@ import type { Future } from '../../loop/future.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
 import { kDescribe, kTransport } from '../../loop/symbols.ts';
-import type { TransportState } from '../base.ts';
+import type { ConnectionInfo, TransportState } from '../base.ts';
 import { DEFAULT_LOW_WATER } from '../flow-control.ts';
 import { IdleTimer } from '../idle.ts';
 import { mapSocketError } from '../map-error.ts';
@@ -315,6 +315,16 @@ export class SocketTransport extends SocketReader implements Transport {
   }
 
   // ---------------------------------------------------------------- the rest
+
+  protected override connectionInfo(): ConnectionInfo {
+    const unix = !this.#tls && this.socket.remoteFamily === undefined;
+    const path = this.#extra?.path;
+    return {
+      kind: this.#tls ? 'tls' : unix ? 'unix' : 'tcp',
+      local: this.getExtraInfo('sockname') ?? (unix ? path : undefined),
+      peer: this.getExtraInfo('peername') ?? (unix ? path : undefined),
+    };
+  }
 
   /**
    * Extra information: `peername` and `sockname` (`{ address, port, family }` for TCP),

@@ -385,6 +385,10 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
     return `${secure ? 'wss' : 'ws'}://${host}:${a.port}${this.#options.path ?? '/'}`;
   }
 
+  protected override channelKind(): string {
+    return 'websocket';
+  }
+
   protected describeAddress(): string {
     const a = this.#address;
     const path = this.#options.path ?? '/';

@@ -30,7 +30,7 @@ import { kDescribe } from '../../loop/symbols.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
 import type { MessageProtocol } from '../../protocols/protocols.ts';
-import { TransportBase, type TransportState } from '../base.ts';
+import { TransportBase, type ConnectionInfo, type TransportState } from '../base.ts';
 import { FlowControl } from '../flow-control.ts';
 import { IdleTimer } from '../idle.ts';
 import { kStartTransport, kTransport } from '../../loop/symbols.ts';
@@ -180,7 +180,7 @@ export class WebSocketTransport extends TransportBase<MessageProtocol> implement
   #connectionMade(): void {
     if (this.made || this.#gone) return;
     this.made = true;
-    this.callProtocol('connectionMade', this);
+    this.callConnectionMade();
     if (this.lifecycle === 'open' && this.#reading) {
       if (this.#backlog.length !== 0) this.#scheduleFlush();
       else this.#ws.resume();
@@ -431,6 +431,10 @@ export class WebSocketTransport extends TransportBase<MessageProtocol> implement
   }
 
   // ---------------------------------------------------------------- extras
+
+  protected override connectionInfo(): ConnectionInfo {
+    return { kind: 'websocket', local: this.#extra.sockname, peer: this.#extra.peername };
+  }
 
   /**
    * Extra information: `url`, `protocol` (the subprotocol), `extensions`, `peername`
