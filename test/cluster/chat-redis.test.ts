@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { killChildren, start, type Child } from './helpers.ts';
+import { PRIMARY, killChildren, start, type Child } from './helpers.ts';
 import { removeTempDirs, servicesMissing, startRedis, subscribed } from './services.ts';
 
 const CHAT = fileURLToPath(new URL('../../examples/servers/chat.ts', import.meta.url));
@@ -29,8 +29,8 @@ class Person {
       for (const w of this.#waiters.splice(0)) w();
     });
   }
-  static async join(url: string, nick: string): Promise<Person> {
-    const p = new Person(url);
+  static async join(url: string, nick: string, first?: Person): Promise<Person> {
+    const p = first ?? new Person(url);
     await p.sees('joined #lobby');
     p.ws.send(`/nick ${nick}`);
     await p.sees(`is now ${nick}`);
@@ -107,6 +107,36 @@ describe.skipIf(missing !== null)('chat across processes through Redis', () => {
       expect((await s.p.exited).code).toBe(0);
     }
     await again.stop();
+  });
+
+  it('rooms span the 2 workers of serveWorkers()', async () => {
+    const redis = await startRedis();
+    const pool = start(PRIMARY, [JSON.stringify({ app: '../../../examples/servers/chat.ts', workers: 2, serveOptions: { redisUrl: `redis://127.0.0.1:${redis.port}` } })]);
+    const m = await pool.line(/^(ready (\d+) \S+ [\d,]+|error .*)$/);
+    expect(m[1]).toMatch(/^ready/);
+    const url = `ws://127.0.0.1:${m[2]}`;
+    // Each worker names its own first guest guest-1: two guest-1s are in two processes.
+    const first = new Person(url);
+    await first.sees('welcome, guest-1');
+    let other: Person | undefined;
+    for (let i = 0; i < 8 && other === undefined; i++) {
+      const p = new Person(url);
+      const line = await p.sees('welcome, guest-');
+      if (line.includes('welcome, guest-1.')) other = p;
+    }
+    expect(other, 'no connection reached the second worker').toBeDefined();
+    const alice = await Person.join(url, 'alice', first);
+    const bob = await Person.join(url, 'bob', other);
+    await subscribed(redis.port, 'chat:lobby', 2);
+    alice.ws.send('/who');
+    expect(await alice.sees('* in #lobby:')).not.toContain('bob');
+    alice.ws.send('hello from worker a');
+    await bob.sees('<alice> hello from worker a');
+    bob.ws.send('and from b');
+    await alice.sees('<bob> and from b');
+    pool.child.kill('SIGTERM');
+    expect((await pool.exited).code).toBe(0);
+    await redis.stop();
   });
 
   it('a Redis URL nobody answers fails the start with a clear error', async () => {
