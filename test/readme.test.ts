@@ -63,7 +63,7 @@ blocks.forEach((b, i) => {
   writeFileSync(join(dir, name), `${b.code}\nexport {};\n`);
 });
 
-const subpaths = ['fastify', 'testing'].filter((s) => existsSync(entryFor(s)));
+const subpaths = ['fastify', 'testing', 'cluster'].filter((s) => existsSync(entryFor(s)));
 writeFileSync(
   join(dir, 'tsconfig.json'),
   JSON.stringify({
