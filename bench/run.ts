@@ -12,7 +12,7 @@ import { machine } from './lib.ts';
 
 const dir = fileURLToPath(new URL('.', import.meta.url));
 const filters = process.argv.slice(2);
-const order = ['loop', 'sync', 'echo', 'websocket', 'subprocess', 'executors', 'fastify'];
+const order = ['loop', 'sync', 'echo', 'websocket', 'cluster', 'subprocess', 'executors', 'fastify'];
 const benches = readdirSync(dir)
   .filter((f) => f.endsWith('.bench.ts'))
   .filter((f) => filters.length === 0 || filters.some((w) => f.includes(w)))

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import * as protoloop from '../src/index.ts';
 import * as fastify from '../src/fastify/index.ts';
 import * as testing from '../src/testing/index.ts';
+import * as cluster from '../src/cluster/index.ts';
 import { ProtoloopError } from '../src/index.ts';
 
 describe('public surface', () => {
@@ -143,6 +144,15 @@ describe('public surface', () => {
     'FastifyServer',
     'protoloopFastify',
     'serveFastify',
+    ]);
+  });
+
+  it('protoloop/cluster exports exactly these names', () => {
+    expect(Object.keys(cluster).sort()).toEqual([
+    'ProxyProtocolError',
+    'WorkerCrashLoopError',
+    'WorkerPool',
+    'serveWorkers',
     ]);
   });
 

@@ -80,7 +80,7 @@ blocks.forEach((b, i) => {
   }
 });
 
-const subpaths = ['fastify', 'testing'].filter((s) => existsSync(entryFor(s)));
+const subpaths = ['fastify', 'testing', 'cluster'].filter((s) => existsSync(entryFor(s)));
 writeFileSync(
   join(dir, 'tsconfig.json'),
   JSON.stringify({

@@ -1,7 +1,11 @@
 /**
  * A chat server over WebSocket: rooms, nicknames, broadcast.
  *
- *   node examples/servers/chat.ts [--host 127.0.0.1] [--port 8080] [--slow-ms 5000]
+ *   node examples/servers/chat.ts [--host 127.0.0.1] [--port 8080] [--slow-ms 5000] [--redis redis://127.0.0.1:6379]
+ *
+ * With `--redis`, rooms span every chat process on that Redis (workers of
+ * `serveWorkers()`, other hosts; see chat-bus.ts); nicknames, `/who` and `/rooms`
+ * stay per process. Without it, everything is in this process.
  *
  * Prints `listening on ws://HOST:PORT` (port 0 picks a free one) and shuts down
  * cleanly on SIGINT or SIGTERM: stops accepting, closes every client with 1001
@@ -36,6 +40,7 @@
 import { parseArgs } from 'node:util';
 import { MessageProtocol, getRunningLoop, run, type TimerHandle, type WebSocketTransport } from '../../src/index.ts';
 import { untilSignal, type ServeOptions, type Served } from './_served.ts';
+import { LocalBus, RedisBus, type ChatBus } from './chat-bus.ts';
 
 const NAME = /^[A-Za-z0-9_-]{1,20}$/;
 const MAX_LINE = 2000;
@@ -56,6 +61,8 @@ class Room {
 class ChatRooms {
   readonly rooms = new Map<string, Room>();
   readonly nicks = new Set<string>();
+  /** Where lines go for the other processes (a no-op without Redis). */
+  bus: ChatBus = new LocalBus();
   #guests = 0;
 
   guestName(): string {
@@ -68,6 +75,7 @@ class ChatRooms {
   join(client: ChatClient, name: string): void {
     let room = this.rooms.get(name);
     if (room === undefined) this.rooms.set(name, (room = new Room()));
+    if (room.members.size === 0) this.bus.watch(name);
     room.members.add(client);
     client.room = name;
     if (client.isBehind()) room.behind.add(client);
@@ -79,11 +87,20 @@ class ChatRooms {
     if (room === undefined || !room.members.delete(client)) return;
     if (room.held.delete(client)) client.release();
     if (room.behind.delete(client)) this.#releaseIfCaughtUp(room);
-    if (room.members.size === 0 && client.room !== 'lobby') this.rooms.delete(client.room);
-    else this.broadcast(client.room, `* ${client.nick} ${why} #${client.room}`);
+    this.broadcast(client.room, `* ${client.nick} ${why} #${client.room}`);
+    if (room.members.size !== 0) return;
+    this.bus.unwatch(client.room);
+    if (client.room !== 'lobby') this.rooms.delete(client.room);
   }
 
+  /** Says `line` in room `name`: to everyone here at once, and to the other processes. */
   broadcast(name: string, line: string): void {
+    this.local(name, line);
+    this.bus.publish(name, line);
+  }
+
+  /** A line for the people in room `name` in this process (said here, or arrived from the bus). */
+  local(name: string, line: string): void {
     for (const member of this.rooms.get(name)?.members ?? []) member.deliver(line);
   }
 
@@ -291,6 +308,10 @@ function checkStalled(client: ChatClient): void {
 export interface ChatServeOptions extends ServeOptions {
   /** How long (ms) a client may stay behind without any progress before it is disconnected. Default 5000. */
   slowMs?: number;
+  /** `redis://host:port`: rooms span every process that uses the same Redis. Default: this process only. */
+  redisUrl?: string;
+  /** Set by serveWorkers(): share the port with SO_REUSEPORT (ignored here; node:cluster shares it). */
+  reusePort?: boolean;
 }
 
 /** Starts the chat server on the running loop, with rooms of its own. */
@@ -298,6 +319,7 @@ export async function serve(options: ChatServeOptions = {}): Promise<Served> {
   const log = options.log ?? console.error;
   const slowMs = options.slowMs ?? 5000;
   const chat = new ChatRooms();
+  if (options.redisUrl !== undefined && options.redisUrl !== '') chat.bus = await RedisBus.connect(options.redisUrl, (room, line) => chat.local(room, line), log);
   const server = await getRunningLoop().createWebSocketServer(() => new ChatClient(chat, slowMs), {
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 8080,
@@ -313,7 +335,8 @@ export async function serve(options: ChatServeOptions = {}): Promise<Served> {
     port,
     // Stop accepting, close every client with 1001 ("going away"), abort those still open after 3 s.
     close: () =>
-      (closing ??= server.shutdown({ closeClients: true, timeout: 3000 }).then(({ aborted }) => {
+      (closing ??= server.shutdown({ closeClients: true, timeout: 3000 }).then(async ({ aborted }) => {
+        await chat.bus.close();
         log(`closed${aborted > 0 ? ` (${aborted} clients aborted)` : ''}`);
       })),
   };
@@ -325,11 +348,12 @@ if (import.meta.main) {
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '8080' },
       'slow-ms': { type: 'string', default: '5000' },
+      redis: { type: 'string' },
     },
   });
   await run(
     async () => {
-      const server = await serve({ host: values.host, port: Number(values.port), slowMs: Number(values['slow-ms']) });
+      const server = await serve({ host: values.host, port: Number(values.port), slowMs: Number(values['slow-ms']), redisUrl: values.redis });
       const stop = untilSignal(); // handlers in place before we say we listen
       console.log(`listening on ${server.url}`);
       console.error(`${await stop}: shutting down`);

@@ -19,14 +19,16 @@ import { InvalidArgumentError, InvalidStateError, RemoteError, WorkerCrashLoopEr
 import { envInspect } from '../loop/inspector.ts';
 import { isWorkerMessage, WORKER_ENV, type WorkerSpec } from './messages.ts';
 import { choosePortSharing, type PortSharing } from './port-sharing.ts';
+import type { ListenHandle } from './listeners.ts';
 import { startPoolInspector, type PoolInspector } from './inspect.ts';
 
 const WORKER_FILE = fileURLToPath(new URL(`./worker-main${extname(new URL(import.meta.url).pathname)}`, import.meta.url));
 
 /**
  * What a worker module's `serve()` returns: anything it can be stopped with. A
- * protoloop `Server` or `WebSocketServer` (drained with `shutdown()`), or an object
- * with `close()` (the examples' `Served`). `url`/`port`, when given, are reported.
+ * protoloop `Server` or `WebSocketServer` (drained: it stops listening, its clients get
+ * up to 1 s to finish on their own, then `shutdown({ closeClients: true })`), or an
+ * object with `close()` (the examples' `Served`). `url`/`port`, when given, are reported.
  */
 export interface Served {
   shutdown?(options: { closeClients?: boolean; timeout?: number }): Promise<unknown>;
@@ -152,7 +154,7 @@ export class WorkerPool {
    */
   readonly done: Promise<number>;
   #state: PoolState = 'starting';
-  #spec: Omit<WorkerSpec, 'workerId'>;
+  #spec: Omit<WorkerSpec, 'workerId' | 'inherit'> & { inherit?: number };
   #o: PoolSettings;
   #live = new Set<Live>();
   #slots: Slot[] = [];
@@ -164,7 +166,7 @@ export class WorkerPool {
   #inspector: PoolInspector | null = null;
 
   /** @internal Use {@link serveWorkers}. */
-  constructor(spec: Omit<WorkerSpec, 'workerId'>, portSharing: PortSharing, port: number, count: number, o: PoolSettings) {
+  constructor(spec: Omit<WorkerSpec, 'workerId' | 'inherit'> & { inherit?: number }, portSharing: PortSharing, port: number, count: number, o: PoolSettings) {
     this.#spec = spec;
     this.portSharing = portSharing;
     this.port = port;
@@ -194,9 +196,11 @@ export class WorkerPool {
     if (this.#state === 'starting') this.#state = 'serving';
   }
 
-  #fork(slot: Slot): Live {
-    const spec: WorkerSpec = { ...this.#spec, workerId: slot.id };
+  /** Forks a worker for `slot`; `handles` are listening sockets for it to take over (reusePort rolls). */
+  #fork(slot: Slot, handles: ListenHandle[] = []): Live {
+    const spec: WorkerSpec = { ...this.#spec, workerId: slot.id, inherit: handles.length };
     const worker = cluster.fork({ [WORKER_ENV]: JSON.stringify(spec) });
+    for (const h of handles) worker.send({ t: 'listener' }, h as never);
     const live: Live = {
       slot,
       worker,
@@ -213,7 +217,12 @@ export class WorkerPool {
     }, this.#o.startTimeout);
     worker.on('message', (m: unknown) => {
       if (!isWorkerMessage(m)) return;
-      if (m.t === 'ready') {
+      if (m.t === 'drained') {
+        // The worker reads its channel until this arrives: see messages.ts.
+        if (worker.isConnected()) worker.send({ t: 'bye' });
+      } else if (m.t === 'listeners' || m.t === 'listener') {
+        // Answers to #takeListeners(), which listens for them itself.
+      } else if (m.t === 'ready') {
         clearTimeout(startTimer);
         live.info.state = 'serving';
         slot.streak = 0;
@@ -281,8 +290,11 @@ export class WorkerPool {
 
   /**
    * Restarts the workers one at a time: a new worker for the slot is forked and ready
-   * before the old one drains, so the port always has a listener. Resolves when done;
-   * a new worker that fails to start stops the roll and leaves the old one serving.
+   * before the old one drains, so the port always has a listener. With reusePort the
+   * new worker takes over the old one's listening sockets instead of binding new ones
+   * (closing one would reset the connections in its accept queue; see listeners.ts).
+   * Resolves when done; a new worker that fails to start stops the roll and leaves the
+   * old one serving.
    */
   restart(): Promise<void> {
     if (this.#state !== 'serving') return Promise.reject(new InvalidStateError(`the pool is ${this.#state}: nothing to restart`));
@@ -294,16 +306,57 @@ export class WorkerPool {
     for (const slot of this.#slots) {
       if (this.#state !== 'serving') return;
       const old = [...this.#live].filter((l) => l.slot === slot);
-      const fresh = this.#fork(slot);
+      // reusePort: the new worker takes over the old one's sockets, so none is closed (listeners.ts).
+      const handles = this.portSharing === 'reusePort' && old.length === 1 ? await this.#takeListeners(old[0]!) : [];
+      const fresh = this.#fork(slot, handles);
       try {
         await fresh.ready.promise;
       } catch (err) {
         this.#o.log(`protoloop: restart stopped: ${(err as Error).message}`);
         throw err;
+      } finally {
+        // The new worker has its own descriptors now (or is gone): the primary's are not needed.
+        for (const h of handles) h.close();
       }
       await Promise.all(old.map((l) => this.#drain(l)));
     }
     this.#o.log('protoloop: restart finished');
+  }
+
+  /**
+   * Asks `live` for duplicates of its listening reusePort sockets. An answer that does
+   * not come within 5 s (an old worker busy, or gone) gives none: the new worker then
+   * binds sockets of its own, as at start.
+   */
+  #takeListeners(live: Live): Promise<ListenHandle[]> {
+    return new Promise((resolve) => {
+      const got: ListenHandle[] = [];
+      let count = -1;
+      const finish = (): void => {
+        clearTimeout(timer);
+        live.worker.off('message', onMessage);
+        live.worker.off('exit', finish);
+        resolve(got);
+      };
+      const onMessage = (m: unknown, handle: unknown): void => {
+        if (!isWorkerMessage(m)) return;
+        if (m.t === 'listeners') count = m.count;
+        else if (m.t === 'listener' && handle != null) got.push(handle as ListenHandle);
+        else return;
+        if (got.length >= count && count >= 0) finish();
+      };
+      const timer = setTimeout(() => {
+        this.#o.log(`protoloop: worker ${live.slot.id} (pid ${live.info.pid}) did not hand over its listening sockets; the new one binds its own`);
+        finish();
+      }, 5000);
+      live.worker.on('message', onMessage);
+      live.worker.once('exit', finish);
+      try {
+        live.worker.send({ t: 'handover' });
+      } catch {
+        finish();
+      }
+    });
   }
 
   /** Drains every worker; `done` then resolves with `exitCode` (default 0). Idempotent. */
@@ -413,7 +466,7 @@ export async function serveWorkers(moduleUrl: string | URL, options: ServeWorker
     cluster.schedulingPolicy = cluster.SCHED_RR;
     cluster.setupPrimary({ exec: WORKER_FILE, args: [] });
     const pool = new WorkerPool(
-      { moduleUrl: url, exportName: options.exportName ?? 'serve', serveOptions, drainTimeout: o.drainTimeout, inspect: options.inspect ?? envInspect() },
+      { moduleUrl: url, exportName: options.exportName ?? 'serve', serveOptions, drainTimeout: o.drainTimeout, inspect: options.inspect ?? envInspect(), inherit: 0 },
       sharing,
       chosen,
       count,

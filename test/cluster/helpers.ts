@@ -22,8 +22,14 @@ export function killChildren(): void {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 }
 
+/** Runs a Node script (with this Node). */
 export function start(file: string, args: string[], env: Record<string, string> = {}): Child {
-  const child = spawn(process.execPath, [file, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  return startCommand(process.execPath, [file, ...args], env);
+}
+
+/** Runs any command. */
+export function startCommand(command: string, args: string[], env: Record<string, string> = {}): Child {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.push(child);
   const out: string[] = [];
   const err: string[] = [];

@@ -6,6 +6,8 @@ import net from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, ProxyProtocolError } from '../../src/errors.ts';
+import { Recorder, portOf, runLoop } from './helpers.ts';
+import { eventually } from '../helpers.ts';
 import {
   ProxyHeaderParser,
   V2_SIGNATURE,
@@ -258,5 +260,88 @@ describe('readProxyHeader on real sockets', () => {
     expect(early.error).toMatchObject({ code: 'ERR_PROTOLOOP_PROXY_MALFORMED' });
     const late = await accept(['127.0.0.1'], (c) => c.write('PROXY TCP4 1.2'), 100);
     expect(late.error).toMatchObject({ code: 'ERR_PROTOLOOP_PROXY_MALFORMED', message: expect.stringMatching(/within 100 ms/) });
+  });
+});
+
+describe('createServer({ proxyProtocol })', () => {
+  /** A v2 PROXY header for a TCP4 client `src:sport` (to 10.0.0.1:80). */
+  function v2Tcp4(src: string, sport: number): Buffer {
+    const addr = Buffer.concat([Buffer.from(src.split('.').map(Number)), Buffer.from([10, 0, 0, 1]), portBytes(sport, 80)]);
+    return v2(1, 1, addr, []);
+  }
+
+  it("a client's address from the header is the transport's peername; the bytes after it are the protocol's", async () => {
+    await runLoop(async (loop) => {
+      const got: Recorder[] = [];
+      const server = await loop.createServer(() => {
+        const r = new Recorder();
+        got.push(r);
+        return r;
+      }, { host: '127.0.0.1', proxyProtocol: 'any', trustedProxies: ['127.0.0.1'] });
+      try {
+        const port = portOf(server);
+        for (const [header, want] of [
+          [v2Tcp4('203.0.113.9', 40123), { address: '203.0.113.9', port: 40123, family: 'IPv4' }],
+          [Buffer.from('PROXY TCP6 2001:db8::5 ::1 5555 80\r\n'), { address: '2001:db8::5', port: 5555, family: 'IPv6' }],
+        ] as const) {
+          const c = net.connect(port, '127.0.0.1');
+          c.end(Buffer.concat([header, Buffer.from('hello')]));
+          await eventually(() => got.length === 1 && got[0]!.received >= 5, 10_000, 'the data after the header');
+          const r = got.shift()!;
+          await r.made;
+          expect(r.transport.getExtraInfo('peername')).toEqual(want);
+          expect(r.data.toString()).toBe('hello');
+          r.transport.close();
+          c.destroy();
+        }
+      } finally {
+        server.close();
+      }
+    });
+  });
+
+  it('a bad header or an untrusted peer closes that connection only, counted as malformed', async () => {
+    await runLoop(async (loop, errors) => {
+      const made: Recorder[] = [];
+      const server = await loop.createServer(() => {
+        const r = new Recorder();
+        made.push(r);
+        return r;
+      }, { host: '127.0.0.1', proxyProtocol: 'v2', trustedProxies: ['127.0.0.1'] });
+      const strict = await loop.createServer(() => new Recorder(), { host: '127.0.0.1', proxyProtocol: 'v1', trustedProxies: ['10.0.0.0/8'] });
+      try {
+        const closed = (port: number, bytes: string | Buffer): Promise<void> =>
+          new Promise((resolve) => {
+            const c = net.connect(port, '127.0.0.1');
+            c.on('error', () => undefined);
+            c.on('close', () => resolve());
+            c.write(bytes);
+          });
+        await closed(portOf(server), 'GET / HTTP/1.1\r\n\r\n');
+        await closed(portOf(strict), 'PROXY UNKNOWN\r\n');
+        expect(made).toHaveLength(0);
+        expect(server.stats().malformed).toBe(1);
+        expect(strict.stats().malformed).toBe(1);
+        // The server goes on.
+        const c = net.connect(portOf(server), '127.0.0.1');
+        c.end(Buffer.concat([v2Tcp4('198.51.100.1', 1), Buffer.from('x')]));
+        await eventually(() => made[0]?.received === 1, 10_000, 'the data after the header');
+        expect(made[0]!.transport.getExtraInfo<{ address: string }>('peername')?.address).toBe('198.51.100.1');
+        made[0]!.transport.close();
+        c.destroy();
+        expect(errors).toEqual([]);
+      } finally {
+        server.close();
+        strict.close();
+      }
+    });
+  });
+
+  it('validates the options: trustedProxies required, not with tls', async () => {
+    await runLoop(async (loop) => {
+      await expect(loop.createServer(() => new Recorder(), { proxyProtocol: 'v2' })).rejects.toThrow(InvalidArgumentError);
+      await expect(loop.createServer(() => new Recorder(), { trustedProxies: ['127.0.0.1'] })).rejects.toThrow(/trustedProxies needs proxyProtocol/);
+      await expect(loop.createServer(() => new Recorder(), { proxyProtocol: 'v2', trustedProxies: ['127.0.0.1'], tls: { key: 'k', cert: 'c' } })).rejects.toThrow(/not supported yet/);
+    });
   });
 });

@@ -12,9 +12,14 @@ import { Server, type ListenSpec } from './server.ts';
 import type { StreamProtocol } from './socket-transport.ts';
 import { makeTlsServer, resolveTlsOption, type TlsServerOptions } from './tls.ts';
 import { resolveLimits, type ServerLimitOptions } from '../server-limits.ts';
+import { proxySettings, type ProxyProtocolOptions } from './proxy-protocol.ts';
 
-/** Options of `loop.createServer()`; with the limits every server takes (`maxConnections`, `idleTimeout`). */
-export interface ServerOptions extends ServerLimitOptions {
+/**
+ * Options of `loop.createServer()`; with the limits every server takes (`maxConnections`,
+ * `idleTimeout`) and the PROXY protocol ones (`proxyProtocol`, `trustedProxies`,
+ * `proxyHeaderTimeout`; plain TCP only for now, not with `tls`).
+ */
+export interface ServerOptions extends ServerLimitOptions, ProxyProtocolOptions {
   /** Host(s) to listen on: a name, an address, or a list (one listening socket each). Default: every interface (`::`, dual-stack, or `0.0.0.0`). */
   host?: string | string[];
   /** TCP port. Default 0 (the OS picks one; see `server.sockets`). */
@@ -68,13 +73,15 @@ export async function createServer(loop: Loop, protocolFactory: () => StreamProt
   if (hosts.length === 0) throw new InvalidArgumentError(`${what}.host must not be an empty list`);
   for (const h of hosts) if (h !== undefined && (typeof h !== 'string' || h === '')) throw new InvalidArgumentError(`${what}.host must be a non-empty string or a list of them`);
   const tlsOptions = resolveTlsOption<TlsServerOptions>(options.tls, what);
+  const proxy = proxySettings(options);
+  if (proxy !== null && tlsOptions !== undefined) throw new InvalidArgumentError(`${what}: proxyProtocol with tls is not supported yet (terminate TLS at the proxy, or use plain TCP behind it)`);
   const specs: ListenSpec[] = hosts.map((host) => {
     const o: net.ListenOptions & { reusePort?: boolean } = { port, backlog: options.backlog ?? 100, ipv6Only: options.ipv6Only ?? false };
     if (host !== undefined) o.host = host;
     if (options.reusePort === true) o.reusePort = true;
     return { options: o, tls: tlsOptions };
   });
-  const server = new Server(loop, protocolFactory, specs, makeTlsServer, resolveLimits(options, what));
+  const server = new Server(loop, protocolFactory, specs, makeTlsServer, resolveLimits(options, what), proxy);
   await server.bind();
   if (options.startServing !== false) await server.startServing();
   return server;

@@ -26,6 +26,7 @@ import { ONREAD, SocketTransport, type StreamProtocol, type TransportOwner } fro
 import type { ServerLike } from '../transports.ts';
 import { ServerCounters, type ServerLimits, type ServerStats } from '../server-limits.ts';
 import { kLostExc } from '../../loop/symbols.ts';
+import { kProxyAddress, readProxyHeader, type ProxySettings } from './proxy-protocol.ts';
 
 /** What a server needs of each client connection. */
 export interface ServerClient {
@@ -327,14 +328,19 @@ export class Server extends BaseServer {
     },
   };
   readonly #limits: ServerLimits;
+  /** `proxyProtocol`: each connection's PROXY header is read before it is accepted. */
+  readonly #proxy: ProxySettings | null;
+  /** Connections whose PROXY header is still on the way. */
+  readonly #readingHeader = new Set<net.Socket>();
 
   /** @internal Use `loop.createServer()` / `loop.createUnixServer()`. */
-  constructor(loop: Loop, factory: ProtocolFactory<StreamProtocol>, specs: ListenSpec[], makeTls: TlsServerMaker | null, limits: ServerLimits) {
+  constructor(loop: Loop, factory: ProtocolFactory<StreamProtocol>, specs: ListenSpec[], makeTls: TlsServerMaker | null, limits: ServerLimits, proxy: ProxySettings | null = null) {
     super(loop);
     this.#factory = factory;
     this.#specs = specs;
     this.#makeTls = makeTls;
     this.#limits = limits;
+    this.#proxy = proxy;
   }
 
   /**
@@ -359,7 +365,8 @@ export class Server extends BaseServer {
         await listenOnce(srv, spec.options);
         // Only now: a failed listen is thrown to the caller, not also reported.
         srv.on('error', serverOnError);
-        if (spec.tls === undefined && acceptWithOnread(srv, ONREAD, (sock) => this.acceptSocket(sock, 'onread'))) srv.off('connection', serverOnConnection);
+        // With PROXY headers, sockets are read through 'data' events until the header is in.
+        if (spec.tls === undefined && this.#proxy === null && acceptWithOnread(srv, ONREAD, (sock) => this.acceptSocket(sock, 'onread'))) srv.off('connection', serverOnConnection);
       }
     } catch (err) {
       for (const s of this.#servers) s.close();
@@ -400,6 +407,8 @@ export class Server extends BaseServer {
     }
     this.#servers = [];
     for (const [sock] of this.#early.splice(0)) sock.destroy();
+    for (const sock of this.#readingHeader) sock.destroy();
+    this.#readingHeader.clear();
   }
 
   /** @internal Closes `socket` at once (and counts it) when `maxConnections` are open. Returns whether it was. */
@@ -418,6 +427,10 @@ export class Server extends BaseServer {
       return;
     }
     if (this.checkCapacity(socket)) return;
+    if (this.#proxy !== null && !(kProxyAddress in socket)) {
+      this.#readHeader(socket, kind, this.#proxy);
+      return;
+    }
     if (this.state === 'idle') {
       // Read nothing until a transport owns the socket (an onread socket reads at once).
       socket.pause();
@@ -434,6 +447,26 @@ export class Server extends BaseServer {
     }
     this.counters.accepted++;
     new SocketTransport(this.loop, socket, protocol, { onread: kind === 'onread', owner: this.#owner, idleTimeout: this.#limits.idleTimeout });
+  }
+
+  /**
+   * Reads `socket`'s PROXY header, then accepts it. A header that is malformed, late or
+   * from an untrusted peer closes that connection (counted as a bad handshake, logged
+   * at debug level) and nothing else.
+   */
+  #readHeader(socket: net.Socket, kind: AcceptedKind, proxy: ProxySettings): void {
+    this.#readingHeader.add(socket);
+    readProxyHeader(socket, proxy).then(
+      () => {
+        if (!this.#readingHeader.delete(socket)) return;
+        this.acceptSocket(socket, kind);
+      },
+      (err: unknown) => {
+        this.#readingHeader.delete(socket);
+        socket.destroy();
+        this.counters.badHandshake(`PROXY header: ${(err as Error).message}`);
+      },
+    );
   }
 
   protected describeAddress(): string {

@@ -36,6 +36,7 @@ import type { Transport } from '../transports.ts';
 import { dropNodeEndListener, makeOnread, type OnreadTarget } from './node-internals.ts';
 import { SCRATCH, SocketReader, type OwnedSocket, type StreamProtocol } from './socket-read.ts';
 import { send, sendMany } from './socket-write.ts';
+import { proxyAddressOf } from './proxy-protocol.ts';
 
 export { READ_BACKLOG_LIMIT, type StreamProtocol } from './socket-read.ts';
 
@@ -327,7 +328,8 @@ export class SocketTransport extends SocketReader implements Transport {
   }
 
   /**
-   * Extra information: `peername` and `sockname` (`{ address, port, family }` for TCP),
+   * Extra information: `peername` and `sockname` (`{ address, port, family }` for TCP;
+   * `peername` is the client a PROXY header named, on a server with `proxyProtocol`),
    * `socket` (the Node socket), and for TLS `peercert`, `cipher`, `sslObject` (the
    * `tls.TLSSocket`), `alpnProtocol`, `tlsProtocol`. Returns `defaultValue` when unknown.
    */
@@ -337,7 +339,12 @@ export class SocketTransport extends SocketReader implements Transport {
     const s = this.socket;
     switch (name) {
       case 'socket': return s as unknown as T;
-      case 'peername': return (s.remoteAddress === undefined ? defaultValue : addressOf(s.remoteAddress, s.remotePort, s.remoteFamily)) as T;
+      case 'peername': {
+        // Behind a load balancer that sent a PROXY header: the client it named.
+        const proxied = proxyAddressOf(s);
+        if (proxied !== null) return addressOf(proxied.address, proxied.port, proxied.family) as T;
+        return (s.remoteAddress === undefined ? defaultValue : addressOf(s.remoteAddress, s.remotePort, s.remoteFamily)) as T;
+      }
       case 'sockname': return (s.localAddress === undefined ? defaultValue : addressOf(s.localAddress, s.localPort, s.localFamily)) as T;
     }
     if (this.#tls) {
