@@ -135,8 +135,12 @@ describe('WebSocket bad input and faults', () => {
       expect(loop.time() - t0).toBeGreaterThanOrEqual(150);
       expect(raw.frames.some((f) => f.opcode === 0x9)).toBe(true);
       await eventually(() => raw.closed);
-      // The ws client answers pings by itself: it survives several rounds.
-      await sleep(400);
+      // The ws client answers pings by itself: it survives several rounds. Count the rounds
+      // (pings it received), not time: the server pinging a fourth time means the first
+      // three were answered in time.
+      let pings = 0;
+      (live.getExtraInfo('websocket') as import('ws').WebSocket).on('ping', () => pings++);
+      await eventually(() => pings >= 4, 5000, 'four heartbeat rounds');
       expect(protocols[1]!.lost).toBe('not yet');
       live.send('alive');
       await eventually(() => pLive.messages.length === 1);
@@ -188,13 +192,18 @@ describe('WebSocket bad input and faults', () => {
       await eventually(() => protocols.length === 1 && protocols[0]!.events.includes('pause'));
       const p = protocols[0] as Firehose;
       // The kernel's socket buffers absorb a few MB first; then the producer stays paused.
+      // The end state, by I/O rounds rather than time: paused with the buffer past the
+      // high-water mark, and still so with nothing more produced after three turns of
+      // Node's event loop (each one polls the socket: had the kernel room, a write would
+      // drain the buffer and resume the producer).
+      const [, high0] = p.transport.getWriteBufferLimits();
       let before = -1;
-      const end = loop.time() + 10_000;
-      while (sent !== before && loop.time() < end) {
+      for (let attempt = 0; attempt < 1000; attempt++) {
+        await eventually(() => p.paused && p.transport.getWriteBufferSize() > high0, 10_000, 'the producer paused');
         before = sent;
-        await sleep(200);
+        for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+        if (p.paused && sent === before) break;
       }
-      await sleep(300);
       expect(p.paused).toBe(true);
       expect(sent).toBe(before); // nothing more was produced while paused
       expect(sent).toBeLessThan(64 * 1024 * 1024);
