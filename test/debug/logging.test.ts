@@ -5,6 +5,8 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { createLogger, Loop, MainThreadOnlyError, sleep, type Logger } from '../../src/index.ts';
 import { assertMainThread, stepTimingActive } from '../../src/loop/debug.ts';
+import { VirtualClock } from '../../src/testing/index.ts';
+import { afterIterations } from '../helpers.ts';
 
 function block(ms: number): void {
   const end = performance.now() + ms;
@@ -21,13 +23,13 @@ describe('the default logger', () => {
     const out = capture();
     const loop = new Loop({ logger: out.logger });
     await loop.runUntilComplete(async () => {
-      loop.createTask(
+      const failed = loop.createTask(
         async function failing() {
           throw new RangeError('out of range');
         },
         { name: 'worker' },
       );
-      await sleep(1);
+      await afterIterations(() => failed.done(), 'the task to fail');
     });
     loop.close();
     const text = out.lines();
@@ -40,10 +42,12 @@ describe('the default logger', () => {
     const out = capture();
     const loop = new Loop({ debug: true, logger: out.logger, slowCallbackDuration: 40 });
     await loop.runUntilComplete(async () => {
+      let ran = false;
       loop.callSoon(function slowOne() {
         block(60);
+        ran = true;
       });
-      await sleep(5);
+      await afterIterations(() => ran, 'the slow callback');
     });
     loop.close();
     expect(out.lines()).toMatch(/^WARN protoloop: Executing <Handle slowOne\(\) created at .*> took 0\.\d{3} seconds\n {2}source_traceback: Object created at \(most recent call last\):\n {4}at /m);
@@ -52,7 +56,8 @@ describe('the default logger', () => {
 
   it('in normal mode the level is info: debug lines are not written', async () => {
     const out = capture();
-    const loop = new Loop({ debug: false, logger: out.logger });
+    // Virtual time: the timer is work for the loop, not a wait.
+    const loop = new Loop({ debug: false, logger: out.logger, clock: new VirtualClock({ autojump: 0 }) });
     await loop.runUntilComplete(() => sleep(1));
     loop.close();
     expect(out.lines()).toBe('');
@@ -69,9 +74,13 @@ describe('an injected pino-style logger', () => {
     const loop = new Loop({ debug: true, logger: parent, slowCallbackDuration: 40 });
     const boom = new Error('boom');
     await loop.runUntilComplete(async () => {
-      loop.callSoon(() => block(60));
+      let ran = false;
+      loop.callSoon(() => {
+        block(60);
+        ran = true;
+      });
       loop.createFuture('lookup').setException(boom);
-      await sleep(5);
+      await afterIterations(() => ran, 'the slow callback');
     });
     loop.close();
     expect(bindings).toEqual([{ name: 'protoloop' }]);
@@ -86,13 +95,14 @@ describe('an injected pino-style logger', () => {
 
 describe('debug mode costs nothing when off', () => {
   it('the promise hooks that time task steps exist only while a debug loop runs', async () => {
-    const plain = new Loop({ debug: false });
+    // Virtual time: the sleeps only make the task step through a timer.
+    const plain = new Loop({ debug: false, clock: new VirtualClock({ autojump: 0 }) });
     await plain.runUntilComplete(async () => {
       expect(stepTimingActive()).toBe(false);
       await sleep(1);
     });
     plain.close();
-    const debug = new Loop({ debug: true, logger: createLogger({ stream: { write() {} } }) });
+    const debug = new Loop({ debug: true, logger: createLogger({ stream: { write() {} } }), clock: new VirtualClock({ autojump: 0 }) });
     expect(stepTimingActive()).toBe(false);
     await debug.runUntilComplete(async () => {
       expect(stepTimingActive()).toBe(true);

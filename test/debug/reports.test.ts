@@ -3,8 +3,9 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
-import { coroutine, CancelledError, createLogger, type ExceptionContext, Loop, run, sleep, type Task } from '../../src/index.ts';
+import { coroutine, CancelledError, createLogger, type ExceptionContext, Loop, sleep, type Task } from '../../src/index.ts';
 import { VirtualClock } from '../../src/testing/index.ts';
+import { runVirtual } from '../helpers.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -172,7 +173,7 @@ describe('pending task destroyed', () => {
   it('run() in debug mode reports the leftovers it cancels, at warn level', async () => {
     const seen: ExceptionContext[] = [];
     let leftover!: Task<void>;
-    await run(
+    await runVirtual(
       async () => {
         const loop = (await import('../../src/index.ts')).getRunningLoop();
         loop.setExceptionHandler((_l, ctx) => seen.push(ctx));
@@ -188,7 +189,7 @@ describe('pending task destroyed', () => {
 
   it('run() without debug mode cancels leftovers silently', async () => {
     const seen: ExceptionContext[] = [];
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = (await import('../../src/index.ts')).getRunningLoop();
       loop.setExceptionHandler((_l, ctx) => seen.push(ctx));
       loop.createTask(() => sleep(60_000));
@@ -352,7 +353,7 @@ describe('creation stacks', () => {
 describe('cancelled leftovers are not reported as never retrieved', () => {
   it('a task cancelled by run() raises nothing', async () => {
     const seen: ExceptionContext[] = [];
-    await run(async () => {
+    await runVirtual(async () => {
       const loop = (await import('../../src/index.ts')).getRunningLoop();
       loop.setExceptionHandler((_l, ctx) => seen.push(ctx));
       loop.createTask(async () => {

@@ -17,14 +17,16 @@ import {
   workerTask,
   type ExceptionContext,
 } from '../../src/index.ts';
+import { eventually } from '../helpers.ts';
 import { thrown } from './helpers.ts';
 
 const WORKER = new URL('../fixtures/executors/bridge-worker.ts', import.meta.url);
 
 /** Starts the bridge worker with `script`; resolves with its result (or its exit). Bounded. */
-function runWorker(loop: Loop, script: string, onMessage?: (m: unknown) => void): Promise<any> {
+function runWorker(loop: Loop, script: string, onMessage?: (m: unknown) => void, onWorker?: (w: Worker) => void): Promise<any> {
   const port = loop.bridgeEndpoint();
   const w = new Worker(WORKER, { workerData: { bridge: port, script }, transferList: [port] });
+  onWorker?.(w);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void w.terminate();
@@ -65,7 +67,7 @@ describe('thread bridge', () => {
         calls.push({ args, inTask: currentTask() !== null, loop: getRunningLoop() === loop });
       });
       expect(await runWorker(loop, 'soon')).toBe('sent');
-      for (let i = 0; i < 500 && calls.length === 0; i++) await sleep(10);
+      await eventually(() => calls.length > 0, 5000, 'the callback');
       expect(calls).toEqual([{ args: ['hello', 1], inTask: false, loop: true }]);
     });
   });
@@ -105,12 +107,15 @@ describe('thread bridge', () => {
         if (options?.name?.startsWith('bridge:forever') === true) handlerTasks.push(t);
         return t;
       });
+      // The worker cancels once told that the handler runs here.
+      let worker: Worker | undefined;
       loop.exposeThreadsafe('forever', async () => {
+        worker?.postMessage('started');
         await sleep(1e9);
       });
-      expect(await runWorker(loop, 'abort')).toMatchObject({ cls: 'Error', message: 'worker gave up' });
-      expect(await runWorker(loop, 'own-loop')).toMatchObject({ cls: 'CancelledError' });
-      for (let i = 0; i < 500 && handlerTasks.some((t) => !t.done()); i++) await sleep(10);
+      expect(await runWorker(loop, 'abort', undefined, (w) => (worker = w))).toMatchObject({ cls: 'Error', message: 'worker gave up' });
+      expect(await runWorker(loop, 'own-loop', undefined, (w) => (worker = w))).toMatchObject({ cls: 'CancelledError' });
+      await eventually(() => handlerTasks.every((t) => t.done()), 5000, 'the handler tasks to end');
       expect(handlerTasks.length).toBe(2);
       expect(handlerTasks.every((t) => t.cancelled())).toBe(true);
     });
@@ -137,14 +142,14 @@ describe('thread bridge', () => {
     let result: Promise<any> | undefined;
     await run(async () => {
       const loop = getRunningLoop();
+      let running = false;
       loop.exposeThreadsafe('forever', async () => {
+        running = true;
         await sleep(1e9);
       });
-      let waiting!: () => void;
-      const started = new Promise<void>((r) => (waiting = r));
-      result = runWorker(loop, 'wait-forever', () => waiting());
-      await started;
-      await sleep(50);
+      result = runWorker(loop, 'wait-forever');
+      // main returns while the handler's task runs (a leftover for run() to cancel).
+      await eventually(() => running, 5000, 'the handler to start');
     });
     expect(await result).toMatchObject({ cls: 'BridgeError', code: 'ERR_PROTOLOOP_BRIDGE_CLOSED' });
   });
@@ -175,7 +180,7 @@ describe('thread bridge', () => {
       // The main thread can connect too (useful in tests): the protocol is the same.
       const client = connectBridge(port);
       client.callSoonThreadsafe('missing', 1);
-      for (let i = 0; i < 500 && seen.length === 0; i++) await sleep(10);
+      await eventually(() => seen.length > 0, 5000, 'the report');
       client.close();
     });
     expect(seen[0]!.message).toContain('callSoonThreadsafe("missing")');

@@ -1,5 +1,9 @@
 // Shared helpers of the executor tests.
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { workerTask } from '../../src/index.ts';
 import type * as Tasks from '../fixtures/executors/tasks.ts';
@@ -21,6 +25,9 @@ export const tasks = {
   killSelf: workerTask<T['killSelf']>(TASKS, 'killSelf'),
   sleepMs: workerTask<T['sleepMs']>(TASKS, 'sleepMs'),
   spin: workerTask<T['spin']>(TASKS, 'spin'),
+  sleepMarked: workerTask<T['sleepMarked']>(TASKS, 'sleepMarked'),
+  spinMarked: workerTask<T['spinMarked']>(TASKS, 'spinMarked'),
+  holdMarked: workerTask<T['holdMarked']>(TASKS, 'holdMarked'),
   byteLength: workerTask<T['byteLength']>(TASKS, 'byteLength'),
   fillAndReturn: workerTask<typeof import('../fixtures/executors/transfer-tasks.ts').fillAndReturn>(new URL('../fixtures/executors/transfer-tasks.ts', import.meta.url), 'fillAndReturn'),
   returnFunction: workerTask<T['returnFunction']>(TASKS, 'returnFunction'),
@@ -78,4 +85,21 @@ export function alive(pid: number): boolean {
 }
 
 
+import { pollOrThrow } from '../helpers.ts';
 export { pollUntil } from '../helpers.ts';
+
+/**
+ * A fresh path for a `*Marked` job to create when it starts, and a wait for it (bounded,
+ * polling) that removes it again (which lets a `holdMarked` job finish): the test then
+ * knows the job runs, instead of sleeping a while.
+ */
+export function startMarker(): { path: string; started: () => Promise<void> } {
+  const path = join(tmpdir(), `protoloop-job-${process.pid}-${randomUUID()}`);
+  return {
+    path,
+    started: async () => {
+      await pollOrThrow(() => existsSync(path), 10_000, 'the job to start');
+      rmSync(path, { force: true });
+    },
+  };
+}

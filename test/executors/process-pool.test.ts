@@ -11,10 +11,9 @@ import {
   WorkerCrashedError,
   getRunningLoop,
   run,
-  sleep,
   transfer,
 } from '../../src/index.ts';
-import { alive, rejection, runScript, tasks, thrown, pollUntil } from './helpers.ts';
+import { alive, rejection, runScript, startMarker, tasks, thrown, pollUntil } from './helpers.ts';
 
 const pool = new ProcessPoolExecutor({ maxWorkers: 2 });
 afterAll(() => pool.shutdown({ wait: true, timeout: 0 }));
@@ -95,10 +94,11 @@ describe('ProcessPoolExecutor', () => {
     try {
       await run(async () => {
         const loop = getRunningLoop();
-        const fut = loop.runInExecutor(p, tasks.spin, 20_000);
+        const marker = startMarker();
+        const fut = loop.runInExecutor(p, tasks.spinMarked, marker.path, 20_000);
         let pid = -1;
         expect(await pollUntil(() => p.running === 1 && (pid = p.pids[0] ?? -1) > 0)).toBe(true);
-        await sleep(100);
+        await marker.started(); // the child is running the job
         fut.cancel();
         expect(await rejection(fut)).toBeInstanceOf(CancelledError);
         expect(await pollUntil(() => !alive(pid))).toBe(true);
@@ -111,11 +111,12 @@ describe('ProcessPoolExecutor', () => {
 
   it('shutdown: wait lets jobs finish, cancelFutures fails queued ones, timeout stops the rest; children exit', async () => {
     const p = new ProcessPoolExecutor({ maxWorkers: 1 });
-    const a = p.submit(tasks.sleepMs, [200]);
+    const marker = startMarker();
+    const a = p.submit(tasks.holdMarked, [marker.path, 200]);
     const b = rejection(p.submit(tasks.add, [1, 2]));
     expect(await pollUntil(() => p.pids.length === 1)).toBe(true);
     const pids = p.pids;
-    await new Promise((r) => setTimeout(r, 50));
+    await marker.started(); // a runs; b is queued
     await p.shutdown({ wait: true, cancelFutures: true });
     expect(await a).toBe(200);
     expect(await b).toBeInstanceOf(ExecutorShutdownError);

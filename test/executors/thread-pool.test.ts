@@ -16,7 +16,7 @@ import {
   transfer,
   workerTask,
 } from '../../src/index.ts';
-import { rejection, runScript, tasks, thrown } from './helpers.ts';
+import { rejection, runScript, startMarker, tasks, thrown } from './helpers.ts';
 
 const pool = new ThreadPoolExecutor({ maxWorkers: 2 });
 afterAll(() => pool.shutdown({ wait: true, timeout: 0 }));
@@ -160,8 +160,9 @@ describe('crashes and cancellation', () => {
     try {
       await run(async () => {
         const loop = getRunningLoop();
-        const fut = loop.runInExecutor(p, tasks.spin, 20_000);
-        await sleep(100);
+        const marker = startMarker();
+        const fut = loop.runInExecutor(p, tasks.spinMarked, marker.path, 20_000);
+        await marker.started();
         expect(p.running).toBe(1);
         fut.cancel();
         expect(await rejection(fut)).toBeInstanceOf(CancelledError);
@@ -180,9 +181,10 @@ describe('crashes and cancellation', () => {
     try {
       await run(async () => {
         const loop = getRunningLoop();
-        const running = loop.createTask(async () => await loop.runInExecutor(p, tasks.spin, 20_000));
+        const marker = startMarker();
+        const running = loop.createTask(async () => await loop.runInExecutor(p, tasks.spinMarked, marker.path, 20_000));
         const queued = loop.createTask(async () => await loop.runInExecutor(p, tasks.add, 1, 1));
-        await sleep(50);
+        await marker.started();
         expect(p.running).toBe(1);
         expect(p.queued).toBe(1);
         queued.cancel();
@@ -200,8 +202,11 @@ describe('crashes and cancellation', () => {
 
   it('an AbortSignal given to submit() cancels the job', async () => {
     const ac = new AbortController();
-    const job = pool.submit(tasks.sleepMs, [20_000], { signal: ac.signal });
-    setTimeout(() => ac.abort(new Error('enough')), 30);
+    const marker = startMarker();
+    const job = pool.submit(tasks.sleepMarked, [marker.path, 20_000], { signal: ac.signal });
+    // Abort the running job (not a queued one): once it has started.
+    await marker.started();
+    ac.abort(new Error('enough'));
     expect((await rejection(job)).message).toBe('enough');
   });
 });
@@ -221,10 +226,11 @@ describe('shutdown', () => {
 
   it('shutdown({ cancelFutures }) fails the queued jobs with ExecutorShutdownError; the running one completes', async () => {
     const p = new ThreadPoolExecutor({ maxWorkers: 1 });
-    const a = p.submit(tasks.sleepMs, [150]);
+    const marker = startMarker();
+    const a = p.submit(tasks.holdMarked, [marker.path, 150]);
     const b = rejection(p.submit(tasks.add, [1, 2]));
     const c = rejection(p.submit(tasks.add, [3, 4]));
-    await new Promise((r) => setTimeout(r, 30));
+    await marker.started(); // a runs; b and c are queued
     await p.shutdown({ wait: true, cancelFutures: true });
     expect(await a).toBe(150);
     expect(await b).toBeInstanceOf(ExecutorShutdownError);
@@ -233,8 +239,9 @@ describe('shutdown', () => {
 
   it('shutdown({ timeout }) stops jobs that outlive it; wait: false returns at once', async () => {
     const p = new ThreadPoolExecutor({ maxWorkers: 1 });
-    const a = rejection(p.submit(tasks.spin, [20_000]));
-    await new Promise((r) => setTimeout(r, 50));
+    const marker = startMarker();
+    const a = rejection(p.submit(tasks.spinMarked, [marker.path, 20_000]));
+    await marker.started();
     const t0 = Date.now();
     await p.shutdown({ wait: false, timeout: 100 });
     expect(p.state).toBe('shuttingDown');

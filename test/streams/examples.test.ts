@@ -4,6 +4,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { within } from '../helpers.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const children = new Set<ChildProcess>();
@@ -69,8 +70,9 @@ function exchange(port: number, data: Buffer | string, halfClose = true): Promis
 
 async function stop(s: Started, signal: NodeJS.Signals): Promise<number | null> {
   s.child.kill(signal);
-  const code = await Promise.race([s.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
-  if (code === 'timeout') throw new Error(`no exit 10 s after ${signal}: ${s.stderr()}`);
+  const code = await within(10_000, s.exited, `exit after ${signal}`).catch((e: unknown) => {
+    throw new Error(`${(e as Error).message}: ${s.stderr()}`);
+  });
   children.delete(s.child);
   return code;
 }

@@ -5,6 +5,7 @@ import { constants } from 'node:os';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ConnectionRefusedError, ConnectionResetError, DnsError, Protocol, type Loop, type Transport } from '../../src/index.ts';
+import { eventually, pollOrThrow, pollUntil } from '../helpers.ts';
 import { EchoProtocol, Recorder, portOf, runLoop, within } from './helpers.ts';
 
 /** A raw Node server for the misbehaving peers. */
@@ -103,13 +104,18 @@ describe('faults', () => {
   });
 
   it('a reset by the peer mid-stream ends in connectionLost(ConnectionResetError), after the data that arrived', async () => {
+    let peerSocket!: (s: net.Socket) => void;
+    const accepted = new Promise<net.Socket>((r) => (peerSocket = r));
     const peer = await rawServer((s) => {
       s.write('partial');
-      setTimeout(() => s.resetAndDestroy(), 30);
+      peerSocket(s);
     });
     try {
       await runLoop(async (loop) => {
         const [t, client] = await loop.createConnection(() => new Recorder(), { host: '127.0.0.1', port: peer.port });
+        // The peer resets once the data reached the protocol (not after a fixed delay).
+        await within(5000, client.waitBytes(7), 'the partial data');
+        (await within(5000, accepted, 'the accept')).resetAndDestroy();
         const exc = await within(5000, client.lost);
         expect(exc).toBeInstanceOf(ConnectionResetError);
         expect(exc).toMatchObject({ code: 'ECONNRESET', errno: -constants.errno.ECONNRESET });
@@ -146,8 +152,8 @@ describe('faults', () => {
         const [t, hose] = await loop.createConnection(() => new Firehose(loop, 1024 ** 3), { host: '127.0.0.1', port: peer.port });
         const [low, high] = t.getWriteBufferLimits();
         expect([low, high]).toEqual([16 * 1024, 64 * 1024]);
-        // Let the kernel buffers fill; the protocol must end up paused.
-        await new Promise((r) => setTimeout(r, 300));
+        // The kernel buffers fill (the peer reads nothing); the protocol must end up paused.
+        await eventually(() => hose.paused, 5000, 'pauseWriting()');
         expect(hose.paused).toBe(true);
         expect(hose.pauses).toBeGreaterThanOrEqual(1);
         expect(hose.sent).toBeLessThan(64 * 1024 ** 2); // kernel buffers, not a GiB
@@ -183,13 +189,7 @@ describe('faults', () => {
         // 1 GiB went through; the process grew by far less (garbage not yet collected included).
         expect(rssMax - rss0).toBeLessThan(256 * 1024 ** 2);
       });
-      await within(10_000, new Promise<void>((r) => {
-        const check = (): void => {
-          if (received >= 1024 ** 3) r();
-          else setTimeout(check, 10);
-        };
-        check();
-      }));
+      await pollOrThrow(() => received >= 1024 ** 3, 10_000, 'the peer to receive 1 GiB');
     } finally {
       await peer.close();
     }
@@ -219,9 +219,8 @@ describe('faults', () => {
       expect(loop.stats().openResources).toEqual({});
       expect(errors).toEqual([]);
     });
-    // Node closes handles asynchronously: give it a moment, bounded.
-    const deadline = Date.now() + 5000;
-    while (tcpHandles() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // Node closes handles asynchronously: wait for them, bounded.
+    await pollUntil(() => tcpHandles() <= before, 5000);
     expect(tcpHandles()).toBeLessThanOrEqual(before);
   }, 60_000);
 });

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BaseServer, CancelledError, ConnectionError, InvalidStateError, SendfileNotAvailableError, Server } from '../../src/index.ts';
+import { afterIterations, eventually } from '../helpers.ts';
 import { EchoProtocol, Recorder, payload, portOf, runLoop, within } from './helpers.ts';
 
 describe('Server', () => {
@@ -47,9 +48,12 @@ describe('Server', () => {
         { host: '127.0.0.1', port: 0, startServing: false },
       );
       expect(server.isServing()).toBe(false);
+      const sockets = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+      const before = sockets();
       const [t, p] = await loop.createConnection(() => new Recorder(), { host: '127.0.0.1', port: portOf(server) });
       t.write('early');
-      await new Promise((r) => setTimeout(r, 50));
+      // The server side accepted the connection (its socket handle exists) and holds it: no protocol yet.
+      await eventually(() => sockets() >= before + 2, 5000, 'the server to accept the connection');
       expect(made).toBe(0);
       await server.startServing();
       await server.startServing();
@@ -75,8 +79,14 @@ describe('Server', () => {
       await expect(server.startServing()).rejects.toThrow(InvalidStateError);
 
       const s2 = await loop.createServer(() => new EchoProtocol(), { host: '127.0.0.1', port: 0 });
-      const serving2 = loop.createTask(() => s2.serveForever());
-      await new Promise((r) => setTimeout(r, 10));
+      let started = false;
+      const serving2 = loop.createTask(() => {
+        const forever = s2.serveForever();
+        started = true;
+        return forever;
+      });
+      // Once started, the task's next microtasks park serveForever() on its future before the next iteration.
+      await afterIterations(() => started, 'serveForever() to start');
       s2.close();
       await within(5000, serving2);
     });
@@ -86,9 +96,7 @@ describe('Server', () => {
     await runLoop(async (loop) => {
       const server = await loop.createServer(() => new EchoProtocol(), { host: '127.0.0.1', port: 0 });
       const conns = await Promise.all([1, 2, 3].map(() => loop.createConnection(() => new Recorder(), { host: '127.0.0.1', port: portOf(server) })));
-      await within(5000, (async () => {
-        while (server.clientCount < 3) await new Promise((r) => setTimeout(r, 5));
-      })());
+      await eventually(() => server.clientCount >= 3, 5000, 'three clients');
       server.close();
       server.close();
       // A closed server accepts nothing new; existing clients go on.
@@ -106,12 +114,10 @@ describe('Server', () => {
       const server = await loop.createServer(() => new EchoProtocol(), { host: '127.0.0.1', port: 0 });
       const [quickT, quick] = await loop.createConnection(() => new Recorder(), { host: '127.0.0.1', port: portOf(server) });
       const [, slow] = await loop.createConnection(() => new Recorder(), { host: '127.0.0.1', port: portOf(server) });
-      await within(5000, (async () => {
-        while (server.clientCount < 2) await new Promise((r) => setTimeout(r, 5));
-      })());
+      await eventually(() => server.clientCount >= 2, 5000, 'two clients');
       const t0 = loop.time();
       const shutdown = loop.createTask(() => server.shutdown({ timeout: 200 }));
-      await new Promise((r) => setTimeout(r, 20));
+      await afterIterations(() => !server.isServing(), 'shutdown() to begin');
       quickT.close(); // finishes on its own before the deadline
       await quick.lost;
       const { aborted } = await within(5000, shutdown);
@@ -128,9 +134,7 @@ describe('Server', () => {
       {
         await using server = await loop.createServer(() => new EchoProtocol(), { host: '127.0.0.1', port: 0 });
         [, p] = await loop.createConnection(() => new Recorder(), { host: '127.0.0.1', port: portOf(server) });
-        await within(5000, (async () => {
-          while (server.clientCount < 1) await new Promise((r) => setTimeout(r, 5));
-        })());
+        await eventually(() => server.clientCount >= 1, 5000, 'the client');
       }
       await within(5000, p.lost);
       expect(loop.stats().openResources).toEqual({});

@@ -1,13 +1,21 @@
 // Stream transports over real loopback sockets: echo through both read paths, the
 // write-copy contract, half-close, reading flow control, errors of use, extra info.
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, Protocol, SocketTransport, TransportClosedError, type Loop, type Transport } from '../../src/index.ts';
 import { setRewrapAccepted } from '../../src/transports/net/node-internals.ts';
+import { afterIterations, eventually, pollOrThrow } from '../helpers.ts';
 import { BufferedEcho, EchoProtocol, Recorder, payload, portOf, runLoop, within } from './helpers.ts';
+
+/** Lets `n` loop iterations run (a count, not a time). */
+async function iterations(n: number): Promise<void> {
+  let i = 0;
+  await afterIterations(() => i++ >= n, `${n} iterations`, n + 1);
+}
 
 async function echoRoundTrip(loop: Loop, factory: () => Protocol | BufferedEcho, size: number): Promise<void> {
   await using server = await loop.createServer(factory, { host: '127.0.0.1', port: 0 });
@@ -140,7 +148,7 @@ describe('SocketTransport', () => {
     await runLoop(async (loop) => {
       let serverSide!: Recorder;
       await using server = await loop.createServer(() => (serverSide = new Recorder(loop)), { host: '127.0.0.1', port: 0 });
-      const [t] = await loop.createConnection(() => new Recorder(), { host: '127.0.0.1', port: portOf(server) });
+      const [t, client] = await loop.createConnection(() => new Recorder(), { host: '127.0.0.1', port: portOf(server) });
       t.write('a');
       await within(5000, serverSide.made);
       await within(5000, serverSide.waitBytes(1));
@@ -148,7 +156,14 @@ describe('SocketTransport', () => {
       serverSide.transport.pauseReading();
       expect(serverSide.transport.isReading()).toBe(false);
       t.write('b');
-      await new Promise((r) => setTimeout(r, 50));
+      // Ordering proof, no fixed wait: once the client handed 'b' to the kernel, it sits in
+      // the server's receive queue (loopback); a marker the server sends after that comes
+      // back through a later (or the same) poll of the one event loop. Had reading gone on,
+      // 'b' would have been delivered by the time the marker and a few iterations passed.
+      await eventually(() => t.getWriteBufferSize() === 0, 5000, "'b' handed to the kernel");
+      serverSide.transport.write('m');
+      await within(5000, client.waitBytes(1), 'the marker');
+      await iterations(5);
       expect(serverSide.data.toString()).toBe('a');
       serverSide.transport.resumeReading();
       await within(5000, serverSide.waitBytes(2));
@@ -172,7 +187,8 @@ describe('SocketTransport', () => {
       await client.lost;
       t.close();
       t.abort();
-      await new Promise((r) => setTimeout(r, 20));
+      // A second connectionLost would come through a loop callback: let several iterations run.
+      await iterations(10);
       expect(client.calls.filter((c) => c === 'lost')).toHaveLength(1);
     });
   });
@@ -244,23 +260,26 @@ describe('SocketTransport', () => {
 
   it('runs no protocol callback while the loop is stopped, and delivers everything once it runs again', async () => {
     const { Loop } = await import('../../src/index.ts');
+    // A plain Node echo peer: it answers while our loop is stopped (a protoloop server could not).
+    const raw = net.createServer((s) => s.on('data', (d: Buffer) => s.write(d)));
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
     const loop = new Loop();
     try {
-      const server = await loop.runUntilComplete(() => loop.createServer(() => new EchoProtocol(), { host: '127.0.0.1', port: 0 }));
-      const [t, client] = await loop.runUntilComplete(() => loop.createConnection(() => new Recorder(loop), { host: '127.0.0.1', port: portOf(server) }));
+      const port = (raw.address() as net.AddressInfo).port;
+      const [t, client] = await loop.runUntilComplete(() => loop.createConnection(() => new Recorder(loop), { host: '127.0.0.1', port }));
       t.write('while stopped');
-      // The loop is not running: the echo comes back to the socket but must not reach the protocol.
-      await new Promise((r) => setTimeout(r, 100));
+      // The loop is not running: the echo is read off the socket but must not reach the protocol.
+      const socket = t.getExtraInfo('socket') as net.Socket;
+      await pollOrThrow(() => socket.bytesRead >= 13, 5000, 'the echo to be read off the socket');
       expect(client.received).toBe(0);
+      expect(client.calls).toEqual(['made']);
       await loop.runUntilComplete(() => within(5000, client.waitBytes(13)));
       expect(client.data.toString()).toBe('while stopped');
       t.close();
       await loop.runUntilComplete(() => client.lost);
-      server.close();
-      server.abortClients();
-      await loop.runUntilComplete(() => server.waitClosed());
     } finally {
       loop.close();
+      await new Promise<void>((r) => raw.close(() => r()));
     }
   });
 
@@ -282,9 +301,7 @@ describe('SocketTransport', () => {
         await using server = await loop.createServer(() => new Slow(), { host: '127.0.0.1', port: 0 });
         const [t, client] = await loop.createConnection(() => new Recorder(), { host: '127.0.0.1', port: portOf(server) });
         t.write('x');
-        await within(5000, (async () => {
-          while (!warnings.some((w) => w.includes('Slow.dataReceived()'))) await new Promise((r) => setTimeout(r, 10));
-        })());
+        await eventually(() => warnings.some((w) => w.includes('Slow.dataReceived()')), 5000, 'the slow-callback warning');
         t.close();
         await client.lost;
       },

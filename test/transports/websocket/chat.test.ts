@@ -4,7 +4,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, type TestContext } from 'vitest';
-import { currentTask, getRunningLoop, openWebSocket, run, sleep } from '../../../src/index.ts';
+import { currentTask, getRunningLoop, openWebSocket, run } from '../../../src/index.ts';
 import type { WebSocketStream } from '../../../src/index.ts';
 import { RawClient, eventually } from './helpers.ts';
 
@@ -120,7 +120,11 @@ describe('chat example', () => {
       await bob.sees('* in #dev: bob');
       await bob.ws.send(Buffer.from([1, 2]));
       await bob.sees('! text messages only');
-      await sleep(50);
+      // Ordering proof, not a wait: the server handles bob's messages in order and writes to
+      // alice's one connection in order, so once alice sees bob come back to #lobby, a
+      // broadcast of his #dev line to her would already have arrived.
+      await bob.ws.send('/join lobby');
+      await alice.sees('* bob joined #lobby');
       expect(alice.lines.some((l) => l.includes('only dev hears this'))).toBe(false);
       await bob.ws.send('/quit');
       await bob.done;

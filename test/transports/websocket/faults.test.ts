@@ -137,19 +137,25 @@ describe('WebSocket bad input and faults', () => {
     await run(async () => {
       const loop = getRunningLoop();
       const protocols: Recorder[] = [];
-      const s = await server(protocols, { heartbeat: { interval: 100, timeout: 100 } });
+      // A pong has 500 ms (not 100): a loaded machine must not time out the live peer.
+      const s = await server(protocols, { heartbeat: { interval: 100, timeout: 500 } });
+      // Before the connection exists: its heartbeat cannot time out sooner than interval + timeout after this.
+      const t0 = loop.time();
       const raw = await RawClient.connect(s.address()!.port); // completes the handshake, never answers pings
       const [live, pLive] = await loop.createWebSocketConnection(() => new Recorder(), s.url!, { heartbeat: false });
       await eventually(() => protocols.length === 2);
-      const t0 = loop.time();
       await eventually(() => protocols[0]!.lost !== 'not yet', 5000, 'heartbeat timeout');
       expect(protocols[0]!.lost).toBeInstanceOf(HeartbeatTimeoutError);
       expect((protocols[0]!.lost as HeartbeatTimeoutError).code).toBe('ERR_PROTOLOOP_HEARTBEAT_TIMEOUT');
-      expect(loop.time() - t0).toBeGreaterThanOrEqual(150);
+      expect(loop.time() - t0).toBeGreaterThanOrEqual(550);
       expect(raw.frames.some((f) => f.opcode === 0x9)).toBe(true);
       await eventually(() => raw.closed);
-      // The ws client answers pings by itself: it survives several rounds.
-      await sleep(400);
+      // The ws client answers pings by itself: it survives several rounds. Count the rounds
+      // (pings it received), not time: the server pinging a third time means the two
+      // before were answered in time.
+      let pings = 0;
+      (live.getExtraInfo('websocket') as import('ws').WebSocket).on('ping', () => pings++);
+      await eventually(() => pings >= 3, 5000, 'three heartbeat rounds');
       expect(protocols[1]!.lost).toBe('not yet');
       live.send('alive');
       await eventually(() => pLive.messages.length === 1);
@@ -201,13 +207,18 @@ describe('WebSocket bad input and faults', () => {
       await eventually(() => protocols.length === 1 && protocols[0]!.events.includes('pause'));
       const p = protocols[0] as Firehose;
       // The kernel's socket buffers absorb a few MB first; then the producer stays paused.
+      // The end state, by I/O rounds rather than time: paused with the buffer past the
+      // high-water mark, and still so with nothing more produced after three turns of
+      // Node's event loop (each one polls the socket: had the kernel room, a write would
+      // drain the buffer and resume the producer).
+      const [, high0] = p.transport.getWriteBufferLimits();
       let before = -1;
-      const end = loop.time() + 10_000;
-      while (sent !== before && loop.time() < end) {
+      for (let attempt = 0; attempt < 1000; attempt++) {
+        await eventually(() => p.paused && p.transport.getWriteBufferSize() > high0, 10_000, 'the producer paused');
         before = sent;
-        await sleep(200);
+        for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+        if (p.paused && sent === before) break;
       }
-      await sleep(300);
       expect(p.paused).toBe(true);
       expect(sent).toBe(before); // nothing more was produced while paused
       expect(sent).toBeLessThan(64 * 1024 * 1024);

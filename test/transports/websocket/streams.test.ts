@@ -11,10 +11,10 @@ import {
   getRunningLoop,
   openWebSocket,
   run,
-  sleep,
   startWebSocketServer,
 } from '../../../src/index.ts';
 import type { WebSocketStream } from '../../../src/index.ts';
+import { afterIterations } from '../../helpers.ts';
 import { recordExceptions, eventually } from './helpers.ts';
 
 describe('WebSocket streams', () => {
@@ -46,15 +46,18 @@ describe('WebSocket streams', () => {
 
   it('delivers every message that arrived before the end, then ends the iteration', async () => {
     await run(async () => {
+      let closing = false;
       const server = await startWebSocketServer(
         async (ws) => {
           for (let i = 0; i < 100; i++) await ws.send(`m${i}`);
+          closing = true;
           await ws.close();
         },
         { host: '127.0.0.1', port: 0 },
       );
       const ws = await openWebSocket(server.url!, { maxQueue: 4 });
-      await sleep(100); // let messages pile up against maxQueue
+      // Messages pile up against maxQueue: the server sent all 100 and began closing before we read one.
+      await eventually(() => closing, 5000, 'the server to send everything and close');
       const got: unknown[] = [];
       for await (const m of ws) got.push(m);
       expect(got).toEqual(Array.from({ length: 100 }, (_, i) => `m${i}`));
@@ -87,12 +90,10 @@ describe('WebSocket streams', () => {
         }
       });
       await eventually(() => serverSide !== null);
-      const end = getRunningLoop().time() + 3000;
-      let before = -1;
-      while (sent !== before && getRunningLoop().time() < end) {
-        before = sent;
-        await sleep(150);
-      }
+      // The kernel buffers fill (the server reads nothing); the buffer then climbs past the
+      // high-water mark and the writer's send() waits for it to drain. A send() that did not
+      // wait would have let the writer queue all 64 chunks by now.
+      await eventually(() => ws.transport.getWriteBufferSize() > 64 * 1024, 10_000, 'the write buffer above the high-water mark');
       expect(sent).toBeLessThan(64); // blocked in send(), not buffering everything
       expect(ws.transport.getWriteBufferSize()).toBeLessThanOrEqual(64 * 1024 + chunk.length);
       release.setResult();
@@ -133,14 +134,24 @@ describe('WebSocket streams', () => {
       const loop = getRunningLoop();
       const server = await startWebSocketServer(async (ws) => void (await ws.waitClosed()), { host: '127.0.0.1', port: 0 });
       const ws = await openWebSocket(server.url!);
-      const reader = loop.createTask(() => ws.receive());
-      await sleep(10);
+      let reading = false;
+      const reader = loop.createTask(() => {
+        const r = ws.receive();
+        reading = true;
+        return r;
+      });
+      await afterIterations(() => reading, 'the reader to wait');
       await expect(ws.receive()).rejects.toBeInstanceOf(ResourceBusyError);
       reader.cancel();
       await expect(reader).rejects.toBeInstanceOf(CancelledError);
       // The stream still works after a cancelled read.
-      const second = loop.createTask(() => ws.receive());
-      await sleep(10);
+      reading = false;
+      const second = loop.createTask(() => {
+        const r = ws.receive();
+        reading = true;
+        return r;
+      });
+      await afterIterations(() => reading, 'the second reader to wait');
       await ws.close();
       expect(await second).toBeNull();
       await expect(openWebSocket(server.url!, { maxQueue: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);

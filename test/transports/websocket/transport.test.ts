@@ -4,7 +4,7 @@
 // cancellation, and the server lifecycle.
 import http from 'node:http';
 import net from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { WebSocketServer as RawWsServer } from 'ws';
 import {
   CancelledError,
@@ -18,10 +18,34 @@ import {
   WebSocketHandshakeError,
   getRunningLoop,
   run,
-  sleep,
 } from '../../../src/index.ts';
 import type { WebSocketServer } from '../../../src/index.ts';
+import { afterIterations, pollOrThrow } from '../../helpers.ts';
 import { Echo, RawClient, Recorder, recordExceptions, eventually } from './helpers.ts';
+import type { WebSocketTransport } from '../../../src/index.ts';
+
+/** Lets `n` loop iterations run (a count, not a time). */
+async function iterations(n: number): Promise<void> {
+  let i = 0;
+  await afterIterations(() => i++ >= n, `${n} iterations`, n + 1);
+}
+
+/**
+ * Ordering proof that the server side `st` (reading paused) got nothing more of what the
+ * client `t` sent, without a fixed wait: once the client's bytes are in the kernel they
+ * sit in the server's receive queue (loopback); a marker the server sends after that
+ * comes back to the client `p` through a later (or the same) poll of the one event loop.
+ * Had `st` been reading, the messages would have been delivered by the time the marker
+ * and a few iterations passed.
+ */
+async function markerRoundTrip(t: WebSocketTransport, st: WebSocketTransport, p: Recorder): Promise<void> {
+  await eventually(() => t.getWriteBufferSize() === 0, 5000, 'the messages handed to the kernel');
+  const before = p.messages.length;
+  st.send('marker');
+  await eventually(() => p.messages.length > before, 5000, 'the marker');
+  expect(p.messages.at(-1)).toBe('marker');
+  await iterations(5);
+}
 
 async function echoServer(options = {}): Promise<{ server: WebSocketServer; url: string; protocols: Echo[] }> {
   const protocols: Echo[] = [];
@@ -57,7 +81,8 @@ describe('WebSocket transport', () => {
       expect(p.lost).toBeUndefined();
       expect(protocols[0]!.lost).toBeUndefined();
       expect(p.events.at(-1)).toBe('lost');
-      await sleep(20);
+      // A second connectionLost would come through a loop callback: let several iterations run.
+      await iterations(10);
       expect(p.lostCount).toBe(1);
       expect(protocols[0]!.lostCount).toBe(1);
       server.close();
@@ -209,7 +234,7 @@ describe('WebSocket transport', () => {
       st.pauseReading();
       expect(st.isReading()).toBe(false);
       for (let i = 0; i < 20; i++) t.send(`m${i}`);
-      await sleep(100);
+      await markerRoundTrip(t, st, p);
       expect(protocols[0]!.messages).toEqual([]);
       st.resumeReading();
       expect(st.isReading()).toBe(true);
@@ -223,7 +248,8 @@ describe('WebSocket transport', () => {
         if (++count === 3) st.pauseReading();
       };
       for (let i = 0; i < 10; i++) t.send(`n${i}`);
-      await sleep(100);
+      await eventually(() => count >= 3);
+      await markerRoundTrip(t, st, p);
       expect(count).toBe(3);
       st.resumeReading();
       await eventually(() => count === 10);
@@ -342,12 +368,13 @@ describe('WebSocket transport', () => {
       const timedOut = await loop.createWebSocketConnection(() => new Recorder(), url, { handshakeTimeout: 100 }).catch((e: unknown) => e);
       expect(timedOut).toBeInstanceOf(TimeoutError);
       const task = loop.createTask(() => loop.createWebSocketConnection(() => new Recorder(), url));
-      await sleep(30);
+      // Cancel once the connect is in flight: the silent server accepted its socket.
+      await eventually(() => sockets.length === 2, 5000, 'the second connection');
       task.cancel();
       await expect(task).rejects.toBeInstanceOf(CancelledError);
       const ac = new AbortController();
       const p = loop.createWebSocketConnection(() => new Recorder(), url, { signal: ac.signal });
-      await sleep(30);
+      await eventually(() => sockets.length === 3, 5000, 'the third connection');
       ac.abort(new Error('user gave up'));
       const aborted = await p.catch((e: unknown) => e);
       expect(aborted).toBeInstanceOf(CancelledError);
@@ -409,8 +436,15 @@ describe('WebSocket transport', () => {
       const loop = getRunningLoop();
       const { server, url } = await echoServer({ startServing: false });
       expect(server.isServing()).toBe(false);
+      const upgrade = vi.spyOn(server, 'upgrade');
+      let settled = false;
       const connecting = loop.createWebSocketConnection(() => new Recorder(), url);
-      await sleep(50);
+      void connecting.then(() => (settled = true), () => (settled = true));
+      // The upgrade request reached the server, which holds it: no client, no answer.
+      await eventually(() => upgrade.mock.calls.length === 1, 5000, 'the upgrade request');
+      await iterations(5);
+      expect(server.clientCount).toBe(0);
+      expect(settled).toBe(false);
       await server.startServing();
       const [t, p] = await connecting;
       t.send('hi');
@@ -518,10 +552,15 @@ describe('WebSocket transport', () => {
     const loop = new Loop();
     try {
       const [t, p] = await loop.runUntilComplete(() => loop.createWebSocketConnection(() => new Recorder(), `ws://127.0.0.1:${(raw.address() as net.AddressInfo).port}/`, { heartbeat: false }));
-      await new Promise((r) => setTimeout(r, 50));
+      await pollOrThrow(() => peers.length === 1, 5000, 'the peer');
+      const socket = t.getExtraInfo('socket') as net.Socket;
+      const read0 = socket.bytesRead;
       for (const m of ['one', 'two', 'three']) peers[0]!.send(m);
-      await new Promise((r) => setTimeout(r, 100));
+      // The loop is stopped: the frames are read off the socket (the transport then holds
+      // them and stops reading) but reach no protocol callback.
+      await pollOrThrow(() => socket.bytesRead > read0, 5000, 'the frames to be read');
       expect(p.messages).toEqual([]);
+      expect(p.events).toEqual(['made']);
       await loop.runUntilComplete(async () => {
         await eventually(() => p.messages.length === 3);
         t.close();
