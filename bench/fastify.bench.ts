@@ -63,7 +63,7 @@ async function serve(mode: Mode): Promise<void> {
       const server = await serveFastify(app, { host: '127.0.0.1', port: 0 });
       process.stdout.write(`ready ${server.address()!.port}\n`);
       await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
-      server.close();
+      await server.close();
       await server.waitClosed();
     },
     { handleSigint: false },

@@ -158,14 +158,14 @@ export async function serve(options: ServeOptions = {}): Promise<Served> {
       // In-flight requests get up to 5 s (the plugin's closeTimeout), chat clients 1001.
       close: () =>
         (closing ??= (async () => {
-          server.close();
+          await server.close();
           await server.waitClosed();
-          upstream.close();
+          await upstream.close();
           await upstream.waitClosed();
         })()),
     };
   } catch (e) {
-    upstream.close();
+    await upstream.close();
     await upstream.waitClosed();
     throw e;
   }

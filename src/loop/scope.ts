@@ -102,11 +102,6 @@ export class CancelScope {
     return n;
   }
 
-  /** This scope's own request count. */
-  ownCount(): number {
-    return this.#count;
-  }
-
   /** A counted request: cancels the awaits of the subtree, or remembers it. */
   cancel(msg?: string): void {
     this.#count++;

@@ -294,6 +294,37 @@ describe('cancel scopes: task groups in branches', () => {
     });
   });
 
+  it('TaskGroup.cancel() before the body awaits, and from another task', async () => {
+    await runVirtual(async () => {
+      const loop = getRunningLoop();
+      const t0 = loop.time();
+      // Called before any await: the body's next protoloop await throws.
+      expect(
+        await taskGroup(async (tg) => {
+          tg.createTask(() => sleep(LONG));
+          tg.cancel();
+          await sleep(LONG);
+          return 'not reached';
+        }),
+      ).toBeUndefined();
+      // Called from another task: the same.
+      let group!: TaskGroup;
+      const stopper = loop.createTask(async () => {
+        await sleep(10);
+        group.cancel();
+      });
+      expect(
+        await taskGroup(async (tg) => {
+          group = tg;
+          await sleep(LONG);
+        }),
+      ).toBeUndefined();
+      await stopper;
+      expect(loop.time() - t0).toBe(10);
+      await expectTaskClean();
+    });
+  });
+
   it('a cancellation from outside still comes out of a group that cancels itself', async () => {
     await runVirtual(async () => {
       const loop = getRunningLoop();
