@@ -11,7 +11,7 @@ export type Command =
   | { kind: 'help'; topic: CommandName | undefined }
   | { kind: 'version' }
   | { kind: 'inspect'; cmd: 'ps' | 'pstree' | 'stats'; pid: number; json: boolean }
-  | { kind: 'serve'; example: string; host: string | undefined; port: number | undefined; debug: boolean; inspect: boolean };
+  | { kind: 'serve'; example: string; host: string | undefined; port: number | undefined; debug: boolean; inspect: boolean; workers: number | 'auto' | undefined };
 
 export type CommandName = 'ps' | 'pstree' | 'stats' | 'serve';
 
@@ -19,7 +19,7 @@ const USAGES: Record<CommandName, string> = {
   ps: 'protoloop ps <pid> [--json]          every task of a running protoloop process',
   pstree: 'protoloop pstree <pid> [--json]      the same, as a tree of who awaits whom',
   stats: 'protoloop stats <pid> [--json]       loop lag, rates, open resources',
-  serve: 'protoloop serve <example> [--host HOST] [--port PORT] [--debug] [--inspect]',
+  serve: 'protoloop serve <example> [--host HOST] [--port PORT] [--workers N|auto] [--debug] [--inspect]',
 };
 
 /** The usage text of one command, or of all of them. */
@@ -27,7 +27,7 @@ export function usage(topic?: CommandName): string {
   if (topic !== undefined) {
     const more =
       topic === 'serve'
-        ? '\n\nRuns one of the example servers and prints its pid. --port 0 picks a free port;\n--debug turns on debug mode; --inspect lets `protoloop ps <pid>` look inside.'
+        ? '\n\nRuns one of the example servers and prints its pid. --port 0 picks a free port;\n--debug turns on debug mode; --inspect lets `protoloop ps <pid>` look inside.\n--workers N (or auto, one per core) runs N worker processes on the port (serveWorkers()).'
         : '\n\nThe process must run with inspection on (PROTOLOOP_INSPECT=1 or run(main, { inspect: true }))\nand belong to the same user. --json prints the raw answer.';
     return `usage: ${USAGES[topic]}${more}`;
   }
@@ -78,6 +78,14 @@ function parsePid(raw: string | undefined, topic: CommandName): number {
   return pid;
 }
 
+function parseWorkers(raw: string | undefined): number | 'auto' | undefined {
+  if (raw === undefined) return undefined;
+  if (raw === 'auto') return 'auto';
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > 1024) throw new UsageError(`bad --workers '${raw}': give a number of workers from 1 to 1024, or auto`, 'serve');
+  return n;
+}
+
 function parsePort(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const port = Number(raw);
@@ -100,7 +108,7 @@ export function parseCommandLine(argv: string[], examples: readonly string[]): C
   if (first === 'serve') {
     const { values, positionals } = parse(
       rest,
-      { host: { type: 'string' }, port: { type: 'string' }, debug: { type: 'boolean' }, inspect: { type: 'boolean' } },
+      { host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, debug: { type: 'boolean' }, inspect: { type: 'boolean' } },
       'serve',
     );
     if (values.help === true) return { kind: 'help', topic: 'serve' };
@@ -117,6 +125,7 @@ export function parseCommandLine(argv: string[], examples: readonly string[]): C
       port: parsePort(typeof values.port === 'string' ? values.port : undefined),
       debug: values.debug === true,
       inspect: values.inspect === true,
+      workers: parseWorkers(typeof values.workers === 'string' ? values.workers : undefined),
     };
   }
   const { values, positionals } = parse(rest, { json: { type: 'boolean' } }, first);

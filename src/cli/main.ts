@@ -3,7 +3,7 @@
  * The `protoloop` command (`protoloop --help` lists the commands).
  *
  *   protoloop ps|pstree|stats <pid> [--json]   look inside a running protoloop process
- *   protoloop serve <example> [--host H] [--port P] [--debug] [--inspect]
+ *   protoloop serve <example> [--host H] [--port P] [--workers N|auto] [--debug] [--inspect]
  *
  * Exit codes: 0 done, 1 the command failed (no such process, no endpoint, a server that
  * could not start), 2 a mistake on the command line (one line saying what, then usage).
@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseCommandLine, usage, UsageError, type Command } from './args.ts';
 import { query } from './client.ts';
 import { formatPs, formatPstree, formatStats } from './format.ts';
+import { serveWorkers } from '../cluster/index.ts';
 
 // From the sources (a clone) the examples are the .ts files; from dist/ (an installed
 // package, where Node does not strip types) they are compiled to dist/examples/servers.
@@ -46,7 +47,24 @@ async function inspect(cmd: 'ps' | 'pstree' | 'stats', pid: number, json: boolea
   return 0;
 }
 
+/** `serve --workers`: this process is the pool's primary; each worker runs the example's `serve()`. */
+async function serveMany(c: Extract<Command, { kind: 'serve' }>, workers: number | 'auto'): Promise<number> {
+  if (c.debug) process.env.PROTOLOOP_DEBUG = '1';
+  const pool = await serveWorkers(`${examplesDir}${c.example}${exampleExt}`, {
+    workers,
+    ...(c.host !== undefined ? { host: c.host } : {}),
+    ...(c.port !== undefined ? { port: c.port } : {}),
+    inspect: c.inspect,
+  });
+  const pids = pool.workers().map((w) => w.pid).join(', ');
+  const how = c.inspect ? `protoloop ps ${process.pid}` : `add --inspect to look inside with protoloop ps ${process.pid}`;
+  process.stderr.write(`protoloop serve ${c.example}: primary pid ${process.pid}, workers ${pids} (${how})\n`);
+  process.stdout.write(`listening on ${c.host ?? '127.0.0.1'}:${pool.port} with ${pool.workers().length} workers (${pool.portSharing})\n`);
+  return await pool.done;
+}
+
 async function serve(c: Extract<Command, { kind: 'serve' }>): Promise<number> {
+  if (c.workers !== undefined) return await serveMany(c, c.workers);
   const args = [`${examplesDir}${c.example}${exampleExt}`];
   if (c.host !== undefined) args.push('--host', c.host);
   if (c.port !== undefined) args.push('--port', String(c.port));

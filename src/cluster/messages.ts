@@ -13,7 +13,8 @@
  * rolling restart, reusePort (see listeners.ts):
  * primary -> old     { t: 'handover' }                         send your listening sockets
  * old -> primary     { t: 'listeners', count }, then count x { t: 'listener' } + handle
- * primary -> new     count x { t: 'listener' } + handle        (spec.inherit = count)
+ * new -> primary     { t: 'inherit' }                          (spec.inherit = count) ready to take them
+ * primary -> new     count x { t: 'listener' } + handle
  * ```
  * A worker also drains on SIGTERM/SIGINT, and when the primary goes away (IPC disconnect).
  *
@@ -52,11 +53,12 @@ export type WorkerMessage =
   | { t: 'failed'; message: string; stack: string | undefined }
   | { t: 'drained' }
   | { t: 'listeners'; count: number }
-  | { t: 'listener' };
+  | { t: 'listener' }
+  | { t: 'inherit' };
 
 export type PrimaryMessage = { t: 'drain' } | { t: 'bye' } | { t: 'handover' } | { t: 'listener' };
 
-const WORKER_KINDS = new Set(['ready', 'failed', 'drained', 'listeners', 'listener']);
+const WORKER_KINDS = new Set(['ready', 'failed', 'drained', 'listeners', 'listener', 'inherit']);
 const PRIMARY_KINDS = new Set(['drain', 'bye', 'handover', 'listener']);
 
 /** Whether `m` is one of ours (cluster also carries Node's internal messages). */

@@ -200,7 +200,6 @@ export class WorkerPool {
   #fork(slot: Slot, handles: ListenHandle[] = []): Live {
     const spec: WorkerSpec = { ...this.#spec, workerId: slot.id, inherit: handles.length };
     const worker = cluster.fork({ [WORKER_ENV]: JSON.stringify(spec) });
-    for (const h of handles) worker.send({ t: 'listener' }, h as never);
     const live: Live = {
       slot,
       worker,
@@ -217,7 +216,10 @@ export class WorkerPool {
     }, this.#o.startTimeout);
     worker.on('message', (m: unknown) => {
       if (!isWorkerMessage(m)) return;
-      if (m.t === 'drained') {
+      if (m.t === 'inherit') {
+        // The worker listens for its predecessor's sockets now: send them.
+        for (const h of handles) worker.send({ t: 'listener' }, h as never);
+      } else if (m.t === 'drained') {
         // The worker reads its channel until this arrives: see messages.ts.
         if (worker.isConnected()) worker.send({ t: 'bye' });
       } else if (m.t === 'listeners' || m.t === 'listener') {

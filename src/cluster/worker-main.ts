@@ -47,6 +47,8 @@ process.on('disconnect', () => {
   inherited.resolve();
   bye.resolve();
 });
+// Asked for only now: a message that arrives before there is a listener is lost.
+if (toInherit > 0) tell({ t: 'inherit' });
 
 /**
  * How long (ms, at most half the drain timeout) the clients of a protoloop server may

@@ -74,6 +74,7 @@ describe('protoloop command line', () => {
       [['serve', 'nosuch'], /^protoloop serve: unknown example 'nosuch'; choose one of: .*echo/],
       [['serve', 'echo', '--colour'], /^protoloop serve: unknown option --colour/],
       [['serve', 'echo', '--port'], /^protoloop serve: option --port needs a value/],
+      [['serve', 'echo', '--workers', '0'], /^protoloop serve: bad --workers '0'/],
       [['ps', 'abc'], /^protoloop ps: bad pid 'abc'/],
       [['ps'], /^protoloop ps: give the process id/],
       [['stats', '1', '2'], /^protoloop stats: unexpected argument '2'/],
@@ -117,6 +118,25 @@ describe('protoloop command line', () => {
     const ps = await protoloop('ps', pid);
     expect(ps.code).toBe(0);
     expect(ps.stdout).toContain(`process ${pid}`);
+    child.kill('SIGTERM');
+    expect(await exited(child)).toBe(0);
+  });
+
+  it('serve --workers 2 runs a pool on one port; ps on the primary lists both workers; SIGTERM stops it with 0', async () => {
+    const { child, match } = await startUntil([cli, 'serve', 'echo', '--workers', '2', '--inspect'], /primary pid (\d+), workers (\d+), (\d+)[\s\S]*listening on 127\.0\.0\.1:(\d+) with 2 workers/);
+    const port = Number(match[4]);
+    const echoed = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => s.end('hi'));
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString()));
+      s.on('end', () => resolve(got));
+      s.on('error', reject);
+    });
+    expect(echoed).toBe('hi');
+    const ps = await protoloop('ps', match[1]!);
+    expect(ps.code).toBe(0);
+    expect(ps.stdout).toContain(`worker 1 (pid ${match[2]})`);
+    expect(ps.stdout).toContain(`worker 2 (pid ${match[3]})`);
     child.kill('SIGTERM');
     expect(await exited(child)).toBe(0);
   });

@@ -1,5 +1,6 @@
 // serveWorkers() end to end: a primary runs as a child process with real worker
 // processes on one port; the tests talk to them over TCP and signal the primary.
+import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nodeHasReusePort } from '../../src/cluster/port-sharing.ts';
 import { query } from '../../src/cli/client.ts';
@@ -23,6 +24,19 @@ async function askMany(port: number, n: number, parallel = 4): Promise<number[]>
     out.push(...batch.map(Number));
   }
   return out;
+}
+
+/** The inodes of the sockets listening on `port` (Linux: /proc/net/tcp); null elsewhere. */
+function listeningInodes(port: number): string[] | null {
+  if (!existsSync('/proc/net/tcp')) return null;
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[1]?.endsWith(`:${hexPort}`) && f[3] === '0A')
+    .map((f) => f[9]!)
+    .sort();
 }
 
 const sharings = nodeHasReusePort() ? ['reusePort', 'cluster'] : ['cluster'];
@@ -115,6 +129,7 @@ describe('serveWorkers', () => {
     try {
       // Some traffic before the restart, so the clients run over it.
       await pollOrThrow(() => answers.length >= 10, 30_000, 'answers before the restart');
+      const sockets = listeningInodes(port);
       p.child.kill('SIGHUP');
       const m = await p.line(/^workers ([\d,]+)$/, 60_000);
       const fresh = m[1]!.split(',').map(Number);
@@ -128,6 +143,11 @@ describe('serveWorkers', () => {
       for (const pid of pids) expect(alive(pid)).toBe(false);
       // Only the new workers answer once the restart finished, and both do.
       expect(new Set(later)).toEqual(new Set(fresh));
+      // reusePort: the new workers listen on the very sockets of the old ones (none was closed).
+      if (portSharing === 'reusePort' && sockets !== null) {
+        expect(sockets).toHaveLength(2);
+        expect(listeningInodes(port)).toEqual(sockets);
+      }
     } finally {
       stop = true;
       await Promise.all(clients);
