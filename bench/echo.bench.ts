@@ -12,7 +12,7 @@
  *   BENCH_ECHO_IDLE=0 node bench/echo.bench.ts  # skip the memory part
  *   BENCH_ECHO_ONLY=raw,Protocol node bench/echo.bench.ts
  *
- * Writes bench/results/echo.md.
+ * With --write, writes bench/results/echo.md.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -330,7 +330,6 @@ async function main(): Promise<void> {
     NOTES,
   ].join('\n');
   writeResults('echo', md);
-  console.log('\nwrote bench/results/echo.md');
 }
 
 /** Where the time goes, from profiles (`node --cpu-prof`); kept by hand as the code changes. */

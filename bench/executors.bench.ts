@@ -234,7 +234,6 @@ asyncio's order of ready callbacks against timers (three ported ordering tests f
 it was not kept.
 `;
   writeResults('executors', md);
-  console.log('wrote bench/results/executors.md');
 }
 
 if (isMainThread) await main();

@@ -54,8 +54,25 @@ export function table(headers: string[], rows: (string | number)[][]): string {
   return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
+/**
+ * Whether results are written to bench/results/: only with `--write` (`npm run bench --
+ * --write`), so that a run to look at numbers leaves the committed files alone.
+ */
+export const WRITE = process.argv.includes('--write') || process.env.BENCH_WRITE === '1';
+
+/** Writes bench/results/<area>.md with `--write`; without, says where it would have gone. */
 export function writeResults(area: string, markdown: string): void {
+  if (!WRITE) {
+    console.log(`(bench/results/${area}.md left as it is: add --write to update it)`);
+    return;
+  }
   const dir = new URL('./results/', import.meta.url);
   mkdirSync(dir, { recursive: true });
   writeFileSync(new URL(`${area}.md`, dir), markdown);
+  console.log(`wrote bench/results/${area}.md`);
+}
+
+/** One progress line per measured cell: `[3/21] tasks: 1.23M/s`. */
+export function progress(done: number, total: number, what: string): void {
+  console.log(`[${String(done).padStart(String(total).length)}/${total}] ${what}`);
 }

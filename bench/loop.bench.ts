@@ -8,7 +8,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Loop } from '../src/index.ts';
-import { fmtRate, hasPythonModule, machine, median, pythonVersion, runPythonJson, table, writeResults } from './lib.ts';
+import { fmtRate, hasPythonModule, machine, median, progress, pythonVersion, runPythonJson, table, writeResults } from './lib.ts';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const N_CB = Math.round(1_000_000 * SCALE);
@@ -89,8 +89,11 @@ async function protoloopTasks(n: number, debug: boolean): Promise<number> {
 }
 
 const results: Record<string, number[]> = {};
+const CELLS = 7 * ROUNDS;
+let cells = 0;
 const add = (k: string, v: number): void => {
   (results[k] ??= []).push(v);
+  progress(++cells, CELLS, `round ${results[k].length}/${ROUNDS}, ${k}: ${fmtRate(v)}`);
 };
 
 // Warm-up, then alternate so that machine drift is shared.
@@ -112,8 +115,12 @@ const pyVersion = pythonVersion();
 let asyncio: Record<string, number> | null = null;
 let uvloop: Record<string, number> | null = null;
 if (pyVersion !== null) {
+  console.log(`the same on Python asyncio (${pyVersion})...`);
   asyncio = runPythonJson([py, 'asyncio', String(N_CB), String(N_TASKS)]);
-  if (hasPythonModule('uvloop')) uvloop = runPythonJson([py, 'uvloop', String(N_CB), String(N_TASKS)]);
+  if (hasPythonModule('uvloop')) {
+    console.log('the same on uvloop...');
+    uvloop = runPythonJson([py, 'uvloop', String(N_CB), String(N_TASKS)]);
+  }
 }
 
 const m = (k: string): number => median(results[k]!);

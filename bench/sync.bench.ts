@@ -8,7 +8,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Lock, Loop, Queue, gather, sleep } from '../src/index.ts';
-import { fmtRate, hasPythonModule, machine, median, pythonVersion, runPythonJson, table, writeResults } from './lib.ts';
+import { fmtRate, hasPythonModule, machine, median, progress, pythonVersion, runPythonJson, table, writeResults } from './lib.ts';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const N_LOCK = Math.round(1_000_000 * SCALE);
@@ -95,8 +95,10 @@ function queueNowait(n: number): Promise<number> {
 }
 
 const results: Record<string, number[]> = {};
+let cells = 0;
 const add = (k: string, v: number): void => {
   (results[k] ??= []).push(v);
+  progress(++cells, 5 * ROUNDS, `round ${results[k].length}/${ROUNDS}, ${k}: ${fmtRate(v)}`);
 };
 
 const py = fileURLToPath(new URL('./py/sync_bench.py', import.meta.url));
@@ -115,8 +117,14 @@ for (let r = 0; r < ROUNDS; r++) {
   add('lockContended', await lockContended(N_QUEUE));
   add('queuePipe', await queuePipe(N_QUEUE));
   add('queueNowait', await queueNowait(N_LOCK));
-  if (pyVersion !== null) pyRuns.push(runPythonJson([py, 'asyncio', String(N_LOCK), String(N_QUEUE)]));
-  if (withUvloop) uvRuns.push(runPythonJson([py, 'uvloop', String(N_LOCK), String(N_QUEUE)]));
+  if (pyVersion !== null) {
+    console.log(`round ${r + 1}/${ROUNDS}: the same on Python asyncio...`);
+    pyRuns.push(runPythonJson([py, 'asyncio', String(N_LOCK), String(N_QUEUE)]));
+  }
+  if (withUvloop) {
+    console.log(`round ${r + 1}/${ROUNDS}: the same on uvloop...`);
+    uvRuns.push(runPythonJson([py, 'uvloop', String(N_LOCK), String(N_QUEUE)]));
+  }
 }
 
 const m = (k: string): number => median(results[k]!);

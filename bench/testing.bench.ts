@@ -9,7 +9,7 @@
 import { fileURLToPath } from 'node:url';
 import { Protocol, run, getRunningLoop, type Transport, type ConnectionOptions, type ServerOptions } from '../src/index.ts';
 import { MemoryNetwork, VirtualClock } from '../src/testing/index.ts';
-import { machine, median, writeResults } from './lib.ts';
+import { machine, median, progress, writeResults } from './lib.ts';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const BYTES = Math.round(2 * 2 ** 30 * SCALE);
@@ -117,17 +117,24 @@ async function main(): Promise<void> {
   const tr: number[] = [];
   const cv: number[] = [];
   const cr: number[] = [];
+  const total = 2 * ROUNDS + 8 * ROUNDS; // two throughput cells a round, then four timer cells in each of 2 * ROUNDS rounds
+  let done = 0;
   for (let round = 0; round < ROUNDS; round++) {
     mem.push(await throughput('memory'));
+    progress(++done, total, `round ${round + 1}/${ROUNDS}, memory connection: ${mem.at(-1)!.toFixed(2)} GB/s`);
     tcp.push(await throughput('tcp'));
+    progress(++done, total, `round ${round + 1}/${ROUNDS}, TCP loopback: ${tcp.at(-1)!.toFixed(2)} GB/s`);
   }
   // Timers after the byte pushing (its garbage is collected by then), alternating which
   // side goes first so that neither always pays for warm-up.
   for (let round = 0; round < 2 * ROUNDS; round++) {
     const virtualFirst = round % 2 === 0;
     for (const virtual of virtualFirst ? [true, false] : [false, true]) {
+      const time = virtual ? 'virtual time' : 'real time';
       (virtual ? tv : tr).push(await timerCost(virtual));
+      progress(++done, total, `round ${round + 1}/${2 * ROUNDS}, timer fired, ${time}: ${(virtual ? tv : tr).at(-1)!.toFixed(2)} µs`);
       (virtual ? cv : cr).push(await scheduleCancel(virtual));
+      progress(++done, total, `round ${round + 1}/${2 * ROUNDS}, callLater + cancel, ${time}: ${(virtual ? cv : cr).at(-1)!.toFixed(3)} µs`);
     }
   }
   const m = median(mem);

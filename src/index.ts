@@ -3,7 +3,7 @@
  *
  * This file is the whole public surface; `test/exports.test.ts` snapshots it.
  * Each area keeps its exported names in its own `public.ts`.
- * @packageDocumentation
+ * @module protoloop
  */
 export * from './errors.ts';
 export * from './loop/public.ts';

@@ -126,22 +126,27 @@ async function cli(): Promise<number> {
     options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '7379' } },
   });
   const [verb, key, ...rest] = positionals;
-  await using client = await KvClient.connect(values.host, Number(values.port));
-  switch (verb?.toLowerCase()) {
-    case 'get': {
-      const value = await client.get(key ?? '');
-      if (value === undefined) return 1;
-      console.log(value);
-      return 0;
+  // A finally rather than `await using`, so that this file runs on Node 22 as it is.
+  const client = await KvClient.connect(values.host, Number(values.port));
+  try {
+    switch (verb?.toLowerCase()) {
+      case 'get': {
+        const value = await client.get(key ?? '');
+        if (value === undefined) return 1;
+        console.log(value);
+        return 0;
+      }
+      case 'set':
+        await client.set(key ?? '', rest.join(' '));
+        return 0;
+      case 'del':
+        return (await client.del(key ?? '')) ? 0 : 1;
+      default:
+        console.error('usage: kv-client.ts [--host H] [--port P] get KEY | set KEY VALUE... | del KEY');
+        return 2;
     }
-    case 'set':
-      await client.set(key ?? '', rest.join(' '));
-      return 0;
-    case 'del':
-      return (await client.del(key ?? '')) ? 0 : 1;
-    default:
-      console.error('usage: kv-client.ts [--host H] [--port P] get KEY | set KEY VALUE... | del KEY');
-      return 2;
+  } finally {
+    await client.close();
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * `protoloop/fastify`: the Fastify adapter. Fastify is an optional peer dependency:
  * only this entry point needs it.
- * @packageDocumentation
+ * @module protoloop/fastify
  */
 import type { Task } from '../loop/task.ts';
 import type { FastifyAdapter } from './adapter.ts';

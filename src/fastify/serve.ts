@@ -27,15 +27,15 @@ export interface ServeFastifyOptions {
   /**
    * ms a client gets to send a whole request (headers and body); past it the request is
    * answered 408 and its connection closed (Node's `server.requestTimeout`). Default
-   * {@link DEFAULT_REQUEST_TIMEOUT} (60 s) unless the app set its own (`Fastify({
+   * 60 000 ms (`DEFAULT_REQUEST_TIMEOUT`) unless the app set its own (`Fastify({
    * requestTimeout })`); `0` turns it off. Fastify's own default, 0, reads as "not set":
    * pass `requestTimeout: 0` here to really have none.
    */
   requestTimeout?: number;
   /**
    * How often (ms) Node checks connections for `requestTimeout` and `headersTimeout`,
-   * so a cut comes at most this late. Default {@link DEFAULT_CONNECTIONS_CHECKING_INTERVAL}
-   * (2 s) unless the app's server has its own (a `serverFactory` that set it).
+   * so a cut comes at most this late. Default 2 000 ms
+   * (`DEFAULT_CONNECTIONS_CHECKING_INTERVAL`) unless the app's server has its own (a `serverFactory` that set it).
    */
   connectionsCheckingInterval?: number;
 }

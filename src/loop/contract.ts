@@ -136,7 +136,7 @@ export interface LoopContract {
    * const [transport, protocol] = await loop.createConnection(() => new MyProtocol(), { host: '127.0.0.1', port: 8080 });
    */
   createConnection<P extends StreamProtocol>(protocolFactory: () => P, options: ConnectionOptions): Promise<[SocketTransport, P]>;
-  /** Opens a connection to a Unix socket; see {@link LoopContract.createConnection}. */
+  /** Opens a connection to a Unix socket; see `createConnection()`. */
   createUnixConnection<P extends StreamProtocol>(protocolFactory: () => P, path: string, options?: UnixConnectionOptions): Promise<[SocketTransport, P]>;
   /**
    * Creates a TCP server (TLS with `options.tls`) listening on `options.host` (a name
@@ -145,7 +145,7 @@ export interface LoopContract {
    * `ConnectionError` (`code` `EADDRINUSE`, `EACCES`, ...) or `DnsError`.
    */
   createServer(protocolFactory: () => StreamProtocol, options?: ServerOptions): Promise<Server>;
-  /** Creates a Unix-socket server at `path`; see {@link LoopContract.createServer}. */
+  /** Creates a Unix-socket server at `path`; see `createServer()`. */
   createUnixServer(protocolFactory: () => StreamProtocol, path: string, options?: UnixServerOptions): Promise<Server>;
   /** Wraps an already connected `net.Socket` in a transport (server-side TLS with `options.tls`). */
   connectAcceptedSocket<P extends StreamProtocol>(protocolFactory: () => P, socket: net.Socket, options?: AcceptedSocketOptions): Promise<[SocketTransport, P]>;
@@ -207,7 +207,7 @@ export interface LoopContract {
   subprocessExec<P extends BaseProtocol>(protocolFactory: () => P, file: string, args?: readonly string[], options?: SubprocessOptions): Promise<[SubprocessTransport, P]>;
   /**
    * Runs `command` through `/bin/sh -c` (quoting is the caller's job) and connects it
-   * to the protocol; otherwise as {@link LoopContract.subprocessExec}.
+   * to the protocol; otherwise as `subprocessExec()`.
    */
   subprocessShell<P extends BaseProtocol>(protocolFactory: () => P, command: string, options?: SubprocessOptions): Promise<[SubprocessTransport, P]>;
 

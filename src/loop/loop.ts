@@ -164,7 +164,7 @@ const unclosedLoops = new FinalizationRegistry<string>((name) => {
 
 /**
  * An event loop. Most programs use `run()` rather than driving a loop by hand.
- * Every method is listed and documented in {@link LoopContract} (src/loop/contract.ts).
+ * Every method is listed and documented in `LoopContract` (src/loop/contract.ts).
  */
 export class Loop implements LoopContract {
   #state: State = 'idle';

@@ -3,7 +3,7 @@
  * ({@link VirtualClock}), an in-memory network with faults ({@link MemoryNetwork}),
  * connected pairs for unit tests, and leak checks (`run(main, { strict: true })`).
  * See docs/testing.md.
- * @module
+ * @module protoloop/testing
  */
 export { VirtualClock, type VirtualClockOptions } from './clock.ts';
 export { MemoryNetwork, MemoryLink, MemoryServer } from './network.ts';

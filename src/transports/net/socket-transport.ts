@@ -115,7 +115,7 @@ function addressOf(address: string | undefined, port: number | undefined, family
  * A TCP, Unix-socket or TLS transport. Created by `loop.createConnection()`,
  * `createServer()`, `createUnixConnection()`, `createUnixServer()`,
  * `connectAcceptedSocket()` and `startTls()`; never constructed by user code.
- * The reading side is {@link SocketReader}'s (socket-read.ts), the write path
+ * The reading side is `SocketReader`'s (socket-read.ts), the write path
  * socket-write.ts's.
  */
 export class SocketTransport extends SocketReader implements Transport {
