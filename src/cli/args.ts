@@ -11,14 +11,16 @@ export type Command =
   | { kind: 'help'; topic: CommandName | undefined }
   | { kind: 'version' }
   | { kind: 'inspect'; cmd: 'ps' | 'pstree' | 'stats'; pid: number; json: boolean }
+  | { kind: 'top'; pid: number; intervalMs: number; count: number | undefined; json: boolean }
   | { kind: 'serve'; example: string; host: string | undefined; port: number | undefined; debug: boolean; inspect: boolean; workers: number | 'auto' | undefined };
 
-export type CommandName = 'ps' | 'pstree' | 'stats' | 'serve';
+export type CommandName = 'ps' | 'pstree' | 'stats' | 'top' | 'serve';
 
 const USAGES: Record<CommandName, string> = {
   ps: 'protoloop ps <pid> [--json]          every task of a running protoloop process',
   pstree: 'protoloop pstree <pid> [--json]      the same, as a tree of who awaits whom',
   stats: 'protoloop stats <pid> [--json]       loop lag, rates, open resources',
+  top: 'protoloop top <pid> [--interval MS] [--count N] [--json]   the same, live (q or Ctrl-C quits)',
   serve: 'protoloop serve <example> [--host HOST] [--port PORT] [--workers N|auto] [--debug] [--inspect]',
 };
 
@@ -26,7 +28,9 @@ const USAGES: Record<CommandName, string> = {
 export function usage(topic?: CommandName): string {
   if (topic !== undefined) {
     const more =
-      topic === 'serve'
+      topic === 'top'
+        ? '\n\nRefreshes the stats of a running protoloop process in place every --interval ms (default 1000):\nloop lag, callbacks/s, task steps/s, tasks by state, open resources, executors.\n--count N prints N frames and exits; --json prints one JSON object per line.\nThe process must run with inspection on (PROTOLOOP_INSPECT=1 or run(main, { inspect: true })).'
+        : topic === 'serve'
         ? '\n\nRuns one of the example servers and prints its pid. --port 0 picks a free port;\n--debug turns on debug mode; --inspect lets `protoloop ps <pid>` look inside.\n--workers N (or auto, one per core) runs N worker processes on the port (serveWorkers()).'
         : '\n\nThe process must run with inspection on (PROTOLOOP_INSPECT=1 or run(main, { inspect: true }))\nand belong to the same user. --json prints the raw answer.';
     return `usage: ${USAGES[topic]}${more}`;
@@ -49,7 +53,14 @@ export class UsageError extends Error {
   }
 }
 
-const isCommand = (s: string | undefined): s is CommandName => s === 'ps' || s === 'pstree' || s === 'stats' || s === 'serve';
+const isCommand = (s: string | undefined): s is CommandName => s === 'ps' || s === 'pstree' || s === 'stats' || s === 'top' || s === 'serve';
+
+function parseCount(raw: string | undefined, name: string, min: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`bad --${name} '${raw}': give a whole number >= ${min}`, 'top');
+  return n;
+}
 
 /** parseArgs' own error, said in one line. */
 function oneLine(err: unknown, topic: CommandName): UsageError {
@@ -126,6 +137,18 @@ export function parseCommandLine(argv: string[], examples: readonly string[]): C
       debug: values.debug === true,
       inspect: values.inspect === true,
       workers: parseWorkers(typeof values.workers === 'string' ? values.workers : undefined),
+    };
+  }
+  if (first === 'top') {
+    const { values, positionals } = parse(rest, { json: { type: 'boolean' }, interval: { type: 'string' }, count: { type: 'string' } }, 'top');
+    if (values.help === true) return { kind: 'help', topic: 'top' };
+    if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`, 'top');
+    return {
+      kind: 'top',
+      pid: parsePid(positionals[0], 'top'),
+      intervalMs: parseCount(typeof values.interval === 'string' ? values.interval : undefined, 'interval', 50) ?? 1000,
+      count: parseCount(typeof values.count === 'string' ? values.count : undefined, 'count', 1),
+      json: values.json === true,
     };
   }
   const { values, positionals } = parse(rest, { json: { type: 'boolean' } }, first);

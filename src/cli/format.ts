@@ -84,3 +84,30 @@ export function formatStats(s: LoopSnapshot): string {
   }
   return lines.join('\n');
 }
+
+/** One frame of `protoloop top`: the stats, the tasks by state, the oldest pending tasks. */
+export function formatTop(s: LoopSnapshot, tasks: TaskInfo[], rows = 10): string {
+  const waiting = tasks.filter((t) => t.state === 'waiting').length;
+  const cancelling = tasks.filter((t) => t.cancelling > 0).length;
+  const res = Object.entries(s.openResources).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const connections = Object.entries(s.openResources).filter(([k]) => /transport/.test(k)).reduce((n, [, v]) => n + v, 0);
+  const lines = [
+    `protoloop top - process ${s.pid}, loop ${s.running ? 'running' : 'not running'}, debug ${s.debug ? 'on' : 'off'}, up ${age(s.uptimeMs)}`,
+    `lag ${s.lagMs.last.toFixed(1)} ms (max ${s.lagMs.max.toFixed(1)} ms)   callbacks ${s.rates.callbacksPerSec.toFixed(0)}/s   task steps ${s.rates.taskStepsPerSec.toFixed(0)}/s   iterations ${s.rates.iterationsPerSec.toFixed(0)}/s`,
+    `tasks ${s.tasksPending} pending: ${waiting} waiting, ${tasks.length - waiting} ready or in foreign code, ${cancelling} cancelling; ${s.totals.tasksCreated} created`,
+    `slow callbacks ${s.totals.slowCallbacks} total (debug mode or a protoloop:callback:slow subscriber times them)`,
+    `connections ${connections}   open resources: ${res}`,
+  ];
+  for (const [k, v] of Object.entries(s.extra)) {
+    if (!k.startsWith('executor')) continue;
+    const e = v as { kind?: string; state?: string; workers?: number; running?: number; queued?: number; completed?: number } | string;
+    lines.push(typeof e === 'string' ? `${k}: ${e}` : `${k}: ${e.kind} ${e.state}, ${e.running}/${e.workers} busy, ${e.queued} queued, ${e.completed} done`);
+  }
+  if (tasks.length > 0) {
+    const shown = [...tasks].sort((a, b) => b.ageMs - a.ageMs).slice(0, rows);
+    const table = [['ID', 'NAME', 'STATE', 'AGE', 'AWAITING'], ...shown.map((t) => [String(t.id), t.name, t.cancelling > 0 ? `${t.state}, cancelling` : t.state, age(t.ageMs), t.awaiting ?? '-'])];
+    lines.push('', pad(table));
+    if (tasks.length > rows) lines.push(`... ${tasks.length - rows} more (protoloop ps ${s.pid})`);
+  }
+  return lines.join('\n');
+}

@@ -3,6 +3,7 @@
  * The `protoloop` command (`protoloop --help` lists the commands).
  *
  *   protoloop ps|pstree|stats <pid> [--json]   look inside a running protoloop process
+ *   protoloop top <pid> [--interval MS] [--count N] [--json]   the same, live
  *   protoloop serve <example> [--host H] [--port P] [--workers N|auto] [--debug] [--inspect]
  *
  * Exit codes: 0 done, 1 the command failed (no such process, no endpoint, a server that
@@ -17,6 +18,7 @@ import { parseCommandLine, usage, UsageError, type Command } from './args.ts';
 import { query } from './client.ts';
 import { formatPs, formatPstree, formatStats } from './format.ts';
 import { serveWorkers } from '../cluster/index.ts';
+import { top } from './top.ts';
 
 // From the sources (a clone) the examples are the .ts files; from dist/ (an installed
 // package, where Node does not strip types) they are compiled to dist/examples/servers.
@@ -108,6 +110,8 @@ async function main(argv: string[]): Promise<number> {
       return await inspect(command.cmd, command.pid, command.json);
     case 'serve':
       return await serve(command);
+    case 'top':
+      return await top(command.pid, command);
   }
 }
 

@@ -25,7 +25,7 @@ import { currentTask, type Loop } from '../loop/loop.ts';
 import { onRunnerDrain } from '../loop/runner.ts';
 import type { Task, TaskOptions } from '../loop/task.ts';
 import { probeSignalSlot } from './fastify-internals.ts';
-import { fastifyHandlerChannel, type FastifyHandlerMessage } from '../loop/channels.ts';
+import { fastifyHandlerChannel, timeCallbacks, type FastifyHandlerMessage } from '../loop/channels.ts';
 import { HandlerCall } from './handler-call.ts';
 
 /** How long in-flight handlers get to finish once the app closes, in ms (default of `closeTimeout`). */
@@ -236,7 +236,7 @@ export class FastifyAdapter {
       }
       return result;
     };
-    const debug = loop.getDebug();
+    const debug = loop.getDebug() || timeCallbacks(); // timed for debug mode, a slow-callback subscriber or NODE_DEBUG
     const t0 = debug ? performance.now() : 0;
     let task: Task<unknown>;
     try {

@@ -560,7 +560,8 @@ export class Loop implements LoopContract {
   }
 
   /**
-   * @internal Reports a callback or task step that blocked the loop (debug mode):
+   * @internal Reports a callback or task step that blocked the loop: always on
+   * `protoloop:callback:slow` and NODE_DEBUG=protoloop; in debug mode also as
    * `Executing <what> took 1.234 seconds`, through the exception handler with
    * `level: 'warn'` and `durationMs`. `context` names the object (`handle`, `task`,
    * `protocol`, ...) and its `sourceTraceback`.

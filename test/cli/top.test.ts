@@ -1,0 +1,116 @@
+// `protoloop top <pid>` against a real child process with inspection on (the fixture of
+// the ps/stats tests): bounded frames (--count), --json lines, a target that goes away,
+// and command-line mistakes.
+import { execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const execFileP = promisify(execFile);
+const target = fileURLToPath(new URL('../fixtures/inspect/target.ts', import.meta.url));
+const cli = fileURLToPath(new URL('../../bin/protoloop.js', import.meta.url));
+const children: ReturnType<typeof spawn>[] = [];
+
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+function startTarget(): Promise<{ pid: number; child: ReturnType<typeof spawn> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [target], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`target did not start: ${out}`)), 15_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /ready (\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ pid: Number(m[1]), child });
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`target exited early with ${code}: ${out}`));
+    });
+  });
+}
+
+function stop(child: ReturnType<typeof spawn>): Promise<number | null> {
+  return new Promise((resolve) => {
+    child.once('exit', (code) => resolve(code));
+    child.kill('SIGTERM');
+  });
+}
+
+async function protoloop(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const r = await execFileP(process.execPath, [cli, ...args], { timeout: 15_000 });
+    return { ...r, code: 0 };
+  } catch (e) {
+    const err = e as { stdout: string; stderr: string; code: number };
+    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
+  }
+}
+
+describe('protoloop top', () => {
+  it('prints --count frames of lag, rates, tasks by state, resources and executors, then exits', async () => {
+    const { pid, child } = await startTarget();
+    const r = await protoloop('top', String(pid), '--count', '2', '--interval', '100');
+    expect(r.code).toBe(0);
+    const frames = r.stdout.split(/\n(?=protoloop top - )/);
+    expect(frames).toHaveLength(2);
+    for (const f of frames) {
+      expect(f).toMatch(new RegExp(`^protoloop top - process ${pid}, loop running, debug off, up \\S+`));
+      expect(f).toMatch(/^lag \d+\.\d ms \(max \d+\.\d ms\)\s+callbacks \d+\/s\s+task steps \d+\/s/m);
+      expect(f).toMatch(/^tasks 5 pending: \d+ waiting, \d+ ready or in foreign code, 0 cancelling; 5 created$/m);
+      expect(f).toMatch(/^executor 1: ThreadPoolExecutor running, 0\/\d+ busy, 0 queued, 1 done$/m);
+      expect(f).toMatch(/^ID\s+NAME\s+STATE\s+AGE\s+AWAITING$/m);
+      expect(f).toMatch(/ sleeper .*sleep\(60000 ms\)/);
+    }
+    expect(await stop(child)).toBe(0);
+  });
+
+  it('--json prints one object per frame', async () => {
+    const { pid, child } = await startTarget();
+    const r = await protoloop('top', String(pid), '--json', '--count', '2', '--interval', '50');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { stats: { tasksPending: number; pid: number }; tasks: unknown[] });
+    expect(lines).toHaveLength(2);
+    for (const l of lines) {
+      expect(l.stats).toMatchObject({ pid, tasksPending: 5 });
+      expect(l.tasks).toHaveLength(5);
+    }
+    expect(await stop(child)).toBe(0);
+  });
+
+  it('ends with one line and exit code 1 when the target goes away', async () => {
+    const { pid, child } = await startTarget();
+    const topProc = spawn(process.execPath, [cli, 'top', String(pid), '--interval', '50'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(topProc);
+    let out = '';
+    const firstFrame = new Promise<void>((resolve) =>
+      topProc.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('protoloop top - ')) resolve();
+      }),
+    );
+    const exited = new Promise<number | null>((resolve) => topProc.on('exit', (code) => resolve(code)));
+    await firstFrame;
+    child.kill('SIGTERM');
+    expect(await exited).toBe(1);
+    const last = out.trim().split('\n').at(-1)!;
+    expect(last).toMatch(new RegExp(`^protoloop top: process ${pid} went away \\(`));
+  });
+
+  it('refuses a missing pid and a bad --interval or --count with the usage (exit code 2)', async () => {
+    for (const args of [['top'], ['top', '1', '--interval', '10'], ['top', '1', '--count', '0'], ['top', '1', '--count', 'x']]) {
+      const r = await protoloop(...args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^protoloop top: .*\nusage: protoloop top <pid>/);
+    }
+    const help = await protoloop('top', '--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/--count N prints N frames and exits/);
+  });
+});
