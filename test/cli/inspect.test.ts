@@ -1,15 +1,11 @@
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { protoloop, startTarget, stop, target, track } from './helpers.ts';
 import { inspectionPath } from '../../src/loop/inspector.ts';
 
-const execFileP = promisify(execFile);
-const target = fileURLToPath(new URL('../fixtures/inspect/target.ts', import.meta.url));
-const cli = fileURLToPath(new URL('../../bin/protoloop.js', import.meta.url));
-const children: ReturnType<typeof spawn>[] = [];
 
 /** Whether any user has `bits` (0o004 read, 0o001 execute) on `file` and can reach it. */
 function reachableByOthers(file: string, bits: number): boolean {
@@ -25,57 +21,14 @@ function reachableByOthers(file: string, bits: number): boolean {
 // directory (mktemp -d) cannot be reached by that user at all.
 const otherUserCanRun = process.getuid?.() === 0 && reachableByOthers(process.execPath, 0o005) && reachableByOthers(target, 0o004);
 
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
 
-function startTarget(env: Record<string, string> = {}, uid?: number): Promise<{ pid: number; child: ReturnType<typeof spawn> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [target], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...env },
-      ...(uid !== undefined ? { uid, gid: uid } : {}),
-    });
-    children.push(child);
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`target did not start: ${out}`)), 15_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /ready (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ pid: Number(m[1]), child });
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`target exited early with ${code}: ${out}`));
-    });
-  });
-}
 
-function stop(child: ReturnType<typeof spawn>): Promise<number | null> {
-  return new Promise((resolve) => {
-    child.once('exit', (code) => resolve(code));
-    child.kill('SIGTERM');
-  });
-}
 
-async function protoloop(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const r = await execFileP(process.execPath, [cli, ...args], { timeout: 15_000 });
-    return { ...r, code: 0 };
-  } catch (e) {
-    const err = e as { stdout: string; stderr: string; code: number };
-    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
-  }
-}
 
 describe('protoloop ps / pstree / stats', () => {
   it('lists the tasks of a running process: names, what they await, their parents', async () => {
     const { pid, child } = await startTarget();
-    // Let the tasks reach their awaits.
-    await new Promise((r) => setTimeout(r, 200));
+    // main awaits worker from the step that printed 'ready': every task is at its await.
     const ps = await protoloop('ps', String(pid));
     expect(ps.code).toBe(0);
     const rows = ps.stdout.trim().split('\n');
@@ -110,7 +63,7 @@ describe('protoloop ps / pstree / stats', () => {
     const plain = spawn(process.execPath, ['-e', `import('${fileURLToPath(new URL('../../src/index.ts', import.meta.url))}').then(m => m.run(async () => { process.stdout.write('ready ' + process.pid + '\\n'); await m.sleep(60_000); }))`], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    children.push(plain);
+    track(plain);
     const pid2 = await new Promise<number>((resolve) => plain.stdout!.once('data', (d: Buffer) => resolve(Number(/ready (\d+)/.exec(d.toString())![1]))));
     expect(existsSync(inspectionPath(pid2))).toBe(false);
     const r = await protoloop('ps', String(pid2));

@@ -1,57 +1,14 @@
 // `protoloop top <pid>` against a real child process with inspection on (the fixture of
 // the ps/stats tests): bounded frames (--count), --json lines, a target that goes away,
 // and command-line mistakes.
-import { execFile, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { cli, protoloop, startTarget, stop, track } from './helpers.ts';
 
-const execFileP = promisify(execFile);
-const target = fileURLToPath(new URL('../fixtures/inspect/target.ts', import.meta.url));
-const cli = fileURLToPath(new URL('../../bin/protoloop.js', import.meta.url));
-const children: ReturnType<typeof spawn>[] = [];
 
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
 
-function startTarget(): Promise<{ pid: number; child: ReturnType<typeof spawn> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [target], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`target did not start: ${out}`)), 15_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /ready (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ pid: Number(m[1]), child });
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`target exited early with ${code}: ${out}`));
-    });
-  });
-}
 
-function stop(child: ReturnType<typeof spawn>): Promise<number | null> {
-  return new Promise((resolve) => {
-    child.once('exit', (code) => resolve(code));
-    child.kill('SIGTERM');
-  });
-}
 
-async function protoloop(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const r = await execFileP(process.execPath, [cli, ...args], { timeout: 15_000 });
-    return { ...r, code: 0 };
-  } catch (e) {
-    const err = e as { stdout: string; stderr: string; code: number };
-    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
-  }
-}
 
 describe('protoloop top', () => {
   it('prints --count frames of lag, rates, tasks by state, resources and executors, then exits', async () => {
@@ -87,7 +44,7 @@ describe('protoloop top', () => {
   it('ends with one line and exit code 1 when the target goes away', async () => {
     const { pid, child } = await startTarget();
     const topProc = spawn(process.execPath, [cli, 'top', String(pid), '--interval', '50'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(topProc);
+    track(topProc);
     let out = '';
     const firstFrame = new Promise<void>((resolve) =>
       topProc.stdout!.on('data', (d: Buffer) => {
