@@ -106,14 +106,9 @@ export class MemoryTransport extends TransportBase<BaseProtocol> implements Tran
 
   /** @internal Runs on the loop: connectionMade, then whatever waited for it. */
   make(): void {
-    this.made = true;
-    this.callConnectionMade();
     const waiter = this.#waiter;
     this.#waiter = null;
-    if (waiter !== null && !waiter.done()) {
-      if (this.lifecycle === 'closed' && this.lostExc !== undefined) waiter.setException(this.lostExc);
-      else waiter.setResult(undefined);
-    }
+    this.startConnection(waiter);
     if (this.lifecycle === 'closed') this.scheduleLost();
     else this.#in.schedule();
   }

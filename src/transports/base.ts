@@ -29,6 +29,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
+import type { Future } from '../loop/future.ts';
 import type { Loop } from '../loop/loop.ts';
 import { DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, FlowControl } from './flow-control.ts';
 import { kLostExc } from '../loop/symbols.ts';
@@ -171,6 +172,19 @@ export abstract class TransportBase<P extends object = object> {
    */
   protected connectionInfo(): ConnectionInfo | null {
     return null;
+  }
+
+  /**
+   * The connection starts: `connectionMade` (published first), then `waiter` (whoever
+   * awaits the connection) is settled, with the error if the connection is already gone.
+   */
+  protected startConnection(waiter: Future<void> | null): void {
+    this.made = true;
+    this.callConnectionMade();
+    if (waiter !== null && !waiter.done()) {
+      if (this.lifecycle === 'closed' && this.lostExc !== undefined) waiter.setException(this.lostExc);
+      else waiter.setResult(undefined);
+    }
   }
 
   /** Calls `connectionMade(this)` on the protocol, after publishing `protoloop:connection:made`. */

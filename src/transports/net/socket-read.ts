@@ -243,14 +243,9 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
 
   /** @internal Runs on the loop: connectionMade, then whatever waited for it. */
   makeConnection(): void {
-    this.made = true;
-    this.callConnectionMade();
     const waiter = this.#waiter;
     this.#waiter = null;
-    if (waiter !== null && !waiter.done()) {
-      if (this.lifecycle === 'closed' && this.lostExc !== undefined) waiter.setException(this.lostExc);
-      else waiter.setResult(undefined);
-    }
+    this.startConnection(waiter);
     this.flush();
   }
 
