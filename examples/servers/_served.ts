@@ -20,6 +20,39 @@ export interface ServeOptions {
   port?: number;
   /** Where the server writes its one-line notes (default: console.error). */
   log?: (line: string) => void;
+  /** Server limits (`protoloop serve --max-connections/--idle-timeout/--handshake-timeout`); absent: protoloop's defaults. */
+  maxConnections?: number;
+  idleTimeout?: number;
+  handshakeTimeout?: number;
+}
+
+/** The limit options of an example's command line (as `protoloop serve` passes them on). */
+export const LIMIT_ARGS = {
+  'max-connections': { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  'handshake-timeout': { type: 'string' },
+} as const;
+
+/** The limits given on the command line (see {@link LIMIT_ARGS}), as {@link ServeOptions}. */
+export function limitsFromArgs(values: { 'max-connections'?: string; 'idle-timeout'?: string; 'handshake-timeout'?: string }): Pick<ServeOptions, 'maxConnections' | 'idleTimeout' | 'handshakeTimeout'> {
+  const out: Pick<ServeOptions, 'maxConnections' | 'idleTimeout' | 'handshakeTimeout'> = {};
+  if (values['max-connections'] !== undefined) out.maxConnections = Number(values['max-connections']);
+  if (values['idle-timeout'] !== undefined) out.idleTimeout = Number(values['idle-timeout']);
+  if (values['handshake-timeout'] !== undefined) out.handshakeTimeout = Number(values['handshake-timeout']);
+  return out;
+}
+
+/** The limits of `options` a TCP server takes (only those given: the rest keep protoloop's defaults). */
+export function tcpLimits(options: ServeOptions): { maxConnections?: number; idleTimeout?: number } {
+  const out: { maxConnections?: number; idleTimeout?: number } = {};
+  if (options.maxConnections !== undefined) out.maxConnections = options.maxConnections;
+  if (options.idleTimeout !== undefined) out.idleTimeout = options.idleTimeout;
+  return out;
+}
+
+/** The limits of `options` a WebSocket server takes. */
+export function webSocketLimits(options: ServeOptions): { maxConnections?: number; idleTimeout?: number; handshakeTimeout?: number } {
+  return options.handshakeTimeout === undefined ? tcpLimits(options) : { ...tcpLimits(options), handshakeTimeout: options.handshakeTimeout };
 }
 
 /** A running example server. */
@@ -80,10 +113,10 @@ export function tcpServed(name: string, server: Server, log: (line: string) => v
  * SIGTERM, then closes gracefully.
  */
 export async function serveFromCommandLine(serve: (options: ServeOptions) => Promise<Served>, defaultPort: number): Promise<void> {
-  const { values } = parseArgs({ options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: String(defaultPort) } } });
+  const { values } = parseArgs({ options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: String(defaultPort) }, ...LIMIT_ARGS } });
   await run(
     async () => {
-      const server = await serve({ host: values.host, port: Number(values.port) });
+      const server = await serve({ host: values.host, port: Number(values.port), ...limitsFromArgs(values) });
       // The handlers are in place before the line: whoever waits for it may signal at once.
       const stop = untilSignal();
       console.log(`listening on ${server.host}:${server.port}`);

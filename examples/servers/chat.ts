@@ -39,7 +39,7 @@
  */
 import { parseArgs } from 'node:util';
 import { MessageProtocol, getRunningLoop, run, type TimerHandle, type WebSocketTransport } from '../../src/index.ts';
-import { untilSignal, type ServeOptions, type Served } from './_served.ts';
+import { LIMIT_ARGS, limitsFromArgs, untilSignal, webSocketLimits, type ServeOptions, type Served } from './_served.ts';
 import { LocalBus, RedisBus, type ChatBus } from './chat-bus.ts';
 
 const NAME = /^[A-Za-z0-9_-]{1,20}$/;
@@ -325,6 +325,7 @@ export async function serve(options: ChatServeOptions = {}): Promise<Served> {
     port: options.port ?? 8080,
     maxPayload: 16 * 1024,
     closeTimeout: 2000,
+    ...webSocketLimits(options),
   });
   const { address, port } = server.address()!;
   let closing: Promise<void> | null = null;
@@ -349,11 +350,12 @@ if (import.meta.main) {
       port: { type: 'string', default: '8080' },
       'slow-ms': { type: 'string', default: '5000' },
       redis: { type: 'string' },
+      ...LIMIT_ARGS,
     },
   });
   await run(
     async () => {
-      const server = await serve({ host: values.host, port: Number(values.port), slowMs: Number(values['slow-ms']), redisUrl: values.redis });
+      const server = await serve({ host: values.host, port: Number(values.port), slowMs: Number(values['slow-ms']), redisUrl: values.redis, ...limitsFromArgs(values) });
       const stop = untilSignal(); // handlers in place before we say we listen
       console.log(`listening on ${server.url}`);
       console.error(`${await stop}: shutting down`);

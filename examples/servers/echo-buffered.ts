@@ -10,7 +10,7 @@
  * `serve()` starts the same server on the running loop.
  */
 import { BufferedProtocol, getRunningLoop, type Transport } from '../../src/index.ts';
-import { serveFromCommandLine, tcpServed, type ServeOptions, type Served } from './_served.ts';
+import { serveFromCommandLine, tcpLimits, tcpServed, type ServeOptions, type Served } from './_served.ts';
 
 /**
  * Buffer sizes: start small (an idle connection costs half a page), grow while reads
@@ -49,7 +49,7 @@ class EchoBufferedProtocol extends BufferedProtocol {
 /** Starts the BufferedProtocol echo server on the running loop. */
 export async function serve(options: ServeOptions = {}): Promise<Served> {
   const log = options.log ?? console.error;
-  const server = await getRunningLoop().createServer(() => new EchoBufferedProtocol(), { host: options.host ?? '127.0.0.1', port: options.port ?? 8888 });
+  const server = await getRunningLoop().createServer(() => new EchoBufferedProtocol(), { host: options.host ?? '127.0.0.1', port: options.port ?? 8888, ...tcpLimits(options) });
   return tcpServed('tcp echo (BufferedProtocol)', server, log);
 }
 

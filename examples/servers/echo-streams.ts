@@ -10,7 +10,7 @@
  * returns. `serve()` starts the same server on the running loop.
  */
 import { ConnectionError, startServer, type StreamReader, type StreamWriter } from '../../src/index.ts';
-import { serveFromCommandLine, tcpServed, type ServeOptions, type Served } from './_served.ts';
+import { serveFromCommandLine, tcpLimits, tcpServed, type ServeOptions, type Served } from './_served.ts';
 
 async function echo(reader: StreamReader, writer: StreamWriter): Promise<void> {
   try {
@@ -32,7 +32,7 @@ async function echo(reader: StreamReader, writer: StreamWriter): Promise<void> {
 /** Starts the streams echo server on the running loop. */
 export async function serve(options: ServeOptions = {}): Promise<Served> {
   const log = options.log ?? console.error;
-  const server = await startServer(echo, { host: options.host ?? '127.0.0.1', port: options.port ?? 8888 });
+  const server = await startServer(echo, { host: options.host ?? '127.0.0.1', port: options.port ?? 8888, ...tcpLimits(options) });
   return tcpServed('tcp echo (streams)', server, log);
 }
 

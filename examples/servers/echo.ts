@@ -8,7 +8,7 @@
  * `serve()` starts the same server on the running loop (examples/demo.ts does).
  */
 import { Protocol, getRunningLoop, type Transport } from '../../src/index.ts';
-import { serveFromCommandLine, tcpServed, type ServeOptions, type Served } from './_served.ts';
+import { serveFromCommandLine, tcpLimits, tcpServed, type ServeOptions, type Served } from './_served.ts';
 
 class EchoProtocol extends Protocol {
   #transport: Transport | null = null;
@@ -30,7 +30,7 @@ class EchoProtocol extends Protocol {
 /** Starts the echo server on the running loop. */
 export async function serve(options: ServeOptions = {}): Promise<Served> {
   const log = options.log ?? console.error;
-  const server = await getRunningLoop().createServer(() => new EchoProtocol(), { host: options.host ?? '127.0.0.1', port: options.port ?? 8888 });
+  const server = await getRunningLoop().createServer(() => new EchoProtocol(), { host: options.host ?? '127.0.0.1', port: options.port ?? 8888, ...tcpLimits(options) });
   return tcpServed('tcp echo', server, log);
 }
 

@@ -20,7 +20,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ConnectionError, InvalidArgumentError, LimitOverrunError, run, startServer, type StreamReader, type StreamWriter } from '../../src/index.ts';
-import { tcpServed, untilSignal, type ServeOptions, type Served } from './_served.ts';
+import { LIMIT_ARGS, limitsFromArgs, tcpServed, untilSignal, type ServeOptions, type Served } from './_served.ts';
 
 /** Options of the key-value server. */
 export interface KvServeOptions extends ServeOptions {
@@ -112,7 +112,7 @@ export async function serve(options: KvServeOptions = {}): Promise<Served> {
   }
 
   // The reader's limit is the line limit: readLine() throws LimitOverrunError past it.
-  const server = await startServer(serveClient, { host: options.host ?? '127.0.0.1', port: options.port ?? 7379, limit: maxLine });
+  const server = await startServer(serveClient, { host: options.host ?? '127.0.0.1', port: options.port ?? 7379, limit: maxLine, ...(options.idleTimeout !== undefined ? { idleTimeout: options.idleTimeout } : {}) });
   return tcpServed('key-value', server, log);
 }
 
@@ -123,6 +123,8 @@ if (import.meta.main) {
       port: { type: 'string', default: '7379' },
       'max-line': { type: 'string', default: '4096' },
       'max-connections': { type: 'string', default: '1000' },
+      'idle-timeout': LIMIT_ARGS['idle-timeout'],
+      'handshake-timeout': LIMIT_ARGS['handshake-timeout'], // accepted from protoloop serve; plain TCP has no handshake
     },
   });
   const maxLine = Number(values['max-line']);
@@ -133,7 +135,7 @@ if (import.meta.main) {
   }
   await run(
     async () => {
-      const server = await serve({ host: values.host, port: Number(values.port), maxLine, maxConnections });
+      const server = await serve({ host: values.host, port: Number(values.port), maxLine, maxConnections, ...limitsFromArgs({ 'idle-timeout': values['idle-timeout'] }) });
       const stop = untilSignal(); // handlers in place before we say we listen
       console.log(`listening on ${server.host}:${server.port}`);
       const signal = await stop;

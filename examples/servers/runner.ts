@@ -53,7 +53,7 @@ import {
   type Task,
   type WebSocketTransport,
 } from '../../src/index.ts';
-import { untilSignal, type ServeOptions, type Served } from './_served.ts';
+import { LIMIT_ARGS, limitsFromArgs, untilSignal, webSocketLimits, type ServeOptions, type Served } from './_served.ts';
 
 /** Options of the command runner. */
 export interface RunnerServeOptions extends ServeOptions {
@@ -315,6 +315,7 @@ export async function serve(options: RunnerServeOptions = {}): Promise<Served> {
     port: options.port ?? 8891,
     maxPayload: 256 * 1024,
     closeTimeout: 2000,
+    ...webSocketLimits(options),
   });
   const { address, port } = server.address()!;
 
@@ -347,6 +348,7 @@ if (import.meta.main) {
       port: { type: 'string', default: '8891' },
       'time-limit': { type: 'string', default: '10000' },
       'output-limit': { type: 'string', default: String(1024 * 1024) },
+      ...LIMIT_ARGS,
     },
   });
   const port = Number(values.port);
@@ -358,7 +360,7 @@ if (import.meta.main) {
   }
   await run(
     async () => {
-      const server = await serve({ host: values.host, port, timeLimit, outputLimit });
+      const server = await serve({ host: values.host, port, timeLimit, outputLimit, ...limitsFromArgs(values) });
       const stop = untilSignal(); // handlers in place before we say we listen
       console.log(`listening on ${server.host}:${server.port}`);
       const signal = await stop;

@@ -12,7 +12,17 @@ export type Command =
   | { kind: 'version' }
   | { kind: 'inspect'; cmd: 'ps' | 'pstree' | 'stats'; pid: number; json: boolean }
   | { kind: 'top'; pid: number; intervalMs: number; count: number | undefined; json: boolean }
-  | { kind: 'serve'; example: string; host: string | undefined; port: number | undefined; debug: boolean; inspect: boolean; workers: number | 'auto' | undefined };
+  | { kind: 'serve'; example: string; host: string | undefined; port: number | undefined; debug: boolean; inspect: boolean; workers: number | 'auto' | undefined; limits: ServerLimitFlags };
+
+/** The server limits `serve` may set (absent: the server's own defaults). */
+export interface ServerLimitFlags {
+  maxConnections?: number;
+  idleTimeout?: number;
+  handshakeTimeout?: number;
+}
+
+/** The examples whose servers take the limits (http is Fastify's: its timeouts are its own). */
+const NO_LIMITS = new Set(['http']);
 
 export type CommandName = 'ps' | 'pstree' | 'stats' | 'top' | 'serve';
 
@@ -21,7 +31,7 @@ const USAGES: Record<CommandName, string> = {
   pstree: 'protoloop pstree <pid> [--json]      the same, as a tree of who awaits whom',
   stats: 'protoloop stats <pid> [--json]       loop lag, rates, open resources',
   top: 'protoloop top <pid> [--interval MS] [--count N] [--json]   the same, live (q or Ctrl-C quits)',
-  serve: 'protoloop serve <example> [--host HOST] [--port PORT] [--workers N|auto] [--debug] [--inspect]',
+  serve: 'protoloop serve <example> [--host HOST] [--port PORT] [--workers N|auto] [--max-connections N] [--idle-timeout MS] [--handshake-timeout MS] [--debug] [--inspect]',
 };
 
 /** The usage text of one command, or of all of them. */
@@ -31,7 +41,7 @@ export function usage(topic?: CommandName): string {
       topic === 'top'
         ? '\n\nRefreshes the stats of a running protoloop process in place every --interval ms (default 1000):\nloop lag, callbacks/s, task steps/s, tasks by state, open resources, executors.\n--count N prints N frames and exits; --json prints one JSON object per line.\nThe process must run with inspection on (PROTOLOOP_INSPECT=1 or run(main, { inspect: true })).'
         : topic === 'serve'
-        ? '\n\nRuns one of the example servers and prints its pid. --port 0 picks a free port;\n--debug turns on debug mode; --inspect lets `protoloop ps <pid>` look inside.\n--workers N (or auto, one per core) runs N worker processes on the port (serveWorkers()).'
+        ? '\n\nRuns one of the example servers and prints its pid. --port 0 picks a free port;\n--debug turns on debug mode; --inspect lets `protoloop ps <pid>` look inside.\n--workers N (or auto, one per core) runs N worker processes on the port (serveWorkers()).\n--max-connections, --idle-timeout and --handshake-timeout (ms; 0 turns a timeout off) set the\nserver limits (defaults: 10000 connections, 300000 ms idle for TCP, 10000 ms handshakes).'
         : '\n\nThe process must run with inspection on (PROTOLOOP_INSPECT=1 or run(main, { inspect: true }))\nand belong to the same user. --json prints the raw answer.';
     return `usage: ${USAGES[topic]}${more}`;
   }
@@ -97,6 +107,13 @@ function parseWorkers(raw: string | undefined): number | 'auto' | undefined {
   return n;
 }
 
+function parseLimit(flag: string, raw: string | undefined, min: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`bad --${flag} '${raw}': give a whole number${min > 0 ? ` from ${min}` : ' (0 turns it off)'}`, 'serve');
+  return n;
+}
+
 function parsePort(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const port = Number(raw);
@@ -119,7 +136,16 @@ export function parseCommandLine(argv: string[], examples: readonly string[]): C
   if (first === 'serve') {
     const { values, positionals } = parse(
       rest,
-      { host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, debug: { type: 'boolean' }, inspect: { type: 'boolean' } },
+      {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        workers: { type: 'string' },
+        'max-connections': { type: 'string' },
+        'idle-timeout': { type: 'string' },
+        'handshake-timeout': { type: 'string' },
+        debug: { type: 'boolean' },
+        inspect: { type: 'boolean' },
+      },
       'serve',
     );
     if (values.help === true) return { kind: 'help', topic: 'serve' };
@@ -129,6 +155,17 @@ export function parseCommandLine(argv: string[], examples: readonly string[]): C
     if (!examples.includes(example)) throw new UsageError(`unknown example '${example}'; ${choose}`, 'serve');
     if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`, 'serve');
     if (values.host === '') throw new UsageError(`bad --host '': give a host name or address`, 'serve');
+    const str = (k: string): string | undefined => (typeof values[k] === 'string' ? values[k] : undefined);
+    const limits: ServerLimitFlags = {};
+    const maxConnections = parseLimit('max-connections', str('max-connections'), 1);
+    const idleTimeout = parseLimit('idle-timeout', str('idle-timeout'), 0);
+    const handshakeTimeout = parseLimit('handshake-timeout', str('handshake-timeout'), 0);
+    if (maxConnections !== undefined) limits.maxConnections = maxConnections;
+    if (idleTimeout !== undefined) limits.idleTimeout = idleTimeout;
+    if (handshakeTimeout !== undefined) limits.handshakeTimeout = handshakeTimeout;
+    if (Object.keys(limits).length > 0 && NO_LIMITS.has(example)) {
+      throw new UsageError(`the ${example} example is a Fastify app: its limits are Fastify's own (requestTimeout, connectionTimeout), not --max-connections/--idle-timeout/--handshake-timeout`, 'serve');
+    }
     return {
       kind: 'serve',
       example,
@@ -137,6 +174,7 @@ export function parseCommandLine(argv: string[], examples: readonly string[]): C
       debug: values.debug === true,
       inspect: values.inspect === true,
       workers: parseWorkers(typeof values.workers === 'string' ? values.workers : undefined),
+      limits,
     };
   }
   if (first === 'top') {

@@ -4,7 +4,7 @@
  *
  *   protoloop ps|pstree|stats <pid> [--json]   look inside a running protoloop process
  *   protoloop top <pid> [--interval MS] [--count N] [--json]   the same, live
- *   protoloop serve <example> [--host H] [--port P] [--workers N|auto] [--debug] [--inspect]
+ *   protoloop serve <example> [--host H] [--port P] [--workers N|auto] [--max-connections N] [--idle-timeout MS] [--handshake-timeout MS] [--debug] [--inspect]
  *
  * Exit codes: 0 done, 1 the command failed (no such process, no endpoint, a server that
  * could not start), 2 a mistake on the command line (one line saying what, then usage).
@@ -57,6 +57,7 @@ async function serveMany(c: Extract<Command, { kind: 'serve' }>, workers: number
     ...(c.host !== undefined ? { host: c.host } : {}),
     ...(c.port !== undefined ? { port: c.port } : {}),
     inspect: c.inspect,
+    serveOptions: { ...c.limits },
   });
   const pids = pool.workers().map((w) => w.pid).join(', ');
   const how = c.inspect ? `protoloop ps ${process.pid}` : `add --inspect to look inside with protoloop ps ${process.pid}`;
@@ -70,6 +71,9 @@ async function serve(c: Extract<Command, { kind: 'serve' }>): Promise<number> {
   const args = [`${examplesDir}${c.example}${exampleExt}`];
   if (c.host !== undefined) args.push('--host', c.host);
   if (c.port !== undefined) args.push('--port', String(c.port));
+  if (c.limits.maxConnections !== undefined) args.push('--max-connections', String(c.limits.maxConnections));
+  if (c.limits.idleTimeout !== undefined) args.push('--idle-timeout', String(c.limits.idleTimeout));
+  if (c.limits.handshakeTimeout !== undefined) args.push('--handshake-timeout', String(c.limits.handshakeTimeout));
   const env = { ...process.env };
   if (c.debug) env.PROTOLOOP_DEBUG = '1';
   if (c.inspect) env.PROTOLOOP_INSPECT = '1';

@@ -75,6 +75,9 @@ describe('protoloop command line', () => {
       [['serve', 'echo', '--colour'], /^protoloop serve: unknown option --colour/],
       [['serve', 'echo', '--port'], /^protoloop serve: option --port needs a value/],
       [['serve', 'echo', '--workers', '0'], /^protoloop serve: bad --workers '0'/],
+      [['serve', 'echo', '--max-connections', '0'], /^protoloop serve: bad --max-connections '0'/],
+      [['serve', 'echo', '--idle-timeout', '1.5'], /^protoloop serve: bad --idle-timeout '1.5'/],
+      [['serve', 'http', '--idle-timeout', '1000'], /^protoloop serve: the http example is a Fastify app/],
       [['ps', 'abc'], /^protoloop ps: bad pid 'abc'/],
       [['ps'], /^protoloop ps: give the process id/],
       [['stats', '1', '2'], /^protoloop stats: unexpected argument '2'/],
@@ -118,6 +121,32 @@ describe('protoloop command line', () => {
     const ps = await protoloop('ps', pid);
     expect(ps.code).toBe(0);
     expect(ps.stdout).toContain(`process ${pid}`);
+    child.kill('SIGTERM');
+    expect(await exited(child)).toBe(0);
+  });
+
+  it('serve sets the server limits: past --max-connections a connection is closed at once, a silent one after --idle-timeout', async () => {
+    const { child, match } = await startUntil([cli, 'serve', 'echo', '--port', '0', '--max-connections', '1', '--idle-timeout', '2000'], /listening on 127\.0\.0\.1:(\d+)/);
+    const port = Number(match[1]);
+    // The first client is served (its echo proves the server holds it), then stays silent.
+    const first = net.connect(port, '127.0.0.1');
+    const firstClosed = new Promise<void>((resolve) => first.on('close', () => resolve()));
+    first.on('error', () => {});
+    await new Promise<void>((resolve) => {
+      first.once('data', () => resolve());
+      first.write('x');
+    });
+    // The second is one too many: closed at once, nothing echoed.
+    const second = await new Promise<string>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write('y'));
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString()));
+      s.on('error', () => {});
+      s.on('close', () => resolve(got));
+    });
+    expect(second).toBe('');
+    // The first, silent since its echo, is closed by the idle timeout (no fixed wait: its close is the event).
+    await firstClosed;
     child.kill('SIGTERM');
     expect(await exited(child)).toBe(0);
   });
