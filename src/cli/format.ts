@@ -98,6 +98,8 @@ export function formatTop(s: LoopSnapshot, tasks: TaskInfo[], rows = 10): string
     `slow callbacks ${s.totals.slowCallbacks} total (debug mode or a protoloop:callback:slow subscriber times them)`,
     `connections ${connections}   open resources: ${res}`,
   ];
+  // Older targets do not send slowRecent.
+  for (const r of s.slowRecent ?? []) lines.push(`  slow: ${r.what} took ${r.durationMs.toFixed(0)} ms, ${age(r.agoMs)} ago`);
   for (const [k, v] of Object.entries(s.extra)) {
     if (!k.startsWith('executor')) continue;
     const e = v as { kind?: string; state?: string; workers?: number; running?: number; queued?: number; completed?: number } | string;

@@ -42,6 +42,8 @@ export interface LoopSnapshot {
   totals: { callbacks: number; iterations: number; tasksCreated: number; taskSteps: number; slowCallbacks: number };
   tasksPending: number;
   openResources: Record<string, number>;
+  /** The slowest of the last slow callbacks (debug mode, or timed for a subscriber), slowest first: what ran, how long, how long ago (ms). */
+  slowRecent: { what: string; durationMs: number; agoMs: number }[];
   extra: Record<string, unknown>;
 }
 
@@ -162,6 +164,10 @@ export class LoopMonitor {
       totals: { callbacks: s.callbacks, iterations: s.iterations, tasksCreated: s.tasksCreated, taskSteps: s.taskSteps, slowCallbacks: s.slowCallbacks },
       tasksPending: st.tasksPending,
       openResources: st.openResources,
+      slowRecent: [...loop.recentSlowCallbacks()]
+        .sort((a, b) => b.durationMs - a.durationMs)
+        .slice(0, 5)
+        .map((r) => ({ what: r.what, durationMs: r.durationMs, agoMs: loop.time() - r.at })),
       extra,
     };
   }

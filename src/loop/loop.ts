@@ -137,6 +137,8 @@ export interface LoopStats {
 
 type State = 'idle' | 'running' | 'closed';
 
+/** How many slow callbacks a loop remembers for `protoloop top`. */
+const RECENT_SLOW = 32;
 let loopCounter = 0;
 
 /** The loop running on this thread. Throws {@link NoRunningLoopError} when none is. */
@@ -199,6 +201,8 @@ export class Loop implements LoopContract {
   #pending = new Set<Task<unknown>>();
   readonly #propagate: boolean;
   readonly #name: string;
+  /** The last slow callbacks reported (what, ms, when on the loop's clock), oldest first; at most RECENT_SLOW. */
+  #recentSlow: { what: string; durationMs: number; at: number }[] = [];
   /** In debug mode, callbacks and task steps taking at least this many ms are logged. */
   slowCallbackDuration: number;
 
@@ -559,6 +563,11 @@ export class Loop implements LoopContract {
     this.#wokenBy = by;
   }
 
+  /** @internal The last slow callbacks reported (for `protoloop top`), oldest first. */
+  recentSlowCallbacks(): readonly { what: string; durationMs: number; at: number }[] {
+    return this.#recentSlow;
+  }
+
   /**
    * @internal Reports a callback or task step that blocked the loop: always on
    * `protoloop:callback:slow` and NODE_DEBUG=protoloop; in debug mode also as
@@ -568,6 +577,9 @@ export class Loop implements LoopContract {
    */
   reportSlow(what: string, ms: number, context: Record<string, unknown> = {}): void {
     this[kStats].slowCallbacks++;
+    const recent = this.#recentSlow;
+    if (recent.length === RECENT_SLOW) recent.shift();
+    recent.push({ what, durationMs: ms, at: this.time() });
     if (callbackSlowChannel.hasSubscribers) callbackSlowChannel.publish({ what, durationMs: ms, loop: this, ...context });
     if (nodeDebugEnabled) nodeDebug('%s: slow callback: %s took %s ms', this.#name, what, ms.toFixed(1));
     // Outside debug mode (timed for a subscriber or NODE_DEBUG) nothing is logged.

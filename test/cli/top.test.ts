@@ -28,6 +28,18 @@ describe('protoloop top', () => {
     expect(await stop(child)).toBe(0);
   });
 
+  it('shows the slowest recent callbacks of a debug-mode target', async () => {
+    const { pid, child } = await startTarget({ PROTOLOOP_DEBUG: '1', TARGET_SLOW_CALLBACK: '1' });
+    const r = await protoloop('top', String(pid), '--count', '1');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ {2}slow: <Handle blockTheLoop\(\).*> took \d+ ms, .* ago$/m);
+    const j = await protoloop('top', String(pid), '--json', '--count', '1');
+    const frame = JSON.parse(j.stdout.trim()) as { stats: { slowRecent: { what: string; durationMs: number }[] } };
+    expect(frame.stats.slowRecent[0]!.what).toMatch(/blockTheLoop/);
+    expect(frame.stats.slowRecent[0]!.durationMs).toBeGreaterThanOrEqual(150);
+    expect(await stop(child)).toBe(0);
+  });
+
   it('--json prints one object per frame', async () => {
     const { pid, child } = await startTarget();
     const r = await protoloop('top', String(pid), '--json', '--count', '2', '--interval', '50');
