@@ -5,17 +5,22 @@
  * @module
  */
 import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { InvalidArgumentError, InvalidStateError } from '../errors.ts';
 import { outsideTask } from '../loop/internal.ts';
 import { getRunningLoop } from '../loop/loop.ts';
 import { BaseServer, type ServerClient } from '../transports/net/server.ts';
+import { proxySettings, readProxyHeaderFirst, type ProxyProtocolOptions, type ProxySettings } from '../transports/net/proxy-protocol.ts';
 import type { FastifyAdapter } from './adapter.ts';
 import { declaredRoutes, protoloopFastify, type ProtoloopFastifyOptions } from './plugin.ts';
 
-/** Options of {@link serveFastify}. */
-export interface ServeFastifyOptions {
+/**
+ * Options of {@link serveFastify}. Behind an L4 load balancer, `proxyProtocol` and
+ * `trustedProxies` (as for `createServer()`) read each connection's PROXY header first:
+ * `request.ip` (and `request.socket.remoteAddress`) is then the client the header named.
+ */
+export interface ServeFastifyOptions extends ProxyProtocolOptions {
   /** Interface to listen on. Default Fastify's (`localhost`). */
   host?: string;
   /** Port; 0 picks a free one. Default 0. */
@@ -80,10 +85,14 @@ export class FastifyServer extends BaseServer {
   #address: AddressInfo | null = null;
   /** The app's close, once {@link close} started it. */
   #stopped: Promise<void> | null = null;
+  readonly #proxy: ProxySettings | null;
+  /** With `proxyProtocol`: the connections whose PROXY header is on the way. */
+  #readingHeader: Set<Socket> | null = null;
 
   /** @internal Use {@link serveFastify}. */
-  constructor(app: FastifyInstance, listen: { host?: string; port: number; backlog?: number }, timeouts: Timeouts = {}) {
+  constructor(app: FastifyInstance, listen: { host?: string; port: number; backlog?: number }, timeouts: Timeouts = {}, proxy: ProxySettings | null = null) {
     super(app.protoloop.loop);
+    this.#proxy = proxy;
     this.app = app;
     this.#adapter = app.protoloop;
     this.#listen = listen;
@@ -115,6 +124,8 @@ export class FastifyServer extends BaseServer {
         if (connectionsCheckingInterval !== undefined) h.connectionsCheckingInterval = connectionsCheckingInterval;
         else if (h.connectionsCheckingInterval === NODE_CHECKING_INTERVAL) h.connectionsCheckingInterval = DEFAULT_CONNECTIONS_CHECKING_INTERVAL;
       }
+      // Behind a proxy: each connection's PROXY header is read before HTTP sees it.
+      if (this.#proxy !== null) this.#readingHeader = readProxyHeaderFirst(http, this.#proxy, (err) => this.counters.badHandshake(`PROXY header: ${err.message}`));
       // Outside any task: the server's requests must not inherit the caller's context.
       await outsideTask(() => this.app.listen(this.#listen));
     }
@@ -145,6 +156,8 @@ export class FastifyServer extends BaseServer {
   }
 
   protected stopListening(): void {
+    for (const socket of this.#readingHeader ?? []) socket.destroy();
+    this.#readingHeader?.clear();
     this.#stopped = this.#adapter.close().then(
       () => this.detach(this.#connections),
       (exception: unknown) => {
@@ -229,6 +242,7 @@ export async function serveFastify(app: FastifyInstance, options: ServeFastifyOp
     throw new InvalidArgumentError('serveFastify() needs a Fastify app');
   }
   const { host, port = 0, backlog, plugin, requestTimeout, connectionsCheckingInterval } = validate(options);
+  const proxy = proxySettings(options);
   const loop = plugin?.loop ?? getRunningLoop();
   if (!app.hasDecorator('protoloop')) {
     if (app.server.listening) throw new InvalidStateError('serveFastify(): the app is already listening without protoloopFastify');
@@ -245,7 +259,7 @@ export async function serveFastify(app: FastifyInstance, options: ServeFastifyOp
       await app.register(protoloopFastify, { ...plugin, loop });
     }
   }
-  const server = new FastifyServer(app, { host, port, backlog }, { requestTimeout, connectionsCheckingInterval });
+  const server = new FastifyServer(app, { host, port, backlog }, { requestTimeout, connectionsCheckingInterval }, proxy);
   await server.startServing();
   return server;
 }

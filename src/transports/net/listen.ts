@@ -74,7 +74,6 @@ export async function createServer(loop: Loop, protocolFactory: () => StreamProt
   for (const h of hosts) if (h !== undefined && (typeof h !== 'string' || h === '')) throw new InvalidArgumentError(`${what}.host must be a non-empty string or a list of them`);
   const tlsOptions = resolveTlsOption<TlsServerOptions>(options.tls, what);
   const proxy = proxySettings(options);
-  if (proxy !== null && tlsOptions !== undefined) throw new InvalidArgumentError(`${what}: proxyProtocol with tls is not supported yet (terminate TLS at the proxy, or use plain TCP behind it)`);
   const specs: ListenSpec[] = hosts.map((host) => {
     const o: net.ListenOptions & { reusePort?: boolean } = { port, backlog: options.backlog ?? 100, ipv6Only: options.ipv6Only ?? false };
     if (host !== undefined) o.host = host;

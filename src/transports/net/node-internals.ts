@@ -10,6 +10,7 @@
  * | `server._handle.onconnection`, `_connections` | accepted sockets read through `onread` | Node's accept, `'data'` events |
  * | Node's `'end'` listener `onReadableStreamEnd` | one listener per event, no array per socket | both listeners stay |
  * | ws's `_socket` | the client's socket when ws gives no response | none needed (ws always sets it) |
+ * | a TLSSocket's `_parent` | the TCP socket under a server's TLS socket, whose PROXY header was read | none: peername is then the proxy's |
  *
  * Tests switch the fast paths off ({@link setDirectWrites}, {@link setRewrapAccepted})
  * to run the fallbacks too; `PROTOLOOP_NO_DIRECT_WRITE=1` and `PROTOLOOP_NO_ONREAD=1`
@@ -187,4 +188,12 @@ export function acceptWithOnread(srv: net.Server, onread: object, onSocket: (soc
  */
 export function wsSocket(ws: object): Socket | undefined {
   return (ws as { _socket?: Socket })._socket;
+}
+
+// ------------------------------------------------------------------ TLS
+
+/** The TCP socket a server-side TLSSocket wraps (`_parent`), or null when Node does not say. */
+export function tlsParentSocket(socket: object): Socket | null {
+  const parent = (socket as { _parent?: unknown })._parent;
+  return parent instanceof net.Socket ? parent : null;
 }

@@ -359,3 +359,50 @@ export function readProxyHeader(socket: net.Socket, settings: ProxySettings): Pr
     socket.resume();
   });
 }
+
+/**
+ * `socket` reports the client a PROXY header named as its own remote end:
+ * `remoteAddress`, `remotePort` and `remoteFamily` are shadowed on the socket object,
+ * so that what reads them later (Node's HTTP server, Fastify's `request.ip`, ws) sees
+ * the client, not the proxy.
+ */
+function showClient(socket: net.Socket, address: ProxyAddress): void {
+  if (address.family === 'unix') return;
+  Object.defineProperty(socket, 'remoteAddress', { value: address.address, configurable: true });
+  Object.defineProperty(socket, 'remotePort', { value: address.port, configurable: true });
+  Object.defineProperty(socket, 'remoteFamily', { value: address.family, configurable: true });
+}
+
+/**
+ * Puts the reading of a PROXY header in front of a Node server's own handling of its
+ * connections (an `http`, `https` or `tls` server, whose 'connection' listeners parse
+ * HTTP or run the TLS handshake): each accepted socket's header is read first, then the
+ * server's listeners get the socket with the client's first bytes put back and its
+ * remote address the client's. Call it once every 'connection' listener is in place.
+ * A header that is malformed, late or from an untrusted peer destroys that socket
+ * after `rejected` is told; nothing else is affected. Returns the sockets whose header
+ * is still on the way (for a close to destroy).
+ */
+export function readProxyHeaderFirst(server: net.Server, settings: ProxySettings, rejected: (err: Error) => void): Set<net.Socket> {
+  const own = server.listeners('connection') as Array<(this: net.Server, socket: net.Socket) => void>;
+  server.removeAllListeners('connection');
+  const pending = new Set<net.Socket>();
+  server.on('connection', (socket: net.Socket) => {
+    socket.pause();
+    pending.add(socket);
+    readProxyHeader(socket, settings).then(
+      (header) => {
+        if (!pending.delete(socket) || socket.destroyed) return;
+        if (header.address !== null) showClient(socket, header.address);
+        for (const listener of own) listener.call(server, socket);
+        socket.resume();
+      },
+      (err: unknown) => {
+        pending.delete(socket);
+        socket.destroy();
+        rejected(err as Error);
+      },
+    );
+  });
+  return pending;
+}

@@ -20,13 +20,13 @@ import { kDescribe } from '../../loop/symbols.ts';
 import { serverCloseChannel, serverListenChannel } from '../../loop/channels.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
-import { acceptWithOnread } from './node-internals.ts';
+import { acceptWithOnread, tlsParentSocket } from './node-internals.ts';
 import { mapSocketError } from '../map-error.ts';
 import { ONREAD, SocketTransport, type StreamProtocol, type TransportOwner } from './socket-transport.ts';
 import type { ServerLike } from '../transports.ts';
 import { ServerCounters, type ServerLimits, type ServerStats } from '../server-limits.ts';
 import { kLostExc } from '../../loop/symbols.ts';
-import { kProxyAddress, readProxyHeader, type ProxySettings } from './proxy-protocol.ts';
+import { kProxyAddress, readProxyHeader, readProxyHeaderFirst, type ProxySettings } from './proxy-protocol.ts';
 
 /** What a server needs of each client connection. */
 export interface ServerClient {
@@ -293,8 +293,14 @@ function serverOnRawTlsConnection(this: OwnedNetServer, socket: net.Socket): voi
 }
 function serverOnSecureConnection(this: OwnedNetServer, socket: tls.TLSSocket): void {
   const s = this[kServer];
-  if (s === undefined) socket.destroy();
-  else s.acceptSocket(socket, 'data');
+  if (s === undefined) {
+    socket.destroy();
+    return;
+  }
+  // Behind a proxy, the header was read off the TCP socket before the handshake.
+  const raw = tlsParentSocket(socket);
+  if (raw !== null && kProxyAddress in raw) (socket as unknown as Record<symbol, unknown>)[kProxyAddress] = (raw as unknown as Record<symbol, unknown>)[kProxyAddress];
+  s.acceptSocket(socket, 'data');
 }
 function serverOnTlsClientError(this: OwnedNetServer, err: Error, socket: tls.TLSSocket): void {
   socket.destroy();
@@ -332,6 +338,8 @@ export class Server extends BaseServer {
   readonly #proxy: ProxySettings | null;
   /** Connections whose PROXY header is still on the way. */
   readonly #readingHeader = new Set<net.Socket>();
+  /** The same, for TLS listeners (read before the handshake: see readProxyHeaderFirst). */
+  readonly #tlsHeaders: Set<net.Socket>[] = [];
 
   /** @internal Use `loop.createServer()` / `loop.createUnixServer()`. */
   constructor(loop: Loop, factory: ProtocolFactory<StreamProtocol>, specs: ListenSpec[], makeTls: TlsServerMaker | null, limits: ServerLimits, proxy: ProxySettings | null = null) {
@@ -383,6 +391,8 @@ export class Server extends BaseServer {
       srv.on('secureConnection', serverOnSecureConnection);
       srv.on('tlsClientError', serverOnTlsClientError);
       srv.on('connection', serverOnRawTlsConnection);
+      // Behind a proxy: the PROXY header comes before the TLS handshake.
+      if (this.#proxy !== null) this.#tlsHeaders.push(readProxyHeaderFirst(srv, this.#proxy, (err) => this.counters.badHandshake(`PROXY header: ${err.message}`)));
     } else {
       srv = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
       srv.on('connection', serverOnConnection);
@@ -409,6 +419,10 @@ export class Server extends BaseServer {
     for (const [sock] of this.#early.splice(0)) sock.destroy();
     for (const sock of this.#readingHeader) sock.destroy();
     this.#readingHeader.clear();
+    for (const set of this.#tlsHeaders) {
+      for (const sock of set) sock.destroy();
+      set.clear();
+    }
   }
 
   /** @internal Closes `socket` at once (and counts it) when `maxConnections` are open. Returns whether it was. */

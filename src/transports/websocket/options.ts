@@ -8,6 +8,7 @@ import type { SecureContextOptions, ConnectionOptions as TlsConnectionOptions, T
 import { InvalidArgumentError } from '../../errors.ts';
 import { resolveWaterMarks } from '../flow-control.ts';
 import type { ServerLimitOptions } from '../server-limits.ts';
+import type { ProxyProtocolOptions } from '../net/proxy-protocol.ts';
 
 /** Largest message accepted by default: 1 MiB. Larger ones close the connection with 1009. */
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
@@ -74,7 +75,7 @@ export interface WebSocketCommonOptions {
  * `idleTimeout` (ms without a message either way; default 0, off: the heartbeat
  * already drops dead peers, and a quiet subscriber is a normal WebSocket client).
  */
-export interface WebSocketServerOptions extends WebSocketCommonOptions, ServerLimitOptions {
+export interface WebSocketServerOptions extends WebSocketCommonOptions, ServerLimitOptions, ProxyProtocolOptions {
   /**
    * Milliseconds from the TCP connection to the upgrade request; a client that has not
    * sent it by then is dropped (counted in `server.stats().handshakeTimeouts`). Only for
@@ -187,6 +188,9 @@ export function validateServerOptions(o: WebSocketServerOptions): void {
   }
   if (server !== undefined && (server === null || typeof (server as { on?: unknown }).on !== 'function')) {
     throw new InvalidArgumentError('createWebSocketServer(): server must be an http.Server or https.Server');
+  }
+  if (server !== undefined && o.proxyProtocol !== undefined) {
+    throw new InvalidArgumentError('createWebSocketServer(): proxyProtocol is for a server that listens itself, not with server (the HTTP server reads its connections)');
   }
   if (server !== undefined && (host !== undefined || port !== undefined || tls !== undefined)) {
     throw new InvalidArgumentError('createWebSocketServer(): give either server or host/port/tls, not both');

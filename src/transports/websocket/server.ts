@@ -29,6 +29,7 @@ import { resolveCommon, validateServerOptions, type TransportSettings, type Veri
 import { serverExtra, WebSocketTransport, type TransportOwner } from './transport.ts';
 import type { TimerHandle } from '../../loop/handle.ts';
 import { DEFAULT_SERVER_HANDSHAKE_TIMEOUT, resolveLimits, type ServerLimits } from '../server-limits.ts';
+import { proxySettings, readProxyHeaderFirst } from '../net/proxy-protocol.ts';
 import { kLostExc } from '../../loop/symbols.ts';
 
 // Every protoloop WebSocket server on one HTTP server, in creation order; one
@@ -133,6 +134,8 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
   #early: [IncomingMessage, Duplex, Buffer][] = [];
   #address: AddressInfo | null = null;
   readonly #limits: ServerLimits;
+  /** With `proxyProtocol`: the connections whose PROXY header is on the way. */
+  #readingHeader: Set<Socket> | null = null;
   /** @internal ms a client has to send its upgrade request. */
   readonly handshakeTimeout: number;
 
@@ -140,6 +143,7 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
   constructor(loop: Loop, factory: () => MessageProtocol, options: WebSocketServerOptions) {
     super(loop);
     validateServerOptions(options);
+    const proxy = proxySettings(options);
     const common = resolveCommon(options, 'createWebSocketServer()');
     // WebSocket connections are not cut for silence by default: the heartbeat drops dead peers.
     this.#limits = resolveLimits(options, 'createWebSocketServer() options', 0);
@@ -167,6 +171,8 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
       // httpOnError is attached once listening: a listen error (EADDRINUSE) is bind()'s
       // rejection, not also a report to the exception handler.
       srv.on('connection', httpOnConnection);
+      // Behind a proxy: each connection's PROXY header is read before HTTP sees it.
+      if (proxy !== null) this.#readingHeader = readProxyHeaderFirst(srv, proxy, (err) => this.counters.badHandshake(`PROXY header: ${err.message}`));
       return srv;
     });
     const servers = this.#http[kWsServers];
@@ -237,6 +243,8 @@ export class WebSocketServer extends BaseServer implements TransportOwner {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#detachHttp();
+    for (const socket of this.#readingHeader ?? []) socket.destroy();
+    this.#readingHeader?.clear();
     for (const [, socket] of this.#early.splice(0)) refuseUpgrade(socket, 503);
     // Handshakes still in verifyClient are refused with 503 by ws from now on.
     this.#wss.close();
