@@ -215,12 +215,12 @@ describe('runner example (child process)', () => {
     const sleeper = await c.pid(1);
     const writer = await c.pid(2);
     c.ws.pause();
-    // Let the writer fill every buffer between it and the client and block in write().
-    await new Promise((r) => setTimeout(r, 500));
+    // The writer fills every buffer between it and the client, then blocks in write() (asleep).
+    expect(await pollUntil(() => procState(writer) === 'S', 15_000)).toBe(true);
     expect(isDead(sleeper)).toBe(false);
-    expect(isDead(writer)).toBe(false);
     c.ws.terminate();
-    expect(await pollUntil(() => isDead(sleeper) && isDead(writer), 15_000)).toBe(true);
+    // Both stopped and reaped by the server (a zombie would still answer kill(pid, 0)).
+    expect(await pollUntil(() => procState(sleeper) === null && procState(writer) === null, 15_000)).toBe(true);
     expect(() => process.kill(sleeper, 0)).toThrow();
     expect(() => process.kill(writer, 0)).toThrow();
     // The server is fine and serves the next client.
