@@ -132,7 +132,10 @@ function reportSlowTask(loop: Loop, task: Task<unknown>, ms: number): void {
 // `before` (AsyncLocalStorage rides on V8's continuation data there). On Node 22 it
 // rides on async_hooks, whose context is switched after our `before` runs; so `init`
 // notes the task current when each promise is made (the await's promise is made by
-// the task's own code), and `before` reads that note first.
+// the task's own code), and `before` reads that note first. The note costs a WeakMap
+// entry per promise, so it is kept only where AsyncLocalStorage runs on async_hooks
+// (Node 22, or Node 24 with --no-async-context-frame): that implementation has the
+// `_propagate` method the AsyncContextFrame one lacks.
 //
 // A step can span several reactions (awaiting an async helper that does not suspend
 // resumes the caller in a second reaction): reactions of one task that follow each
@@ -150,6 +153,8 @@ let reactionStart = 0;
 let flushScheduled = false;
 /** The task current when each promise was made (see above), while step timing runs. */
 let madeIn = new WeakMap<Promise<unknown>, Task<unknown>>();
+/** Whether `before` must look up {@link madeIn}: the context is not current there yet. */
+const contextLagsInBefore = typeof (taskStorage as unknown as { _propagate?: unknown })._propagate === 'function';
 
 function promiseMade(promise: Promise<unknown>): void {
   const task = taskStorage.getStore()?.task;
@@ -197,7 +202,7 @@ function endStep(): void {
 /** Starts timing task steps for `loop` (debug mode, while it runs). Idempotent. @internal */
 export function startStepTiming(loop: Loop): void {
   timingLoops.add(loop);
-  stopHooks ??= promiseHooks.createHook({ init: promiseMade, before: beforeReaction, after: afterReaction }) as () => void;
+  stopHooks ??= promiseHooks.createHook(contextLagsInBefore ? { init: promiseMade, before: beforeReaction, after: afterReaction } : { before: beforeReaction, after: afterReaction }) as () => void;
 }
 
 /** Stops timing task steps for `loop`; the hooks go once no loop needs them. Idempotent. @internal */

@@ -16,7 +16,7 @@
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../errors.ts';
 import { formatStack, taskStorage, type RawStack } from './internal.ts';
-import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kPeekException, kRawStack, kSetResultNow, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
+import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kPeekException, kRawStack, kSetResultNow, kSettleSite, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
 import { hints } from './debug.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import type { Task } from './task.ts';
@@ -366,7 +366,17 @@ export class Future<T = unknown> implements PromiseLike<T> {
       }
       return;
     }
-    for (let i = 0; i < cbs.length; i++) loop[kCallSoon](Future.#runCallback, this, cbs[i]);
+    const site = this[kSettleSite]();
+    for (let i = 0; i < cbs.length; i++) loop[kCallSoon](Future.#runCallback, this, cbs[i], 2, site);
+  }
+
+  /**
+   * @internal The call site the done callbacks are scheduled from: in debug mode one
+   * capture of the settling call, shared by all of them. A Task settles from its own
+   * steps, where no user frame is on the stack, and answers null (nothing to capture).
+   */
+  [kSettleSite](): RawStack | null | undefined {
+    return this.#loop.getDebug() ? this.#loop.captureSourceTraceback() : undefined;
   }
 
   static {

@@ -271,9 +271,12 @@ export class Loop implements LoopContract {
    * @internal callSoon for protoloop's own one- or two-argument callbacks: no argument
    * array, no validation. Same ordering as callSoon.
    */
-  [kCallSoon](callback: (a: any, b: any) => unknown, a0: unknown, a1?: unknown, argc = 2): Handle {
+  [kCallSoon](callback: (a: any, b: any) => unknown, a0: unknown, a1?: unknown, argc = 2, rawStack?: RawStack | null): Handle {
     if (this.#state === 'closed') throw new LoopClosedError();
-    const h = new Handle(callback, null, this, this.#debug ? captureRawStack() : undefined, argc, a0, a1);
+    // rawStack: the caller already holds the call site (a task's first step) or knows
+    // there is no user frame to capture (null); undefined captures one in debug mode.
+    const stack = this.#debug ? (rawStack === undefined ? captureRawStack() : (rawStack ?? undefined)) : undefined;
+    const h = new Handle(callback, null, this, stack, argc, a0, a1);
     this.#ready.push(h);
     if (!this.#wakeScheduled && this.#state === 'running') this.#scheduleWake();
     return h;

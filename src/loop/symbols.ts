@@ -51,6 +51,8 @@ export const kScheduled = Symbol('protoloop.scheduled');
 export const kSourceTraceback = Symbol('protoloop.sourceTraceback');
 /** Handle/Future: the creation stack as captured, formatted when kSourceTraceback is read (debug mode). */
 export const kRawStack = Symbol('protoloop.rawStack');
+/** Future: the call site its done callbacks are scheduled from (debug mode; a Task's is none). */
+export const kSettleSite = Symbol('protoloop.settleSite');
 /** Coroutine: starts it (idempotent) and returns its promise. */
 export const kStart = Symbol('protoloop.start');
 /** Task: whether to log "destroyed but pending" (false for runUntilComplete()'s own tasks). */

@@ -22,7 +22,7 @@ import { Coroutine } from './coroutine.ts';
 import { Future } from './future.ts';
 import { taskStorage } from './internal.ts';
 import { CancelScope } from './scope.ts';
-import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kStats, kLogDestroyPending, kSourceTraceback, kStart, kTaskDone, kTaskStarted } from './symbols.ts';
+import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kStats, kLogDestroyPending, kRawStack, kSettleSite, kSourceTraceback, kStart, kTaskDone, kTaskStarted } from './symbols.ts';
 import type { Loop } from './loop.ts';
 
 /** What a task can run: a lazy {@link Coroutine}, or a function returning a promise (or a value). */
@@ -110,7 +110,7 @@ export class Task<T = unknown> extends Future<T> {
     if (options?.eagerStart === true && loop.isRunning()) {
       this.#eager = true;
       Task.#step(this);
-    } else loop[kCallSoon](Task.#step, this, undefined, 1);
+    } else loop[kCallSoon](Task.#step, this, undefined, 1, this[kRawStack] ?? null); // the step's call site is the task's
   }
 
   /** The task's name (`Task-N` unless one was given). */
@@ -181,6 +181,11 @@ export class Task<T = unknown> extends Future<T> {
   }
 
   /** Tasks complete themselves: {@link InvalidStateError}. */
+  /** @internal A task settles from its own steps: no user frame to capture for its done callbacks. */
+  override [kSettleSite](): null {
+    return null;
+  }
+
   override setResult(_value: T): void {
     throw new InvalidStateError('Task does not support setResult(): it completes when its code returns');
   }

@@ -350,6 +350,46 @@ describe('creation stacks', () => {
   });
 });
 
+describe('done callbacks (debug mode)', () => {
+  it('a callback that raises names where its future was settled; every callback of one settle shares it', async () => {
+    const { loop, seen } = capturingLoop(true);
+    await loop.runUntilComplete(async () => {
+      const fut = loop.createFuture<number>();
+      const done = loop.createFuture<void>();
+      fut.addDoneCallback(function first() {
+        throw new Error('first');
+      });
+      fut.addDoneCallback(function second() {
+        throw new Error('second');
+      });
+      fut.addDoneCallback(() => done.setResult());
+      (function settler() {
+        fut.setResult(1);
+      })();
+      await done;
+    });
+    expect(seen.map((c) => (c.exception as Error).message)).toEqual(['first', 'second']);
+    for (const ctx of seen) expect(ctx.sourceTraceback).toMatch(new RegExp(`at settler \\(${thisFile}:\\d+:\\d+\\)$`));
+    expect(seen[0]!.handle!.sourceTraceback).toBe(seen[1]!.handle!.sourceTraceback);
+  });
+
+  it("a task's done callback has no creation site: the task settles from its own step", async () => {
+    const { loop, seen } = capturingLoop(true);
+    await loop.runUntilComplete(async () => {
+      const t = loop.createTask(async () => 1);
+      const done = loop.createFuture<void>();
+      t.addDoneCallback(function raiser() {
+        done.setResult();
+        throw new Error('raiser');
+      });
+      await done;
+    });
+    expect(seen).toHaveLength(1);
+    expect((seen[0]!.exception as Error).message).toBe('raiser');
+    expect(seen[0]!.sourceTraceback).toBeUndefined();
+  });
+});
+
 describe('cancelled leftovers are not reported as never retrieved', () => {
   it('a task cancelled by run() raises nothing', async () => {
     const seen: ExceptionContext[] = [];
