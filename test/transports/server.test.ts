@@ -92,6 +92,20 @@ describe('Server', () => {
     });
   });
 
+  it('serveForever() returns when close() comes while it is still starting (bound or not)', async () => {
+    await runLoop(async (loop) => {
+      for (const startServing of [true, false]) {
+        const server = await loop.createServer(() => new EchoProtocol(), { host: '127.0.0.1', port: 0, startServing });
+        const forever = server.serveForever(); // still inside startServing()
+        await expect(server.serveForever()).rejects.toThrow(InvalidStateError);
+        server.close();
+        await within(5000, forever);
+        expect(server.isServing()).toBe(false);
+        await within(5000, server.waitClosed());
+      }
+    });
+  });
+
   it('closeClients() flushes and closes, abortClients() drops, close() is idempotent', async () => {
     await runLoop(async (loop) => {
       const server = await loop.createServer(() => new EchoProtocol(), { host: '127.0.0.1', port: 0 });

@@ -135,10 +135,12 @@ export abstract class BaseServer implements ServerLike {
    */
   async serveForever(): Promise<void> {
     if (this.#serving !== null) throw new InvalidStateError(`serveForever() is already running on ${this.toString()}`);
-    await this.startServing();
+    // Registered before listening: a close() while startServing() binds ends this
+    // call too, and a second serveForever() meanwhile is refused.
     const fut = this.loop.createFuture<void>(`serveForever ${this.toString()}`);
     this.#serving = fut;
     try {
+      await this.startServing();
       await fut;
     } catch (err) {
       if (err instanceof CancelledError) {
