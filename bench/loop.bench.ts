@@ -28,6 +28,14 @@ function setImmediateChain(n: number): Promise<number> {
   });
 }
 
+/** This thread's CPU time in ms: debug on/off ratios are also taken by it (steadier on a shared machine). */
+function cpuMs(): number {
+  const u = process.threadCpuUsage();
+  return (u.user + u.system) / 1000;
+}
+/** CPU-time rates of the cells, by name (filled as they run). */
+const cpuRates: Record<string, number[]> = {};
+
 async function callSoonChain(n: number, debug: boolean): Promise<number> {
   const loop = new Loop({ debug, slowCallbackDuration: 1e9 });
   const done = loop.createFuture<void>();
@@ -37,9 +45,11 @@ async function callSoonChain(n: number, debug: boolean): Promise<number> {
     else loop.callSoon(step);
   };
   const t0 = performance.now();
+  const c0 = cpuMs();
   loop.callSoon(step);
   await loop.runUntilComplete(done);
   const rate = n / ((performance.now() - t0) / 1000);
+  (cpuRates[debug ? 'callSoon chain (debug)' : 'callSoon chain'] ??= []).push(n / ((cpuMs() - c0) / 1000));
   loop.close();
   return rate;
 }
@@ -77,11 +87,13 @@ async function protoloopTasks(n: number, debug: boolean): Promise<number> {
   const loop = new Loop({ debug, slowCallbackDuration: 1e9 });
   const rate = await loop.runUntilComplete(async () => {
     const t0 = performance.now();
+    const c0 = cpuMs();
     for (let b = 0; b < n / BATCH; b++) {
       const ts = [];
       for (let i = 0; i < BATCH; i++) ts.push(loop.createTask(trivial));
       await Promise.all(ts);
     }
+    (cpuRates[debug ? 'tasks (debug)' : 'tasks'] ??= []).push(n / ((cpuMs() - c0) / 1000));
     return n / ((performance.now() - t0) / 1000);
   });
   loop.close();
@@ -124,20 +136,27 @@ if (pyVersion !== null) {
 }
 
 const m = (k: string): number => median(results[k]!);
+/** Debug on / off by CPU time (the warm-up runs are left out: they ran first). */
+const cpuRatio = (k: string): number => median(cpuRates[`${k} (debug)`]!.slice(-ROUNDS)) / median(cpuRates[k]!.slice(-ROUNDS));
+const debugCell = (k: string): string => `${(m(`${k} (debug)`) / m(k)).toFixed(2)}x debug off (by CPU time ${cpuRatio(k).toFixed(2)}x; target >= 0.25x)`;
 const cs = m('callSoon chain');
 const tk = m('tasks');
 const rows: (string | number)[][] = [
   ['bare setImmediate chain', fmtRate(m('setImmediate chain')), ''],
   ['protoloop callSoon chain', fmtRate(cs), `${(cs / m('setImmediate chain')).toFixed(2)}x setImmediate (target >= 1.0x)`],
-  ['protoloop callSoon chain, debug on', fmtRate(m('callSoon chain (debug)')), `${(m('callSoon chain (debug)') / cs).toFixed(2)}x debug off`],
+  ['protoloop callSoon chain, debug on', fmtRate(m('callSoon chain (debug)')), debugCell('callSoon chain')],
   ['protoloop callSoon batch (1M queued, then drained)', fmtRate(m('callSoon batch')), ''],
   ['bare async calls + Promise.all', fmtRate(m('bare async + Promise.all')), ''],
   ['protoloop tasks (create + await)', fmtRate(tk), `${(tk / m('bare async + Promise.all')).toFixed(2)}x bare async calls`],
-  ['protoloop tasks, debug on', fmtRate(m('tasks (debug)')), `${(m('tasks (debug)') / tk).toFixed(2)}x debug off`],
+  ['protoloop tasks, debug on', fmtRate(m('tasks (debug)')), debugCell('tasks')],
 ];
 if (asyncio) {
   rows.push(['asyncio call_soon chain', fmtRate(asyncio.callSoon!), `callSoon is ${(cs / asyncio.callSoon!).toFixed(1)}x asyncio (target >= 5x)`]);
   rows.push(['asyncio tasks via gather', fmtRate(asyncio.tasks!), `tasks are ${(tk / asyncio.tasks!).toFixed(1)}x asyncio (target >= 5x)`]);
+  if (asyncio.callSoonDebug !== undefined) {
+    rows.push(['asyncio call_soon chain, debug on', fmtRate(asyncio.callSoonDebug), `${(asyncio.callSoonDebug / asyncio.callSoon!).toFixed(2)}x asyncio debug off; protoloop's debug callSoon is ${(m('callSoon chain (debug)') / asyncio.callSoonDebug).toFixed(1)}x it`]);
+    rows.push(['asyncio tasks via gather, debug on', fmtRate(asyncio.tasksDebug!), `${(asyncio.tasksDebug! / asyncio.tasks!).toFixed(2)}x asyncio debug off; protoloop's debug tasks are ${(m('tasks (debug)') / asyncio.tasksDebug!).toFixed(1)}x it`]);
+  }
 }
 if (uvloop) {
   rows.push(['uvloop call_soon chain', fmtRate(uvloop.callSoon!), `callSoon is ${(cs / uvloop.callSoon!).toFixed(1)}x uvloop`]);

@@ -1,4 +1,5 @@
-"""asyncio baselines for bench/loop.bench.ts: call_soon chain and gathered trivial tasks.
+"""asyncio baselines for bench/loop.bench.ts: call_soon chain and gathered trivial tasks
+(asyncio: also in debug mode).
 Prints one JSON line. Usage: python3 loop_bench.py [uvloop] N_CALLBACKS N_TASKS"""
 import asyncio, json, sys, time
 
@@ -32,11 +33,21 @@ async def tasks(n, batch=1000):
     return n / (time.perf_counter() - t0)
 
 async def main():
+    loop = asyncio.get_running_loop()
     await call_soon_chain(n_cb // 10)
     cb = await call_soon_chain(n_cb)
     await tasks(n_tasks // 10)
     tk = await tasks(n_tasks)
-    print(json.dumps({'callSoon': cb, 'tasks': tk}))
+    out = {'callSoon': cb, 'tasks': tk}
+    if not use_uvloop:
+        # Debug mode (a quarter of the work, as on the protoloop side); slow-callback
+        # reports out of the way, as there.
+        loop.set_debug(True)
+        loop.slow_callback_duration = 1e9
+        out['callSoonDebug'] = await call_soon_chain(n_cb // 4)
+        out['tasksDebug'] = await tasks(n_tasks // 4)
+        loop.set_debug(False)
+    print(json.dumps(out))
 
 if use_uvloop:
     import uvloop
