@@ -3,7 +3,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 /** The system Python (where Debian's python3-uvloop installs), else whatever `python3` is on PATH. */
 export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
@@ -61,6 +61,9 @@ export function table(headers: string[], rows: (string | number)[][]): string {
 export const WRITE = process.argv.includes('--write') || process.env.BENCH_WRITE === '1';
 
 /** Writes bench/results/<area>.md with `--write`; without, says where it would have gone. */
+/** In bench/results/<area>.md, what follows this line is kept when the bench writes the file again. */
+export const NOTES_MARKER = '<!-- notes below: kept when the bench rewrites this file -->';
+
 export function writeResults(area: string, markdown: string): void {
   if (!WRITE) {
     console.log(`(bench/results/${area}.md left as it is: add --write to update it)`);
@@ -68,7 +71,11 @@ export function writeResults(area: string, markdown: string): void {
   }
   const dir = new URL('./results/', import.meta.url);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(new URL(`${area}.md`, dir), markdown);
+  const file = new URL(`${area}.md`, dir);
+  // Hand-written notes (profiles, before/after comparisons) below the marker survive a rerun.
+  const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const at = old.indexOf(NOTES_MARKER);
+  writeFileSync(file, at < 0 ? markdown : `${markdown.trimEnd()}\n\n${old.slice(at)}`);
   console.log(`wrote bench/results/${area}.md`);
 }
 

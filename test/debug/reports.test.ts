@@ -3,7 +3,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
-import { coroutine, CancelledError, createLogger, type ExceptionContext, Loop, sleep, type Task } from '../../src/index.ts';
+import { coroutine, CancelledError, createLogger, type ExceptionContext, type Handle, Loop, sleep, type Task } from '../../src/index.ts';
 import { VirtualClock } from '../../src/testing/index.ts';
 import { runVirtual } from '../helpers.ts';
 
@@ -370,7 +370,7 @@ describe('done callbacks (debug mode)', () => {
     });
     expect(seen.map((c) => (c.exception as Error).message)).toEqual(['first', 'second']);
     for (const ctx of seen) expect(ctx.sourceTraceback).toMatch(new RegExp(`at settler \\(${thisFile}:\\d+:\\d+\\)$`));
-    expect(seen[0]!.handle!.sourceTraceback).toBe(seen[1]!.handle!.sourceTraceback);
+    expect((seen[0]!.handle as Handle).sourceTraceback).toBe((seen[1]!.handle as Handle).sourceTraceback);
   });
 
   it("a task's done callback has no creation site: the task settles from its own step", async () => {
