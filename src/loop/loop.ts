@@ -50,7 +50,7 @@ import { HookList } from './hooks.ts';
 import { bridgeArea, executorsArea, netArea, subprocessArea, webSocketArea } from './lazy.ts';
 import { activeLoop, envDebug, setActiveLoop } from './running.ts';
 import { captureRawStack, outsideTask, taskStorage, type RawStack } from './internal.ts';
-import { kCallSoon, kCloseHooks, kLastWait, kLogDestroyPending, kPendingTimers, kRealWork, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kTimerDriver, kUnretrieved, kWoke } from './symbols.ts';
+import { kCallSoon, kCloseHooks, kLastWait, kLogDestroyPending, kPendingNext, kPendingPrev, kPendingTimers, kRealWork, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kTimerDriver, kUnretrieved, kWoke } from './symbols.ts';
 import { adoptLogger, setLevel, type Logger } from './log.ts';
 import { closeUnclosedResources, openResourceCounts } from './resources.ts';
 import { addSignalHandler, removeSignalHandler } from './signals.ts';
@@ -198,7 +198,10 @@ export class Loop implements LoopContract {
   #clock: () => number;
   #exceptionHandler: ExceptionHandler | null = null;
   #taskFactory: TaskFactory | null = null;
-  #pending = new Set<Task<unknown>>();
+  // The tasks not done, oldest first: an intrusive list through the tasks themselves.
+  #pendingHead: Task<unknown> | null = null;
+  #pendingTail: Task<unknown> | null = null;
+  #pendingCount = 0;
   readonly #propagate: boolean;
   readonly #name: string;
   /** The last slow callbacks reported (what, ms, when on the loop's clock), oldest first; at most RECENT_SLOW. */
@@ -400,8 +403,8 @@ export class Loop implements LoopContract {
     if (this.#state === 'running') throw new LoopRunningError('Cannot close a running event loop');
     if (this.#state === 'closed') return;
     if (this.#debug) this.#logger.debug(`Close ${this}`);
-    if (nodeDebugEnabled) nodeDebug('%s: close (%d tasks pending, %d callbacks dropped)', this.#name, this.#pending.size, this.#ready.length);
-    for (const task of this.#pending) {
+    if (nodeDebugEnabled) nodeDebug('%s: close (%d tasks pending, %d callbacks dropped)', this.#name, this.#pendingCount, this.#ready.length);
+    for (let task = this.#pendingHead; task !== null; task = task[kPendingNext]) {
       if (!task[kLogDestroyPending]) continue;
       const ctx: ExceptionContext = { message: 'Task was destroyed but it is pending!', task, hint: hints.destroyedPending };
       if (task[kSourceTraceback] !== undefined) ctx.sourceTraceback = task[kSourceTraceback];
@@ -418,7 +421,13 @@ export class Loop implements LoopContract {
       }
     }
     this.#state = 'closed';
-    this.#pending.clear();
+    for (let task = this.#pendingHead; task !== null; ) {
+      const next = task[kPendingNext];
+      task[kPendingPrev] = task[kPendingNext] = null;
+      task = next;
+    }
+    this.#pendingHead = this.#pendingTail = null;
+    this.#pendingCount = 0;
     this.#ready = [];
     this.#spare = [];
     this.#timers.clear();
@@ -691,18 +700,34 @@ export class Loop implements LoopContract {
 
   /** @internal */
   [kTaskStarted](task: Task<unknown>): void {
-    this.#pending.add(task);
+    const tail = this.#pendingTail;
+    task[kPendingPrev] = tail;
+    task[kPendingNext] = null;
+    if (tail === null) this.#pendingHead = task;
+    else tail[kPendingNext] = task;
+    this.#pendingTail = task;
+    this.#pendingCount++;
     this[kStats].tasksCreated++;
   }
 
-  /** @internal */
+  /** @internal Idempotent. */
   [kTaskDone](task: Task<unknown>): void {
-    this.#pending.delete(task);
+    const prev = task[kPendingPrev];
+    const next = task[kPendingNext];
+    if (prev === null ? this.#pendingHead !== task : prev[kPendingNext] !== task) return; // not in the list
+    if (prev === null) this.#pendingHead = next;
+    else prev[kPendingNext] = next;
+    if (next === null) this.#pendingTail = prev;
+    else next[kPendingPrev] = prev;
+    task[kPendingPrev] = task[kPendingNext] = null;
+    this.#pendingCount--;
   }
 
   /** The tasks of this loop that are not done. A new set each call. */
   pendingTasks(): Set<Task<unknown>> {
-    return new Set(this.#pending);
+    const tasks = new Set<Task<unknown>>();
+    for (let task = this.#pendingHead; task !== null; task = task[kPendingNext]) tasks.add(task);
+    return tasks;
   }
 
   // ----------------------------------------------------- errors and debug
@@ -782,7 +807,7 @@ export class Loop implements LoopContract {
       iterations: s.iterations,
       callbacks: s.callbacks,
       tasksCreated: s.tasksCreated,
-      tasksPending: this.#pending.size,
+      tasksPending: this.#pendingCount,
       timersScheduled: this.#timers.size - this.#cancelledTimers,
       slowCallbacks: s.slowCallbacks,
       readyQueue: this.#ready.length,

@@ -19,6 +19,9 @@ export const kCallSoon = Symbol('protoloop.callSoon');
 export const kTaskStarted = Symbol('protoloop.taskStarted');
 /** Future/Task -> Loop: a task finished. */
 export const kTaskDone = Symbol('protoloop.taskDone');
+/** Task: its neighbours in its loop's list of pending tasks (an intrusive list: no Set entry per task). */
+export const kPendingPrev = Symbol('protoloop.pendingPrev');
+export const kPendingNext = Symbol('protoloop.pendingNext');
 /** TimerHandle -> Loop: a scheduled timer was cancelled (the heap compacts lazily). */
 export const kTimerCancelled = Symbol('protoloop.timerCancelled');
 /** Loop: the futures whose exception nobody retrieved yet, reported at close. */

@@ -22,7 +22,7 @@ import { Coroutine } from './coroutine.ts';
 import { Future } from './future.ts';
 import { taskStorage } from './internal.ts';
 import { CancelScope } from './scope.ts';
-import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kStats, kLogDestroyPending, kRawStack, kSettleSite, kSourceTraceback, kStart, kTaskDone, kTaskStarted } from './symbols.ts';
+import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kStats, kLogDestroyPending, kPendingNext, kPendingPrev, kRawStack, kSettleSite, kSourceTraceback, kStart, kTaskDone, kTaskStarted } from './symbols.ts';
 import type { Loop } from './loop.ts';
 
 /** What a task can run: a lazy {@link Coroutine}, or a function returning a promise (or a value). */
@@ -81,6 +81,10 @@ export class Task<T = unknown> extends Future<T> {
   }
   /** @internal */
   [kLogDestroyPending] = true;
+  /** @internal Neighbours in the loop's pending list (see Loop[kTaskStarted]). */
+  [kPendingPrev]: Task<unknown> | null = null;
+  /** @internal */
+  [kPendingNext]: Task<unknown> | null = null;
   /** @internal The task's last then() registration (its suspension point), see loop.ts. */
   [kLastWait]: unknown = null;
   // An eager task's body promise until the task finishes: once it has settled the task
