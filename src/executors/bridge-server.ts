@@ -17,7 +17,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { BridgeError } from '../errors.ts';
 import { findUncloneable } from './clone-check.ts';
-import { kCloseHooks, kThreadsafeHandlers } from '../loop/symbols.ts';
+import { kCloseHooks, kIoEvent, kThreadsafeHandlers } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
 import { serializeError } from './remote-error.ts';
 import type { Future } from '../loop/future.ts';
@@ -188,7 +188,12 @@ function answerCall(ep: BridgeEndpoint, id: number, fut: Future<unknown>): void 
 }
 
 function endpointOnMessage(this: BridgeEndpoint, msg: unknown): void {
-  this.server.onMessage(this, msg);
+  // A worker's message is an I/O event of the loop's: a wake-up it causes runs from here.
+  this.server.loop[kIoEvent](serverOnMessage, this.server, this, msg);
+}
+
+function serverOnMessage(server: BridgeServer, ep: BridgeEndpoint, msg: unknown): void {
+  server.onMessage(ep, msg);
 }
 
 function endpointOnClose(this: BridgeEndpoint): void {

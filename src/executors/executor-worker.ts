@@ -46,6 +46,20 @@ async function resolveTask(url: string, name: string): Promise<TaskFn> {
   return fn as TaskFn;
 }
 
+let lastUrl = '';
+let lastName = '';
+let lastFn: TaskFn | undefined;
+
+function lookUp(url: string, name: string): TaskFn | undefined {
+  const fn = resolved.get(url)?.get(name);
+  if (fn !== undefined) {
+    lastUrl = url;
+    lastName = name;
+    lastFn = fn;
+  }
+  return fn;
+}
+
 /**
  * Runs one job: `name` of module `url` with `args`. Returns the result (and what to
  * move with it, in `transferList`), or a promise of it when the module is not loaded
@@ -54,7 +68,8 @@ async function resolveTask(url: string, name: string): Promise<TaskFn> {
  * `movable` says whether results may move buffers (threads) or must be copied (processes).
  */
 export function runJob(url: string, name: string, args: unknown[], movable: boolean, transferList: TransferItem[]): unknown {
-  const fn = resolved.get(url)?.get(name);
+  // The task of the last job first: comparing the strings is cheaper than hashing them.
+  const fn = url === lastUrl && name === lastName ? lastFn : lookUp(url, name);
   if (fn === undefined) return resolveTask(url, name).then((f) => callTask(f, name, args, movable, transferList));
   return callTask(fn, name, args, movable, transferList);
 }

@@ -50,7 +50,7 @@ import { HookList } from './hooks.ts';
 import { bridgeArea, executorsArea, netArea, subprocessArea, webSocketArea } from './lazy.ts';
 import { activeLoop, envDebug, setActiveLoop } from './running.ts';
 import { captureRawStack, outsideTask, taskStorage, type RawStack } from './internal.ts';
-import { kCallSoon, kCloseHooks, kLastWait, kLogDestroyPending, kPendingTimers, kRealWork, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kTimerDriver, kUnretrieved, kWoke } from './symbols.ts';
+import { kCallSoon, kCloseHooks, kLastWait, kLogDestroyPending, kIoEvent, kPendingTimers, kRealWork, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kTimerDriver, kUnretrieved, kWoke } from './symbols.ts';
 import { adoptLogger, setLevel, type Logger } from './log.ts';
 import { closeUnclosedResources, openResourceCounts } from './resources.ts';
 import { addSignalHandler, removeSignalHandler } from './signals.ts';
@@ -186,6 +186,8 @@ export class Loop implements LoopContract {
   #timerSeq = 0;
   #cancelledTimers = 0;
   #wakeScheduled = false;
+  /** Depth of {@link kIoEvent} calls running now: a wake-up requested inside one needs no setImmediate. */
+  #ioDepth = 0;
   #burstStart = 0;
   #burstIterations = 0;
   #nativeTimer: unknown = null;
@@ -430,7 +432,25 @@ export class Loop implements LoopContract {
 
   #scheduleWake(): void {
     this.#wakeScheduled = true;
-    setImmediate(this.#runBurstOutside);
+    if (this.#ioDepth > 0) queueMicrotask(this.#runBurstOutside);
+    else setImmediate(this.#runBurstOutside);
+  }
+
+  /**
+   * @internal Runs `fn(a, b, c)` as the callback of an I/O event (a worker's answer or
+   * message, delivered by Node in its own macrotask). If what it does wakes the loop,
+   * the burst starts from a microtask queued here, at the end of this event, rather
+   * than from a setImmediate after Node's next poll: this event is the loop's "select"
+   * returning, so the iteration that follows runs the due timers and then the ready
+   * callbacks (these among them) in asyncio's order, as a native wake-up would.
+   */
+  [kIoEvent]<A, B, C>(fn: (a: A, b: B, c: C) => void, a: A, b: B, c: C): void {
+    this.#ioDepth++;
+    try {
+      fn(a, b, c);
+    } finally {
+      this.#ioDepth--;
+    }
   }
 
   #runBurst = (): void => {
