@@ -13,13 +13,10 @@ const kTransferable = Symbol.for('Piscina.transferable');
 const kValue = Symbol.for('Piscina.valueOf');
 
 export default function threadWorkerEntry(msg: unknown[]): unknown {
-  // [...args, name, url] (see thread-pool.ts): the arguments once the last two are taken off.
+  // [...args, name, url] (see thread-pool.ts): the arguments are all but the last two.
   const n = msg.length;
-  const url = msg[n - 1] as string;
-  const name = msg[n - 2] as string;
-  msg.length = n - 2;
   const transferList: TransferItem[] = [];
-  const result = runJob(url, name, msg, true, transferList);
+  const result = runJob(msg[n - 1] as string, msg[n - 2] as string, msg, n - 2, true, transferList);
   if (result instanceof Promise) return result.then((value: unknown) => withMoves(value, transferList));
   return withMoves(result, transferList);
 }

@@ -8,10 +8,11 @@
  *
  * One iteration runs the timers that are due and then exactly the callbacks that were
  * ready when it began (FIFO); what they schedule runs in the next iteration. A native
- * wake-up (one `setImmediate`) runs a burst of iterations chained through microtasks,
- * so that promise continuations of tasks run between iterations as in asyncio, and
- * yields back to Node (I/O) after {@link MAX_BURST_ITERATIONS} iterations or
- * {@link MAX_BURST_MS} ms. All timers share one native timer set for the earliest
+ * wake-up (one `setImmediate`, or a microtask when the wake-up comes from an I/O event
+ * of the loop's own, see `kIoEvent`) runs a burst of iterations chained through
+ * microtasks, so that promise continuations of tasks run between iterations as in
+ * asyncio, and yields back to Node (I/O) after {@link MAX_BURST_ITERATIONS} iterations
+ * or {@link MAX_BURST_MS} ms. All timers share one native timer set for the earliest
  * deadline.
  * @module
  */
