@@ -79,7 +79,7 @@ function showInStats(loop: Loop, ex: BaseExecutor): void {
 /**
  * The future runInExecutor() returns: cancelling it aborts the job behind it at once
  * (no done callback, no side table). For protoloop's own pools the job reports
- * straight to {@link settleFuture} (no promise, no AbortController); other executors
+ * straight to {@link settleFromWorker} (no promise, no AbortController); other executors
  * get a signal. Named `Future` so that it reads as one in reports and `toString()`.
  */
 const ExecutorFuture = class Future<R> extends LoopFuture<R> {
@@ -124,13 +124,20 @@ const ExecutorFuture = class Future<R> extends LoopFuture<R> {
 };
 type ExecutorFuture<R> = InstanceType<typeof ExecutorFuture<R>>;
 
-function settleFuture(fut: ExecutorFuture<unknown>, ok: boolean, value: unknown): void {
+/** The sink of protoloop's pools' jobs: a worker's answer (or the job's cancellation). */
+function settleFromWorker(fut: ExecutorFuture<unknown>, ok: boolean, value: unknown): void {
   fut.job = null;
-  fut.controller = null;
   const loop = fut.getLoop();
   if (fut.done() || loop.isClosed()) return;
   // The worker's answer is an I/O event: the loop's wake-up runs from here.
   loop[kIoEvent](settleNow, fut, ok, value);
+}
+
+/** Another executor's promise settled (from wherever it settles: no wake-up shortcut). */
+function settleFuture(fut: ExecutorFuture<unknown>, ok: boolean, value: unknown): void {
+  fut.controller = null;
+  if (fut.done() || fut.getLoop().isClosed()) return;
+  settleNow(fut, ok, value);
 }
 
 function settleNow(fut: ExecutorFuture<unknown>, ok: boolean, value: unknown): void {
@@ -199,7 +206,7 @@ function startJob<A extends unknown[], R>(loop: Loop, executor: Executor | null,
     const fut = new ExecutorFuture<R>(loop, `runInExecutor(${task.name})`);
     fut.job = job;
     fut.executor = ex;
-    job.sink = settleFuture;
+    job.sink = settleFromWorker;
     job.sinkArg = fut;
     ex.enqueueJob(job);
     countRealWork(loop, fut as ExecutorFuture<unknown>);

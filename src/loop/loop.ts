@@ -433,8 +433,17 @@ export class Loop implements LoopContract {
 
   #scheduleWake(): void {
     this.#wakeScheduled = true;
-    if (this.#ioDepth > 0) queueMicrotask(this.#runBurstOutside);
-    else setImmediate(this.#runBurstOutside);
+    // From an I/O event, the iteration runs from a microtask of the event. Such bursts
+    // count in the burst that Node last started (a setImmediate or the native timer):
+    // once MAX_BURST_ITERATIONS are used up, the wake-up is a setImmediate again (which
+    // starts a new count), so that a chain of events settled in microtasks (never
+    // leaving the microtask queue) cannot keep Node from its own callbacks. Counted, not
+    // timed: which way a wake-up goes does not depend on the machine's speed.
+    if (this.#ioDepth > 0 && ++this.#burstIterations < MAX_BURST_ITERATIONS) {
+      queueMicrotask(this.#runIoBurstOutside);
+    } else {
+      setImmediate(this.#runBurstOutside);
+    }
   }
 
   /**
@@ -457,6 +466,11 @@ export class Loop implements LoopContract {
   #runBurst = (): void => {
     this.#burstStart = performance.now();
     this.#burstIterations = 0;
+    this.#runIteration();
+  };
+
+  /** A burst from an I/O event (see #scheduleWake): it goes on counting in the current burst. */
+  #runIoBurst = (): void => {
     this.#runIteration();
   };
 
@@ -663,6 +677,7 @@ export class Loop implements LoopContract {
   // The native wake-ups, bound once outside any task: they run in no task's async
   // context whoever scheduled them, with no closure or context copy per wake-up.
   #runBurstOutside = outsideTask(() => AsyncResource.bind(this.#runBurst));
+  #runIoBurstOutside = outsideTask(() => AsyncResource.bind(this.#runIoBurst));
   #onNativeTimerOutside = outsideTask(() => AsyncResource.bind(this.#onNativeTimer));
 
   #clearNativeTimer(): void {

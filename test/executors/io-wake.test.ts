@@ -3,6 +3,7 @@
 // executor jobs in flight are counted exactly while their future is pending.
 import { afterAll, describe, expect, it } from 'vitest';
 import { CancelledError, ThreadPoolExecutor, getRunningLoop, run, type Loop } from '../../src/index.ts';
+import { MAX_BURST_ITERATIONS } from '../../src/loop/loop.ts';
 import { kIoEvent, kRealWork } from '../../src/loop/symbols.ts';
 import { rejection, tasks } from './helpers.ts';
 
@@ -102,6 +103,31 @@ describe('the wake-up from an I/O event', () => {
         });
       });
       expect(order).toEqual(['native setImmediate', 'ready']);
+    });
+  });
+
+  it('a chain of I/O events settled in microtasks cannot keep Node out: after at most MAX_BURST_ITERATIONS wake-ups one goes through setImmediate', async () => {
+    await run(async () => {
+      const loop = getRunningLoop();
+      const N = 3 * MAX_BURST_ITERATIONS;
+      let count = 0;
+      let immediateAt = -1;
+      const event = (l: Loop): void => void l.callSoon(step);
+      let finish = (): void => {};
+      function step(): void {
+        count++;
+        if (count === N) finish();
+        // The next event comes from a microtask, never from Node's event loop.
+        else queueMicrotask(() => loop[kIoEvent](event, loop, null, null));
+      }
+      await inNativeEvent((done) => {
+        finish = done;
+        setImmediate(() => (immediateAt = count));
+        loop[kIoEvent](event, loop, null, null);
+      });
+      expect(count).toBe(N);
+      expect(immediateAt).toBeGreaterThan(0);
+      expect(immediateAt).toBeLessThanOrEqual(MAX_BURST_ITERATIONS);
     });
   });
 
