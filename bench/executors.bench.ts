@@ -18,12 +18,12 @@ import { ThreadPoolExecutor, connectBridge, getRunningLoop, run, workerTask } fr
 import { fmtRate, machine, median, table, writeResults } from './lib.ts';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-const N_SEQ = Math.round(3000 * SCALE);
-const N_PAR = Math.round(10_000 * SCALE);
+const N_SEQ = Math.round(2000 * SCALE);
+const N_PAR = Math.round(6000 * SCALE);
 const IN_FLIGHT = 32;
-const N_BRIDGE = Math.round(10_000 * SCALE);
+const N_BRIDGE = Math.round(6000 * SCALE);
 /** Rounds: many short ones, each side once per round in alternating order, so that drift on a shared machine hits both. */
-const ROUNDS = 9;
+const ROUNDS = 15;
 /** Targets, protoloop / baseline (issue 20): runInExecutor at least piscina's rate, the bridge at least 0.9x a bare port. */
 const TARGET_EXECUTOR = 1.0;
 const TARGET_BRIDGE = 0.9;
@@ -234,9 +234,10 @@ ${table(
   }),
 )}
 
-CPU per round trip is the process's CPU time (every thread) divided by the round
-trips; "ratio by CPU" is baseline / protoloop, so that above 1 means protoloop costs
-less. On a busy machine it moves less than the rates, which include waiting for a core.
+The rate columns are each side's median over the rounds; a ratio is the median of the
+per-round ratios, so on a busy machine the two need not agree. CPU per round trip is
+the process's CPU time (every thread) divided by the round trips; "ratio by CPU" is
+baseline / protoloop, so that above 1 means protoloop costs less.
 
 Where the time goes. A worker's answer reaches the loop as an I/O event (a MessagePort
 message): the loop's iteration that resumes the awaiting task runs from a microtask of
