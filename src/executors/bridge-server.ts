@@ -17,7 +17,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { BridgeError } from '../errors.ts';
 import { findUncloneable } from './clone-check.ts';
-import { kCloseHooks, kThreadsafeHandlers } from '../loop/symbols.ts';
+import { kCloseHooks, kIoEvent, kThreadsafeHandlers } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
 import { serializeError } from './remote-error.ts';
 import type { Future } from '../loop/future.ts';
@@ -108,7 +108,7 @@ class BridgeServer {
       task.cancel('cancelled by the worker that called it');
       return;
     }
-    // [...args, handler, op]: the message is the arguments once the last two are taken off.
+    // [...args, handler, op]: the arguments are all but the last two (left in place: no length change).
     const ref = msg[msg.length - 2] as string | number;
     let name: string;
     if (typeof ref === 'string') {
@@ -118,11 +118,11 @@ class BridgeServer {
       name = ep.names[ref]!;
     }
     const args = msg as unknown[];
-    args.length -= 2;
+    const argc = args.length - 2;
     if (op === 0) {
       if (loop.isClosed()) return;
       ep.soonPending++;
-      loop.callSoon(runSoonHandler, this, ep, name, args);
+      loop.callSoon(runSoonHandler, this, ep, name, args, argc);
       return;
     }
     const id = op;
@@ -140,7 +140,7 @@ class BridgeServer {
     // answered at once. Not behind 'soon' handlers still waiting (they came first),
     // and not in debug mode (slow steps are timed in loop iterations).
     const eager = ep.soonPending === 0 && loop.isRunning() && !loop.getDebug();
-    const task = loop.createTask(() => fn(...args), eager ? { name: `bridge:${name}#${id}`, eagerStart: true } : { name: `bridge:${name}#${id}` });
+    const task = loop.createTask(() => callHandler(fn, args, argc), eager ? { name: `bridge:${name}#${id}`, eagerStart: true } : { name: `bridge:${name}#${id}` });
     if (task.done()) {
       answerCall(ep, id, task);
     } else {
@@ -150,7 +150,23 @@ class BridgeServer {
   }
 }
 
-function runSoonHandler(server: BridgeServer, ep: BridgeEndpoint, name: string, args: unknown[]): void {
+/** `fn(...args.slice(0, argc))`, without the copy for the usual few arguments. */
+function callHandler(fn: ThreadsafeHandler, args: unknown[], argc: number): unknown {
+  switch (argc) {
+    case 0:
+      return fn();
+    case 1:
+      return fn(args[0]);
+    case 2:
+      return fn(args[0], args[1]);
+    case 3:
+      return fn(args[0], args[1], args[2]);
+    default:
+      return fn(...args.slice(0, argc));
+  }
+}
+
+function runSoonHandler(server: BridgeServer, ep: BridgeEndpoint, name: string, args: unknown[], argc: number): void {
   ep.soonPending--;
   const fn = server.handlers.get(name);
   const loop = server.loop;
@@ -162,7 +178,7 @@ function runSoonHandler(server: BridgeServer, ep: BridgeEndpoint, name: string, 
     return;
   }
   // Handle runs the callback with the loop's error routing; a promise it returns is watched here.
-  const result = fn(...args);
+  const result = callHandler(fn, args, argc);
   if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
     loop.createTask(() => result as PromiseLike<unknown>, { name: `bridge:${name}` });
   }
@@ -188,7 +204,12 @@ function answerCall(ep: BridgeEndpoint, id: number, fut: Future<unknown>): void 
 }
 
 function endpointOnMessage(this: BridgeEndpoint, msg: unknown): void {
-  this.server.onMessage(this, msg);
+  // A worker's message is an I/O event of the loop's: a wake-up it causes runs from here.
+  this.server.loop[kIoEvent](serverOnMessage, this.server, this, msg);
+}
+
+function serverOnMessage(server: BridgeServer, ep: BridgeEndpoint, msg: unknown): void {
+  server.onMessage(ep, msg);
 }
 
 function endpointOnClose(this: BridgeEndpoint): void {

@@ -97,6 +97,8 @@ export function durationMs(value: unknown, what: string, fallback: number): numb
 }
 
 let executorCounter = 0;
+/** The transfer list of the jobs that move nothing (the usual case): one shared, frozen array. */
+const NO_TRANSFERS = Object.freeze([]) as unknown as TransferItem[];
 
 /** The shared machinery of ThreadPoolExecutor and ProcessPoolExecutor (not exported from the package; its job plumbing is internal). */
 export abstract class BaseExecutor implements Executor {
@@ -183,15 +185,13 @@ export abstract class BaseExecutor implements Executor {
     if (this.#state !== 'running') throw new ExecutorShutdownError(`${this.executorName} was shut down: it takes no new jobs`);
     const { url, name } = normalizeTask(task, 'submit()');
     if (!Array.isArray(args)) throw new InvalidArgumentError('submit(): args must be an array');
+    if (allPrimitive(args)) return new Job(url, name, args, NO_TRANSFERS);
     const transferList: TransferItem[] = [];
-    let plain: unknown[] = args;
-    if (!allPrimitive(args)) {
-      plain = unwrapTransfers(args, transferList);
-      // Processes share no memory: moving means copying (and ports cannot go at all).
-      if (transferList.length > 0 && !this.canMove) transferList.length = 0;
-      const bad = findUncloneable(plain, 'args', this.canMove ? new Set<unknown>(transferList) : null);
-      if (bad !== null) throw new NotCloneableError(`cannot send the arguments of ${name}() to a worker: ${bad}`);
-    }
+    const plain = unwrapTransfers(args, transferList);
+    // Processes share no memory: moving means copying (and ports cannot go at all).
+    if (transferList.length > 0 && !this.canMove) transferList.length = 0;
+    const bad = findUncloneable(plain, 'args', this.canMove ? new Set<unknown>(transferList) : null);
+    if (bad !== null) throw new NotCloneableError(`cannot send the arguments of ${name}() to a worker: ${bad}`);
     return new Job(url, name, plain, transferList);
   }
 

@@ -46,23 +46,55 @@ async function resolveTask(url: string, name: string): Promise<TaskFn> {
   return fn as TaskFn;
 }
 
-/**
- * Runs one job: `name` of module `url` with `args`. Returns the result (and what to
- * move with it, in `transferList`), or a promise of it when the module is not loaded
- * yet or the task is async; throws (or rejects with) a SerializedError. A synchronous
- * task of a loaded module costs no promise at all.
- * `movable` says whether results may move buffers (threads) or must be copied (processes).
- */
-export function runJob(url: string, name: string, args: unknown[], movable: boolean, transferList: TransferItem[]): unknown {
+let lastUrl = '';
+let lastName = '';
+let lastFn: TaskFn | undefined;
+
+function lookUp(url: string, name: string): TaskFn | undefined {
   const fn = resolved.get(url)?.get(name);
-  if (fn === undefined) return resolveTask(url, name).then((f) => callTask(f, name, args, movable, transferList));
-  return callTask(fn, name, args, movable, transferList);
+  if (fn !== undefined) {
+    lastUrl = url;
+    lastName = name;
+    lastFn = fn;
+  }
+  return fn;
 }
 
-function callTask(fn: TaskFn, name: string, args: unknown[], movable: boolean, transferList: TransferItem[]): unknown {
+/**
+ * Runs one job: `name` of module `url` with the first `argc` values of `args` (the
+ * message may carry more after them). Returns the result (and what to move with it, in
+ * `transferList`), or a promise of it when the module is not loaded yet or the task is
+ * async; throws (or rejects with) a SerializedError. A synchronous task of a loaded
+ * module costs no promise at all.
+ * `movable` says whether results may move buffers (threads) or must be copied (processes).
+ */
+export function runJob(url: string, name: string, args: unknown[], argc: number, movable: boolean, transferList: TransferItem[]): unknown {
+  // The task of the last job first: comparing the strings is cheaper than hashing them.
+  const fn = url === lastUrl && name === lastName ? lastFn : lookUp(url, name);
+  if (fn === undefined) return resolveTask(url, name).then((f) => callTask(f, name, args, argc, movable, transferList));
+  return callTask(fn, name, args, argc, movable, transferList);
+}
+
+/** `fn(...args.slice(0, argc))`, without the copy for the usual few arguments. */
+function invoke(fn: TaskFn, args: unknown[], argc: number): unknown {
+  switch (argc) {
+    case 0:
+      return fn();
+    case 1:
+      return fn(args[0]);
+    case 2:
+      return fn(args[0], args[1]);
+    case 3:
+      return fn(args[0], args[1], args[2]);
+    default:
+      return fn(...(args.length === argc ? args : args.slice(0, argc)));
+  }
+}
+
+function callTask(fn: TaskFn, name: string, args: unknown[], argc: number, movable: boolean, transferList: TransferItem[]): unknown {
   let result: unknown;
   try {
-    result = fn(...args);
+    result = invoke(fn, args, argc);
   } catch (e) {
     throw serializeError(e);
   }

@@ -11,7 +11,7 @@
 import { CancelledError, ExecutorShutdownError, InvalidArgumentError, LoopClosedError } from '../errors.ts';
 import { isExecutor, type Executor, type WorkerTask } from './executor.ts';
 import { Future as LoopFuture, type Future } from '../loop/future.ts';
-import { kCloseHooks, kPeekException, kRealWork, kShutdownHooks } from '../loop/symbols.ts';
+import { kCloseHooks, kIoEvent, kPeekException, kRealWork, kShutdownHooks } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
 import { BaseExecutor, type Job } from './executor-base.ts';
 import { ThreadPoolExecutor } from './thread-pool.ts';
@@ -79,7 +79,7 @@ function showInStats(loop: Loop, ex: BaseExecutor): void {
 /**
  * The future runInExecutor() returns: cancelling it aborts the job behind it at once
  * (no done callback, no side table). For protoloop's own pools the job reports
- * straight to {@link settleFuture} (no promise, no AbortController); other executors
+ * straight to {@link settleFromWorker} (no promise, no AbortController); other executors
  * get a signal. Named `Future` so that it reads as one in reports and `toString()`.
  */
 const ExecutorFuture = class Future<R> extends LoopFuture<R> {
@@ -88,9 +88,22 @@ const ExecutorFuture = class Future<R> extends LoopFuture<R> {
   executor: BaseExecutor | null = null;
   /** The signal's controller (other executors). */
   controller: AbortController | null = null;
+  /** Whether the job still counts in the loop's real work (until the future is done; see {@link countRealWork}). */
+  counted = false;
+
+  override setResult(value: R): void {
+    super.setResult(value);
+    this.uncount();
+  }
+
+  override setException(exception: unknown): void {
+    super.setException(exception);
+    this.uncount();
+  }
 
   override cancel(msg?: string): boolean {
     if (!super.cancel(msg)) return false;
+    this.uncount();
     const reason = new CancelledError('the executor job was cancelled');
     const job = this.job;
     if (job !== null) {
@@ -101,13 +114,33 @@ const ExecutorFuture = class Future<R> extends LoopFuture<R> {
     }
     return true;
   }
+
+  /** The future is done: the job no longer counts as real work. */
+  uncount(): void {
+    if (!this.counted) return;
+    this.counted = false;
+    this.getLoop()[kRealWork]--;
+  }
 };
 type ExecutorFuture<R> = InstanceType<typeof ExecutorFuture<R>>;
 
-function settleFuture(fut: ExecutorFuture<unknown>, ok: boolean, value: unknown): void {
+/** The sink of protoloop's pools' jobs: a worker's answer (or the job's cancellation). */
+function settleFromWorker(fut: ExecutorFuture<unknown>, ok: boolean, value: unknown): void {
   fut.job = null;
+  const loop = fut.getLoop();
+  if (fut.done() || loop.isClosed()) return;
+  // The worker's answer is an I/O event: the loop's wake-up runs from here.
+  loop[kIoEvent](settleNow, fut, ok, value);
+}
+
+/** Another executor's promise settled (from wherever it settles: no wake-up shortcut). */
+function settleFuture(fut: ExecutorFuture<unknown>, ok: boolean, value: unknown): void {
   fut.controller = null;
   if (fut.done() || fut.getLoop().isClosed()) return;
+  settleNow(fut, ok, value);
+}
+
+function settleNow(fut: ExecutorFuture<unknown>, ok: boolean, value: unknown): void {
   if (ok) fut.setResult(value);
   else fut.setException(value);
 }
@@ -116,13 +149,15 @@ function settleExpired(fut: Future<boolean>): void {
   if (!fut.done()) fut.setResult(true);
 }
 
-/** A job in flight is real work a virtual clock's autojump waits for (see protoloop/testing). */
-function countRealWork(loop: Loop, fut: Future<unknown>): void {
+/**
+ * A job in flight is real work a virtual clock's autojump waits for (see
+ * protoloop/testing), until its future is done: the future's own setResult,
+ * setException and cancel take it off (no done callback, so no extra loop callback
+ * per job). The ready callbacks its outcome schedules keep the loop from idling meanwhile.
+ */
+function countRealWork(loop: Loop, fut: ExecutorFuture<unknown>): void {
   loop[kRealWork]++;
-  fut.addDoneCallback(doneRealWork);
-}
-function doneRealWork(fut: Future<unknown>): void {
-  fut.getLoop()[kRealWork]--;
+  fut.counted = true;
 }
 
 /** `loop.runInExecutor()`: `args` is the argument list (no rest parameter: no copy per call). */
@@ -171,17 +206,17 @@ function startJob<A extends unknown[], R>(loop: Loop, executor: Executor | null,
     const fut = new ExecutorFuture<R>(loop, `runInExecutor(${task.name})`);
     fut.job = job;
     fut.executor = ex;
-    job.sink = settleFuture;
+    job.sink = settleFromWorker;
     job.sinkArg = fut;
     ex.enqueueJob(job);
-    countRealWork(loop, fut);
+    countRealWork(loop, fut as ExecutorFuture<unknown>);
     return fut;
   }
   const controller = new AbortController();
   const promise = ex.submit(task, args, { signal: controller.signal });
   const fut = new ExecutorFuture<R>(loop, `runInExecutor(${task.name})`);
   fut.controller = controller;
-  countRealWork(loop, fut);
+  countRealWork(loop, fut as ExecutorFuture<unknown>);
   promise.then(
     (value) => settleFuture(fut as ExecutorFuture<unknown>, true, value),
     (exception: unknown) => settleFuture(fut as ExecutorFuture<unknown>, false, exception),

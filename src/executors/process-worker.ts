@@ -33,7 +33,7 @@ function reply(id: number, ok: boolean, value: unknown): void {
 async function childOnMessage(msg: JobMessage): Promise<void> {
   const [id, url, name, args] = msg;
   try {
-    const value: unknown = await runJob(url, name, args, false, []);
+    const value: unknown = await runJob(url, name, args, args.length, false, []);
     reply(id, true, value);
   } catch (e) {
     reply(id, false, isSerializedError(e) ? e : (serializeError(e) satisfies SerializedError));

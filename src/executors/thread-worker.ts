@@ -12,9 +12,11 @@ import type { TransferItem } from './transfer.ts';
 const kTransferable = Symbol.for('Piscina.transferable');
 const kValue = Symbol.for('Piscina.valueOf');
 
-export default function threadWorkerEntry(msg: [string, string, unknown[]]): unknown {
+export default function threadWorkerEntry(msg: unknown[]): unknown {
+  // [...args, name, url] (see thread-pool.ts): the arguments are all but the last two.
+  const n = msg.length;
   const transferList: TransferItem[] = [];
-  const result = runJob(msg[0], msg[1], msg[2], true, transferList);
+  const result = runJob(msg[n - 1] as string, msg[n - 2] as string, msg, n - 2, true, transferList);
   if (result instanceof Promise) return result.then((value: unknown) => withMoves(value, transferList));
   return withMoves(result, transferList);
 }

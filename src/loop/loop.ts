@@ -8,10 +8,11 @@
  *
  * One iteration runs the timers that are due and then exactly the callbacks that were
  * ready when it began (FIFO); what they schedule runs in the next iteration. A native
- * wake-up (one `setImmediate`) runs a burst of iterations chained through microtasks,
- * so that promise continuations of tasks run between iterations as in asyncio, and
- * yields back to Node (I/O) after {@link MAX_BURST_ITERATIONS} iterations or
- * {@link MAX_BURST_MS} ms. All timers share one native timer set for the earliest
+ * wake-up (one `setImmediate`, or a microtask when the wake-up comes from an I/O event
+ * of the loop's own, see `kIoEvent`) runs a burst of iterations chained through
+ * microtasks, so that promise continuations of tasks run between iterations as in
+ * asyncio, and yields back to Node (I/O) after {@link MAX_BURST_ITERATIONS} iterations
+ * or {@link MAX_BURST_MS} ms. All timers share one native timer set for the earliest
  * deadline.
  * @module
  */
@@ -50,7 +51,7 @@ import { HookList } from './hooks.ts';
 import { bridgeArea, executorsArea, netArea, subprocessArea, webSocketArea } from './lazy.ts';
 import { activeLoop, envDebug, setActiveLoop } from './running.ts';
 import { captureRawStack, outsideTask, taskStorage, type RawStack } from './internal.ts';
-import { kCallSoon, kCloseHooks, kLastWait, kLogDestroyPending, kPendingNext, kPendingPrev, kPendingTimers, kRealWork, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kTimerDriver, kUnretrieved, kWoke } from './symbols.ts';
+import { kCallSoon, kCloseHooks, kIoEvent, kLastWait, kLogDestroyPending, kPendingNext, kPendingPrev, kPendingTimers, kRealWork, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kTimerDriver, kUnretrieved, kWoke } from './symbols.ts';
 import { adoptLogger, setLevel, type Logger } from './log.ts';
 import { closeUnclosedResources, openResourceCounts } from './resources.ts';
 import { addSignalHandler, removeSignalHandler } from './signals.ts';
@@ -186,6 +187,8 @@ export class Loop implements LoopContract {
   #timerSeq = 0;
   #cancelledTimers = 0;
   #wakeScheduled = false;
+  /** Depth of {@link kIoEvent} calls running now: a wake-up requested inside one needs no setImmediate. */
+  #ioDepth = 0;
   #burstStart = 0;
   #burstIterations = 0;
   #nativeTimer: unknown = null;
@@ -442,12 +445,44 @@ export class Loop implements LoopContract {
 
   #scheduleWake(): void {
     this.#wakeScheduled = true;
-    setImmediate(this.#runBurstOutside);
+    // From an I/O event, the iteration runs from a microtask of the event. Such bursts
+    // count in the burst that Node last started (a setImmediate or the native timer):
+    // once MAX_BURST_ITERATIONS are used up, the wake-up is a setImmediate again (which
+    // starts a new count), so that a chain of events settled in microtasks (never
+    // leaving the microtask queue) cannot keep Node from its own callbacks. Counted, not
+    // timed: which way a wake-up goes does not depend on the machine's speed.
+    if (this.#ioDepth > 0 && ++this.#burstIterations < MAX_BURST_ITERATIONS) {
+      queueMicrotask(this.#runIoBurstOutside);
+    } else {
+      setImmediate(this.#runBurstOutside);
+    }
+  }
+
+  /**
+   * @internal Runs `fn(a, b, c)` as the callback of an I/O event (a worker's answer or
+   * message, delivered by Node in its own macrotask). If what it does wakes the loop,
+   * the burst starts from a microtask queued here, at the end of this event, rather
+   * than from a setImmediate after Node's next poll: this event is the loop's "select"
+   * returning, so the iteration that follows runs the due timers and then the ready
+   * callbacks (these among them) in asyncio's order, as a native wake-up would.
+   */
+  [kIoEvent]<A, B, C>(fn: (a: A, b: B, c: C) => void, a: A, b: B, c: C): void {
+    this.#ioDepth++;
+    try {
+      fn(a, b, c);
+    } finally {
+      this.#ioDepth--;
+    }
   }
 
   #runBurst = (): void => {
     this.#burstStart = performance.now();
     this.#burstIterations = 0;
+    this.#runIteration();
+  };
+
+  /** A burst from an I/O event (see #scheduleWake): it goes on counting in the current burst. */
+  #runIoBurst = (): void => {
     this.#runIteration();
   };
 
@@ -654,6 +689,7 @@ export class Loop implements LoopContract {
   // The native wake-ups, bound once outside any task: they run in no task's async
   // context whoever scheduled them, with no closure or context copy per wake-up.
   #runBurstOutside = outsideTask(() => AsyncResource.bind(this.#runBurst));
+  #runIoBurstOutside = outsideTask(() => AsyncResource.bind(this.#runIoBurst));
   #onNativeTimerOutside = outsideTask(() => AsyncResource.bind(this.#onNativeTimer));
 
   #clearNativeTimer(): void {

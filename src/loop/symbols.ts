@@ -36,6 +36,12 @@ export const kResources = Symbol('protoloop.resources');
 export const kStats = Symbol('protoloop.stats');
 /** Loop: the timers still scheduled and not cancelled (`run(main, { strict: true })`). */
 export const kPendingTimers = Symbol('protoloop.pendingTimers');
+/**
+ * executors/bridge -> Loop: runs `fn(a, b, c)` as an I/O event of the loop's (a worker's
+ * answer or message arrived): a wake-up it requests runs the loop's iteration from a
+ * microtask of this very event instead of a setImmediate later.
+ */
+export const kIoEvent = Symbol('protoloop.ioEvent');
 /** runInExecutor -> Loop: count of executor jobs in flight, real work a virtual clock's autojump waits for. */
 export const kRealWork = Symbol('protoloop.realWork');
 /** Loop -> LoopClock: the clock drives the loop's timer wait (protoloop/testing's VirtualClock). */
