@@ -17,7 +17,7 @@
 import type { Server } from 'node:http';
 import { inspect } from 'node:util';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CancelledError, LoopClosedError } from '../errors.ts';
+import { CancelledError, InvalidStateError, LoopClosedError } from '../errors.ts';
 import type { Future } from '../loop/future.ts';
 import { outsideTask, taskStorage } from '../loop/internal.ts';
 import { kCloseHooks, kShutdownHooks } from '../loop/symbols.ts';
@@ -219,38 +219,60 @@ export class FastifyAdapter {
     this.#link(call);
     this.#stats.requests++;
     const options = route.optionsByMethod === null ? route.options : (route.optionsByMethod[request.method] ?? route.options);
-    const handler = route.handler;
-    // eager: the first step runs inside createTask(); its promise is then `pending`,
-    // and the task subscribes to the call instead.
-    let eager = true;
-    let started = false;
-    let pending: PromiseLike<unknown> | null = null;
-    let result: unknown;
-    const target = (): unknown => {
-      started = true;
-      call.task = request.task = currentTask();
-      result = fastifyHandlerChannel.hasSubscribers ? tracedHandler(route, handler, instance, request, reply) : handler.call(instance, request, reply);
-      if (eager && isThenable(result)) {
-        pending = result;
-        return call;
-      }
-      return result;
-    };
     const debug = loop.getDebug() || timeCallbacks(); // timed for debug mode, a slow-callback subscriber or NODE_DEBUG
     const t0 = debug ? performance.now() : 0;
+    // The common case: the loop runs and makes its own tasks, so the eager first step
+    // runs inside createTask(). The route's one target function then reads this request
+    // from `dispatching`: no closure per request. Otherwise (a task factory, or the
+    // loop not running now) the step may run later, and the request gets a closure.
+    const inline = loop.isRunning() && loop.getTaskFactory() === null;
+    // One record serves every request, but a handler whose first step serves another
+    // request synchronously (re-entrance) gets a fresh one.
+    const shared = inline && !sharedBusy;
+    const d: Dispatch = shared ? sharedDispatch : { route, instance, call, started: false, eager: true, pending: null, result: undefined };
+    if (shared) {
+      sharedBusy = true;
+      d.route = route;
+      d.instance = instance;
+      d.call = call;
+      d.started = false;
+      d.eager = true;
+    }
     let task: Task<unknown>;
+    let started: boolean;
+    let pending: PromiseLike<unknown> | null;
+    let result: unknown;
     try {
-      task = loop.createTask(target, options);
+      if (inline) {
+        dispatching = d;
+        task = loop.createTask(routeTarget, options);
+      } else {
+        task = loop.createTask(() => runTarget(d), options);
+      }
     } catch (e) {
       call.taskSettled();
       reply.code(503);
       throw e;
     } finally {
-      eager = false;
+      d.eager = false;
+      if (inline) dispatching = null;
+      started = d.started;
+      pending = d.pending;
+      result = d.result;
+      if (shared) {
+        // The shared record outlives the request: drop its references.
+        d.route = d.instance = d.call = null!;
+        d.pending = null;
+        d.result = undefined;
+        sharedBusy = false;
+      }
     }
     call.task = task;
     if (debug) this.#checkSlow(task, options.name!, performance.now() - t0);
-    if (!started) return this.#late(call, task);
+    if (!started) {
+      if (inline) throw new InvalidStateError('protoloop: the route handler did not start inside createTask()');
+      return this.#late(call, task);
+    }
     if (pending !== null) {
       const thenable: PromiseLike<unknown> = pending;
       // Fastify's callbacks run in the context where then() is called: if the server
@@ -533,6 +555,54 @@ function tracedHandler(route: RouteRecord, handler: RouteHandler, instance: Fast
   } else {
     ctx.result = result;
     ended();
+  }
+  return result;
+}
+
+/** One request's handler call, as the task's target sees it. */
+interface Dispatch {
+  route: RouteRecord;
+  instance: FastifyInstance;
+  call: HandlerCall;
+  /** The target ran. */
+  started: boolean;
+  /** Still inside createTask(): a promise the handler returns is handed over, not awaited by the task. */
+  eager: boolean;
+  /** The handler's promise, when its first step returned one during the eager step. */
+  pending: PromiseLike<unknown> | null;
+  /** What the handler returned. */
+  result: unknown;
+}
+
+/** The request whose task createTask() is starting now (see dispatch). */
+let dispatching: Dispatch | null = null;
+/** The record `dispatching` points to on the inline path: one for all requests. */
+const sharedDispatch: Dispatch = { route: null!, instance: null!, call: null!, started: false, eager: false, pending: null, result: undefined };
+/** Whether a dispatch is using {@link sharedDispatch} now. */
+let sharedBusy = false;
+
+/** The task target of every route on the inline path: runs the request createTask() is starting. */
+function routeTarget(): unknown {
+  const d = dispatching;
+  if (d === null) throw new InvalidStateError('protoloop: a route handler task started outside its request');
+  dispatching = null;
+  return runTarget(d);
+}
+
+/** Runs the handler inside its task. */
+function runTarget(d: Dispatch): unknown {
+  d.started = true;
+  const call = d.call;
+  const request = call.request;
+  const reply = call.reply;
+  const route = d.route;
+  call.task = request.task = currentTask();
+  const result = fastifyHandlerChannel.hasSubscribers ? tracedHandler(route, route.handler, d.instance, request, reply) : route.handler.call(d.instance, request, reply);
+  d.result = result;
+  if (d.eager && isThenable(result)) {
+    // The task subscribes to the call; the dispatch subscribes to the handler's promise.
+    d.pending = result;
+    return call;
   }
   return result;
 }
