@@ -20,6 +20,7 @@ import { kDescribe } from '../../loop/symbols.ts';
 import { serverCloseChannel, serverListenChannel } from '../../loop/channels.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
+import { IdleSweep } from './idle-sweep.ts';
 import { acceptWithOnread, tlsParentSocket } from './node-internals.ts';
 import { mapSocketError } from '../map-error.ts';
 import { ONREAD, SocketTransport, type StreamProtocol, type TransportOwner } from './socket-transport.ts';
@@ -334,6 +335,8 @@ export class Server extends BaseServer {
     },
   };
   readonly #limits: ServerLimits;
+  /** The idle timeout all the clients share (made on first need), or null when there is none. */
+  #sweep: IdleSweep | null | undefined = undefined;
   /** `proxyProtocol`: each connection's PROXY header is read before it is accepted. */
   readonly #proxy: ProxySettings | null;
   /** Connections whose PROXY header is still on the way. */
@@ -460,7 +463,13 @@ export class Server extends BaseServer {
       return;
     }
     this.counters.accepted++;
-    new SocketTransport(this.loop, socket, protocol, { onread: kind === 'onread', owner: this.#owner, idleTimeout: this.#limits.idleTimeout });
+    new SocketTransport(this.loop, socket, protocol, { onread: kind === 'onread', owner: this.#owner, idleSweep: this.#idleSweep() });
+  }
+
+  /** The idle timeout the clients share: one loop timer for all of them (none while no client is open). */
+  #idleSweep(): IdleSweep | undefined {
+    if (this.#sweep === undefined) this.#sweep = this.#limits.idleTimeout > 0 ? new IdleSweep(this.loop, this.#limits.idleTimeout) : null;
+    return this.#sweep ?? undefined;
   }
 
   /**

@@ -24,7 +24,7 @@ import { kTransport } from '../../loop/symbols.ts';
 import type { BaseProtocol, BufferedProtocol, Protocol } from '../../protocols/protocols.ts';
 import { TransportBase } from '../base.ts';
 import { DEFAULT_HIGH_WATER } from '../flow-control.ts';
-import type { IdleTimer } from '../idle.ts';
+import type { IdleSweep } from './idle-sweep.ts';
 import { copyOut } from './socket-write.ts';
 
 /** A protocol a stream transport can drive. */
@@ -67,8 +67,12 @@ function isBuffered(p: BaseProtocol): p is BufferedProtocol {
 export abstract class SocketReader extends TransportBase<StreamProtocol> {
   /** @internal The socket. */
   readonly socket: OwnedSocket;
-  /** The idle timer of a server connection (touched by reads and writes). */
-  protected idle: IdleTimer | null = null;
+  /** The idle timeout of a server connection (its server's sweep), or null. */
+  protected idle: IdleSweep | null = null;
+  /** @internal For the idle sweep: -1 once a byte moved since its last look, else its quiet looks. */
+  idleLooks = -1;
+  /** @internal For the idle sweep: the write-buffer size at its last look. */
+  idleProgressSeen = 0;
   /** The protocol is a BufferedProtocol. */
   #buffered: boolean;
   #flushScheduled = false;
@@ -126,7 +130,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
   /** @internal `nread` bytes were read into `buf` (onread path). */
   onRead(nread: number, buf: Uint8Array): void {
     if (this.lifecycle !== 'open') return;
-    if (this.idle !== null) this.idle.touch();
+    this.idleLooks = -1;
     if (!this.#deliverable()) {
       this.#enqueue(copyOut(buf, 0, nread));
     } else if (!this.#buffered) {
@@ -170,7 +174,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
   /** @internal An owned chunk arrived ('data' path). */
   onData(chunk: Buffer): void {
     if (this.lifecycle !== 'open') return;
-    if (this.idle !== null) this.idle.touch();
+    this.idleLooks = -1;
     if (!this.#deliverable()) this.#enqueue(chunk);
     else if (this.#buffered) this.#feedBufferedRead(chunk, null, true);
     else this.callProtocol('dataReceived', chunk);

@@ -30,7 +30,7 @@ import { trackResource, type ResourceToken } from '../../loop/resources.ts';
 import { kDescribe, kTransport } from '../../loop/symbols.ts';
 import type { ConnectionInfo, TransportState } from '../base.ts';
 import { DEFAULT_LOW_WATER } from '../flow-control.ts';
-import { IdleTimer } from '../idle.ts';
+import { IdleSweep } from './idle-sweep.ts';
 import { mapSocketError } from '../map-error.ts';
 import type { Transport } from '../transports.ts';
 import { dropNodeEndListener, makeOnread, type OnreadTarget } from './node-internals.ts';
@@ -65,6 +65,8 @@ export interface SocketTransportOptions {
   kind?: string;
   /** Close the connection after this many ms without a byte read or written (0: never). */
   idleTimeout?: number;
+  /** The server's shared idle timeout (instead of `idleTimeout`: no timer per connection). */
+  idleSweep?: IdleSweep;
 }
 
 type TransportSocket = OwnedSocket & { [kTransport]?: SocketTransport };
@@ -150,7 +152,11 @@ export class SocketTransport extends SocketReader implements Transport {
     s.on('close', socketOnClose);
     // 'finish' is listened to only once close() waits for it; write callbacks stand for 'drain'.
     this.syncReading();
-    if ((options.idleTimeout ?? 0) > 0) this.idle = new IdleTimer(loop, options.idleTimeout!, this);
+    const sweep = options.idleSweep ?? ((options.idleTimeout ?? 0) > 0 ? new IdleSweep(loop, options.idleTimeout!) : null);
+    if (sweep !== null) {
+      this.idle = sweep;
+      sweep.add(this);
+    }
     this.#owner?.attach(this);
   }
 
@@ -165,7 +171,7 @@ export class SocketTransport extends SocketReader implements Transport {
    */
   write(data: Uint8Array | string): void {
     if (!this.#checkWritable(data)) return;
-    if (this.idle !== null) this.idle.touch();
+    this.idleLooks = -1;
     send(this, data);
     this.afterWrite(this.socket.writableLength);
   }
@@ -176,7 +182,7 @@ export class SocketTransport extends SocketReader implements Transport {
     for (const c of chunks) if (typeof c !== 'string' && !(c instanceof Uint8Array)) throw new InvalidArgumentError(`writeLines() takes strings and Uint8Arrays, got ${inspect(c, { depth: 0 })}`);
     const first = chunks.find((c) => c.length > 0);
     if (first === undefined || !this.#checkWritable(first)) return;
-    if (this.idle !== null) this.idle.touch();
+    this.idleLooks = -1;
     sendMany(this, chunks);
     this.afterWrite(this.socket.writableLength);
   }
@@ -217,7 +223,7 @@ export class SocketTransport extends SocketReader implements Transport {
 
   #writeDone(): void {
     const size = this.socket.writableLength;
-    if (this.idle !== null) this.idle.touch();
+    this.idleLooks = -1;
     if (this.readHeld && size === 0) this.holdReading(false);
     this.afterDrain(size);
   }
@@ -300,7 +306,7 @@ export class SocketTransport extends SocketReader implements Transport {
   /** Part of the one exit path (the base's forceClose): lets go of the socket. */
   protected override release(): void {
     this.releaseReading();
-    this.idle?.stop();
+    this.idle?.delete(this);
     this.idle = null;
     this.#token.untrack();
     this.socket.destroy();
@@ -374,7 +380,7 @@ export class SocketTransport extends SocketReader implements Transport {
     this.stopReadingForHandover();
     this.handedOver();
     this.closedByUser = true;
-    this.idle?.stop();
+    this.idle?.delete(this);
     this.idle = null;
     this.#token.untrack();
     s.off('data', socketOnData).off('end', socketOnEnd).off('error', socketOnError).off('close', socketOnClose);
