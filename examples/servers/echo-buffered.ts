@@ -13,11 +13,14 @@ import { BufferedProtocol, getRunningLoop, type Transport } from '../../src/inde
 import { serveFromCommandLine, tcpLimits, tcpServed, type ServeOptions, type Served } from './_served.ts';
 
 /**
- * Buffer sizes: start small (an idle connection costs half a page), grow while reads
- * fill the buffer: one large read per message is what makes big messages fast. The
- * buffers are never from Node's shared pool (allocUnsafeSlow): this one is ours alone.
+ * Buffer sizes: start small, grow while reads fill the buffer. Node reads a socket into
+ * a buffer fixed before the bytes arrive (the transport asks for the next one right
+ * after each read), so every open connection keeps its buffer, idle or not: 256 bytes
+ * are all an idle connection costs, and a busy one grows to one large read per message
+ * (x4 per read that filled it), which is what makes big messages fast. The buffers are
+ * never from Node's shared pool (allocUnsafeSlow): each is this connection's alone.
  */
-const MIN_BUFFER = 2 * 1024;
+const MIN_BUFFER = 256;
 const MAX_BUFFER = 256 * 1024;
 
 class EchoBufferedProtocol extends BufferedProtocol {

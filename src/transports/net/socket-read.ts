@@ -48,6 +48,18 @@ export type OwnedSocket = net.Socket & { [kTransport]?: SocketReader };
  */
 export const SCRATCH = Buffer.allocUnsafeSlow(256 * 1024);
 
+/** @internal Bits of a socket transport's flags word (the reader's first, then the transport's). */
+const F_BUFFERED = 1;
+const F_FLUSH_SCHEDULED = 2;
+const F_READING = 4;
+const F_SOCKET_READING = 8;
+const F_READ_HOLD = 16;
+const F_EOF_RECEIVED = 32;
+/** @internal */
+export const F_TLS = 64;
+/** @internal */
+export const F_EOF_WRITTEN = 128;
+
 const EOF = Symbol('eof');
 type Pending = Buffer | typeof EOF;
 
@@ -73,16 +85,51 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
   idleLooks = -1;
   /** @internal For the idle sweep: the write-buffer size at its last look. */
   idleProgressSeen = 0;
+  /**
+   * The reader's and the transport's yes/no state, one bit each (one field rather than
+   * nine: every open connection carries them). See the F_* constants.
+   */
+  #flags = F_READING;
   /** The protocol is a BufferedProtocol. */
-  #buffered: boolean;
-  #flushScheduled = false;
+  get #buffered(): boolean {
+    return (this.#flags & F_BUFFERED) !== 0;
+  }
+  set #buffered(on: boolean) {
+    this.setFlag(F_BUFFERED, on);
+  }
+  get #flushScheduled(): boolean {
+    return (this.#flags & F_FLUSH_SCHEDULED) !== 0;
+  }
+  set #flushScheduled(on: boolean) {
+    this.setFlag(F_FLUSH_SCHEDULED, on);
+  }
   /** The protocol's wish (pauseReading/resumeReading). */
-  #reading = true;
+  get #reading(): boolean {
+    return (this.#flags & F_READING) !== 0;
+  }
+  set #reading(on: boolean) {
+    this.setFlag(F_READING, on);
+  }
   /** What the socket was last told. */
-  #socketReading: boolean;
+  get #socketReading(): boolean {
+    return (this.#flags & F_SOCKET_READING) !== 0;
+  }
+  set #socketReading(on: boolean) {
+    this.setFlag(F_SOCKET_READING, on);
+  }
   /** Reading held until a pending write of our read buffer is flushed. */
-  #readHold = false;
-  #eofReceived = false;
+  get #readHold(): boolean {
+    return (this.#flags & F_READ_HOLD) !== 0;
+  }
+  set #readHold(on: boolean) {
+    this.setFlag(F_READ_HOLD, on);
+  }
+  get #eofReceived(): boolean {
+    return (this.#flags & F_EOF_RECEIVED) !== 0;
+  }
+  set #eofReceived(on: boolean) {
+    this.setFlag(F_EOF_RECEIVED, on);
+  }
   /** Reads (and EOF) waiting for the loop; non-null while anything waits. */
   #pending: Pending[] | null = null;
   #pendingBytes = 0;
@@ -104,6 +151,16 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
     }
     // A socket Node accepted or connected may already be reading: make it match.
     this.#socketReading = !socket.isPaused();
+  }
+
+  /** @internal Whether flag `bit` is set. */
+  protected hasFlag(bit: number): boolean {
+    return (this.#flags & bit) !== 0;
+  }
+
+  /** @internal Sets or clears flag `bit`. */
+  protected setFlag(bit: number, on: boolean): void {
+    this.#flags = on ? this.#flags | bit : this.#flags & ~bit;
   }
 
   /** Closes after flushing (the transport's). */

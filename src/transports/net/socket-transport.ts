@@ -34,7 +34,7 @@ import { IdleSweep } from './idle-sweep.ts';
 import { mapSocketError } from '../map-error.ts';
 import type { Transport } from '../transports.ts';
 import { dropNodeEndListener, makeOnread, type OnreadTarget } from './node-internals.ts';
-import { SCRATCH, SocketReader, type OwnedSocket, type StreamProtocol } from './socket-read.ts';
+import { F_EOF_WRITTEN, F_TLS, SCRATCH, SocketReader, type OwnedSocket, type StreamProtocol } from './socket-read.ts';
 import { send, sendMany } from './socket-write.ts';
 import { proxyAddressOf } from './proxy-protocol.ts';
 
@@ -121,12 +121,7 @@ function addressOf(address: string | undefined, port: number | undefined, family
  * socket-write.ts's.
  */
 export class SocketTransport extends SocketReader implements Transport {
-  /** @internal A plain socket (not TLS): writes may go straight to the fd. */
-  readonly direct: boolean;
   #onWritten: ((err?: Error | null) => void) | null = null;
-  /** @internal writeEof() was called. */
-  eofWritten = false;
-  readonly #tls: boolean;
   /** Extra info given up front (peername and sockname are read from the socket when asked). */
   readonly #extra: Record<string, unknown> | null;
   readonly #token: ResourceToken;
@@ -136,8 +131,7 @@ export class SocketTransport extends SocketReader implements Transport {
   constructor(loop: Loop, socket: net.Socket, protocol: StreamProtocol, options: SocketTransportOptions = {}) {
     super(loop, socket, protocol, options.waiter ?? null, options.skipConnectionMade === true);
     this.#owner = options.owner ?? null;
-    this.#tls = socket instanceof nodeTls().TLSSocket;
-    this.direct = !this.#tls;
+    this.setFlag(F_TLS, socket instanceof nodeTls().TLSSocket);
     this.#extra = options.extra ?? null;
     this.#token = trackResource(loop, options.kind ?? 'transport', this, abortTransport);
     const s = this.socket as TransportSocket;
@@ -158,6 +152,20 @@ export class SocketTransport extends SocketReader implements Transport {
       sweep.add(this);
     }
     this.#owner?.attach(this);
+  }
+
+  /** @internal A plain socket (not TLS): writes may go straight to the fd. */
+  get direct(): boolean {
+    return !this.hasFlag(F_TLS);
+  }
+
+  /** @internal writeEof() was called. */
+  get eofWritten(): boolean {
+    return this.hasFlag(F_EOF_WRITTEN);
+  }
+
+  get #tls(): boolean {
+    return this.hasFlag(F_TLS);
   }
 
   // -------------------------------------------------------------- writing side
@@ -231,7 +239,7 @@ export class SocketTransport extends SocketReader implements Transport {
   /** Closes the writing side once the buffer is flushed (half-close). The reading side stays open. Idempotent. */
   writeEof(): void {
     if (this.lifecycle !== 'open' || this.eofWritten) return;
-    this.eofWritten = true;
+    this.setFlag(F_EOF_WRITTEN, true);
     this.socket.end();
   }
 
