@@ -59,6 +59,31 @@ const F_EOF_RECEIVED = 32;
 export const F_TLS = 64;
 /** @internal */
 export const F_EOF_WRITTEN = 128;
+/** The buffer the next read goes into (`#readBuf`) is a fresh one of ours, counted in `freshPinned`. */
+const F_FRESH = 256;
+
+/** A Protocol's read of at least this many bytes sends its next read to a fresh buffer. */
+const LARGE_READ = 32 * 1024;
+/** Room past the last read's size in a fresh buffer (a read that fills it costs one more read call). */
+const FRESH_SLACK = 8 * 1024;
+/**
+ * At most this many bytes of fresh buffers pinned for a next read, over every socket: a
+ * connection that goes quiet after a large read keeps its fresh buffer, so many such
+ * connections fall back to the scratch buffer (a copy per read) rather than hold memory.
+ */
+export const FRESH_BUDGET = 8 * 1024 * 1024;
+let freshPinned = 0;
+
+/** @internal Bytes of fresh read buffers pinned now (tests). */
+export function freshBytesPinned(): number {
+  return freshPinned;
+}
+
+/** The first `nread` bytes of a fresh buffer, handed over without a copy (a copy when they fill less than half of it). */
+function handOver(buf: Buffer, nread: number): Buffer {
+  if (nread === buf.length) return buf;
+  return nread * 2 >= buf.length ? buf.subarray(0, nread) : copyOut(buf, 0, nread);
+}
 
 const EOF = Symbol('eof');
 type Pending = Buffer | typeof EOF;
@@ -130,6 +155,8 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
   set #eofReceived(on: boolean) {
     this.setFlag(F_EOF_RECEIVED, on);
   }
+  /** The size of the last read (a Protocol's: whether the next goes to a fresh buffer). */
+  #lastRead = 0;
   /** Reads (and EOF) waiting for the loop; non-null while anything waits. */
   #pending: Pending[] | null = null;
   #pendingBytes = 0;
@@ -170,13 +197,26 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
 
   /**
    * @internal Node asks for the buffer of the next read, right after a read. A
-   * BufferedProtocol that can take data now is asked for it (the read lands in place);
-   * otherwise the read goes to the scratch buffer.
+   * BufferedProtocol that can take data now is asked for it (the read lands in place).
+   * A Protocol whose last read was large gets its next read in a fresh buffer of that
+   * size, handed over as it is (no copy), while the bytes so pinned stay within
+   * {@link FRESH_BUDGET}. Otherwise the read goes to the scratch buffer.
    */
   nextReadBuffer(): Uint8Array {
-    if (this.#buffered && this.#deliverable()) {
+    if (this.hasFlag(F_FRESH)) this.#dropFresh();
+    if (!this.#deliverable()) return SCRATCH;
+    if (this.#buffered) {
       const buf = this.#getBuffer(-1);
       if (buf !== null) {
+        this.#readBuf = buf;
+        return buf;
+      }
+    } else if (this.#lastRead >= LARGE_READ) {
+      const size = Math.min(SCRATCH.length, (this.#lastRead + FRESH_SLACK) & ~4095);
+      if (freshPinned + size <= FRESH_BUDGET) {
+        const buf = Buffer.allocUnsafeSlow(size);
+        freshPinned += size;
+        this.setFlag(F_FRESH, true);
         this.#readBuf = buf;
         return buf;
       }
@@ -184,14 +224,25 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
     return SCRATCH;
   }
 
+  /** The fresh buffer pinned for the next read is not (any more): out of the budget. */
+  #dropFresh(): void {
+    this.setFlag(F_FRESH, false);
+    freshPinned -= this.#readBuf!.byteLength;
+    this.#readBuf = null;
+  }
+
   /** @internal `nread` bytes were read into `buf` (onread path). */
   onRead(nread: number, buf: Uint8Array): void {
+    // A read into a fresh buffer: it is no longer pinned, and its bytes are ours to hand over.
+    const fresh = this.hasFlag(F_FRESH) && buf === this.#readBuf;
+    if (fresh) this.#dropFresh();
     if (this.lifecycle !== 'open') return;
     this.idleLooks = -1;
+    if (!this.#buffered) this.#lastRead = nread;
     if (!this.#deliverable()) {
-      this.#enqueue(copyOut(buf, 0, nread));
+      this.#enqueue(fresh ? handOver(buf as Buffer, nread) : copyOut(buf, 0, nread));
     } else if (!this.#buffered) {
-      this.callProtocol('dataReceived', copyOut(buf, 0, nread));
+      this.callProtocol('dataReceived', fresh ? handOver(buf as Buffer, nread) : copyOut(buf, 0, nread));
     } else if (buf === SCRATCH) {
       this.#feedBufferedRead(buf.subarray(0, nread), null, false);
     } else {
@@ -416,6 +467,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
 
   /** After connectionLost: the waiter of a connection that was never made fails, references go. */
   protected readerGone(): void {
+    if (this.hasFlag(F_FRESH)) this.#dropFresh();
     this.clearPending();
     const waiter = this.#waiter;
     if (waiter !== null && !waiter.done()) waiter.setException(this.lostExc ?? new TransportClosedError('the connection closed before it was made'));
@@ -425,6 +477,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
 
   /** startTls: stop reading for good (the socket is handed over). */
   protected stopReadingForHandover(): void {
+    if (this.hasFlag(F_FRESH)) this.#dropFresh();
     this.#reading = false;
     this.syncReading();
     this.clearPending();
@@ -434,6 +487,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
   override setProtocol(protocol: BaseProtocol): void {
     this.protocol = protocol as StreamProtocol;
     this.#buffered = isBuffered(protocol);
+    if (this.hasFlag(F_FRESH)) this.#dropFresh();
     this.#readBuf = null;
   }
 
