@@ -7,6 +7,7 @@ import { IdleSweep, type SweptConnection } from '../../src/transports/net/idle-s
 import { VirtualClock } from '../../src/testing/index.ts';
 
 class Conn implements SweptConnection {
+  idleSweep: IdleSweep | null = null;
   idleLooks = 0;
   idleProgressSeen = 0;
   progress = 0;
@@ -15,7 +16,13 @@ class Conn implements SweptConnection {
     return this.progress;
   }
   idleExpired(): void {
+    this.idleSweep = null;
     this.expiredAt = getRunningLoop().time();
+  }
+  join(sweep: IdleSweep): this {
+    this.idleSweep = sweep;
+    sweep.add(this);
+    return this;
   }
   touch(): void {
     this.idleLooks = -1;
@@ -28,11 +35,9 @@ describe('IdleSweep', () => {
       async () => {
         const loop = getRunningLoop();
         const sweep = new IdleSweep(loop, 1000);
-        const first = new Conn();
-        sweep.add(first);
+        const first = new Conn().join(sweep);
         await sleep(130); // the second joins off the sweep's phase
-        const second = new Conn();
-        sweep.add(second);
+        const second = new Conn().join(sweep);
         const joined = loop.time();
         await sleep(3000);
         expect(first.expiredAt).not.toBeNull();
@@ -53,7 +58,7 @@ describe('IdleSweep', () => {
         const busy = new Conn();
         const draining = new Conn();
         const silent = new Conn();
-        for (const c of [busy, draining, silent]) sweep.add(c);
+        for (const c of [busy, draining, silent]) c.join(sweep);
         for (let i = 0; i < 40; i++) {
           await sleep(100);
           busy.touch();
@@ -70,19 +75,36 @@ describe('IdleSweep', () => {
     );
   });
 
+  it("walks a server's set of clients, skipping those it does not watch", async () => {
+    await run(
+      async () => {
+        const loop = getRunningLoop();
+        const clients = new Set<Conn>();
+        const sweep = new IdleSweep(loop, 1000, clients);
+        const watched = new Conn().join(sweep);
+        const other = new Conn(); // in the set, but with no sweep (say, after startTls)
+        clients.add(watched).add(other);
+        await sleep(2000);
+        expect(watched.expiredAt).not.toBeNull();
+        expect(other.expiredAt).toBeNull();
+        expect(other.idleLooks).toBe(0);
+        clients.clear();
+      },
+      { clock: new VirtualClock({ autojump: 0 }) },
+    );
+  });
+
   it('runs its timer only while it watches a connection', async () => {
     await run(
       async () => {
         const loop = getRunningLoop();
         const sweep = new IdleSweep(loop, 1000);
-        const c = new Conn();
-        sweep.add(c);
+        const c = new Conn().join(sweep);
         sweep.delete(c);
         // With nothing watched, nothing is looked at: a later member starts a fresh count.
         await sleep(5000);
-        const d = new Conn();
         const t0 = loop.time();
-        sweep.add(d);
+        const d = new Conn().join(sweep);
         await sleep(5000);
         expect(c.expiredAt).toBeNull();
         expect(d.expiredAt! - t0).toBeGreaterThanOrEqual(1000);

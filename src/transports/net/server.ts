@@ -227,6 +227,11 @@ export abstract class BaseServer implements ServerLike {
     await this.waitClosed();
   }
 
+  /** The open client connections (walked by a TCP server's idle sweep). */
+  protected get clientSet(): ReadonlySet<ServerClient> {
+    return this.#clients;
+  }
+
   /** @internal A client connection starts. */
   protected attach(client: ServerClient): void {
     this.#clients.add(client);
@@ -468,7 +473,7 @@ export class Server extends BaseServer {
 
   /** The idle timeout the clients share: one loop timer for all of them (none while no client is open). */
   #idleSweep(): IdleSweep | undefined {
-    if (this.#sweep === undefined) this.#sweep = this.#limits.idleTimeout > 0 ? new IdleSweep(this.loop, this.#limits.idleTimeout) : null;
+    if (this.#sweep === undefined) this.#sweep = this.#limits.idleTimeout > 0 ? new IdleSweep(this.loop, this.#limits.idleTimeout, this.clientSet) : null;
     return this.#sweep ?? undefined;
   }
 

@@ -104,8 +104,8 @@ function isBuffered(p: BaseProtocol): p is BufferedProtocol {
 export abstract class SocketReader extends TransportBase<StreamProtocol> {
   /** @internal The socket. */
   readonly socket: OwnedSocket;
-  /** The idle timeout of a server connection (its server's sweep), or null. */
-  protected idle: IdleSweep | null = null;
+  /** @internal The idle timeout of a server connection (its server's sweep), or null. */
+  idleSweep: IdleSweep | null = null;
   /** @internal For the idle sweep: -1 once a byte moved since its last look, else its quiet looks. */
   idleLooks = -1;
   /** @internal For the idle sweep: the write-buffer size at its last look. */

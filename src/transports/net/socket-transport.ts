@@ -148,7 +148,7 @@ export class SocketTransport extends SocketReader implements Transport {
     this.syncReading();
     const sweep = options.idleSweep ?? ((options.idleTimeout ?? 0) > 0 ? new IdleSweep(loop, options.idleTimeout!) : null);
     if (sweep !== null) {
-      this.idle = sweep;
+      this.idleSweep = sweep;
       sweep.add(this);
     }
     this.#owner?.attach(this);
@@ -291,7 +291,7 @@ export class SocketTransport extends SocketReader implements Transport {
 
   /** @internal IdleHost: no byte read or written for `ms`. */
   idleExpired(ms: number): void {
-    this.idle = null;
+    this.idleSweep = null;
     this.abortWith(new IdleTimeoutError(`no byte was read or written for ${ms} ms (idleTimeout)`));
   }
 
@@ -314,8 +314,8 @@ export class SocketTransport extends SocketReader implements Transport {
   /** Part of the one exit path (the base's forceClose): lets go of the socket. */
   protected override release(): void {
     this.releaseReading();
-    this.idle?.delete(this);
-    this.idle = null;
+    this.idleSweep?.delete(this);
+    this.idleSweep = null;
     this.#token.untrack();
     this.socket.destroy();
     // Data read before the close is delivered before connectionLost (scheduled next).
@@ -388,8 +388,8 @@ export class SocketTransport extends SocketReader implements Transport {
     this.stopReadingForHandover();
     this.handedOver();
     this.closedByUser = true;
-    this.idle?.delete(this);
-    this.idle = null;
+    this.idleSweep?.delete(this);
+    this.idleSweep = null;
     this.#token.untrack();
     s.off('data', socketOnData).off('end', socketOnEnd).off('error', socketOnError).off('close', socketOnClose);
     s.off('finish', socketOnFinish);
