@@ -266,6 +266,42 @@ export abstract class TransportBase<P extends object = object> {
     return r;
   }
 
+  /**
+   * `callProtocol('dataReceived', data)` for the per-read call: the method is read by
+   * name (a monomorphic load per protocol class) rather than through the generic keyed
+   * lookup. Same policy; timed in debug mode through {@link callProtocol}.
+   */
+  protected callDataReceived(data: Buffer): void {
+    if (this.loop.getDebug() || nodeDebugEnabled || callbackSlowChannel.hasSubscribers) {
+      this.callProtocol('dataReceived', data);
+      return;
+    }
+    const p = this.protocol as { dataReceived?: unknown };
+    const fn = p.dataReceived;
+    if (typeof fn !== 'function') return;
+    try {
+      fn.call(p, data);
+    } catch (exception) {
+      this.protocolFailed('dataReceived', exception);
+    }
+  }
+
+  /** `callProtocol('bufferUpdated', nbytes)` for the per-read call, as {@link callDataReceived}. */
+  protected callBufferUpdated(nbytes: number): void {
+    if (this.loop.getDebug() || nodeDebugEnabled || callbackSlowChannel.hasSubscribers) {
+      this.callProtocol('bufferUpdated', nbytes);
+      return;
+    }
+    const p = this.protocol as { bufferUpdated?: unknown };
+    const fn = p.bufferUpdated;
+    if (typeof fn !== 'function') return;
+    try {
+      fn.call(p, nbytes);
+    } catch (exception) {
+      this.protocolFailed('bufferUpdated', exception);
+    }
+  }
+
   /** The policy for a throwing protocol: report it; unless it was `connectionLost`, abort the connection with it. */
   protected protocolFailed(method: ProtocolMethod, exception: unknown): void {
     if (method === 'connectionLost') {

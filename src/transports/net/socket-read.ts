@@ -242,7 +242,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
     if (!this.#deliverable()) {
       this.#enqueue(fresh ? handOver(buf as Buffer, nread) : copyOut(buf, 0, nread));
     } else if (!this.#buffered) {
-      this.callProtocol('dataReceived', fresh ? handOver(buf as Buffer, nread) : copyOut(buf, 0, nread));
+      this.callDataReceived(fresh ? handOver(buf as Buffer, nread) : copyOut(buf, 0, nread));
     } else if (buf === SCRATCH) {
       this.#feedBufferedRead(buf.subarray(0, nread), null, false);
     } else {
@@ -253,7 +253,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
       if (now === null) return;
       if (now.buffer === buf.buffer && now.byteOffset === buf.byteOffset && now.byteLength >= nread) {
         this.#readBuf = now;
-        this.callProtocol('bufferUpdated', nread);
+        this.callBufferUpdated(nread);
       } else {
         // Through the scratch buffer: the protocol's buffers may overlap the bytes.
         const tmp = nread <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(nread);
@@ -315,7 +315,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
       this.#readBuf = buf;
       buf = null;
       off += n;
-      this.callProtocol('bufferUpdated', n);
+      this.callBufferUpdated(n);
       if (!this.#reading || this.#readHold) break;
     }
     return off;
