@@ -454,31 +454,49 @@ async function main(): Promise<void> {
   writeResults('echo', md);
 }
 
-/** Where the time goes, from profiles (`node --cpu-prof`); kept by hand as the code changes. */
+/** Where the time goes, from profiles (`perf record -g` with `node --perf-basic-prof`); kept by hand as the code changes. */
 const NOTES = `## Notes
 
-See docs/streams.md for the servers' code. Profiles are taken with \`node --cpu-prof examples/servers/<server>.ts --port 0\` under the same load.
+See docs/streams.md and examples/servers/ for the servers' code. Profiles: \`perf record -g -p <server pid>\`
+with the server started as \`node --perf-basic-prof examples/servers/<server>.ts --port 0\`, under the same
+load, pinned as above. The machine these runs came from is shared (others run benchmarks on the same two
+cores): msg/s moves by up to 2x between rounds; compare the CPU ratios.
 
-Where the misses come from:
-- **Protocol at 10 KiB and 100 KiB.** \`dataReceived(data)\` hands the protocol a Buffer it owns,
-  so every read costs one fresh allocation (raw \`net\` pays the same). With the rest of the
-  path producing almost no garbage, V8 runs few cheap young-generation collections and
-  more full ones driven by external buffer memory; those pauses are the p99 above and the
-  gap to raw \`net\` (0.7x to 0.9x at 10 KiB, 0.9x to 1.04x at 100 KiB across runs). BufferedProtocol, which reads into a buffer the protocol reuses, is the
-  fast path and meets the target at 10 KiB; at 100 KiB it is 1.3-1.8x raw \`net\` from run
-  to run against the 1.5x target.
-- **Streams** sit on the Protocol path plus the StreamReader's buffer and a task per
-  connection: across the runs on this machine, 0.8x to 1.3x raw \`net\` at 10 and 100 KiB
-  (target 0.9x), so a single run may land on either side of the target.
-- **Memory per idle connection.** raw \`net\` keeps a socket; protoloop adds the transport
-  (flags packed, flow control created lazily), its resource-tracking entry (a WeakRef and
-  a FinalizationRegistry cell, for unclosed-transport reports) and, for streams, a task,
-  its promises and a StreamReader/StreamWriter pair. The BufferedProtocol example also
-  keeps its own 2 KiB buffer per connection. Protocol is at 1.25-1.3x (target 1.2x).
-- Before this round of work the Protocol server was at 0.36-0.62x raw \`net\` at 100 KiB:
-  every write was copied (twice with an offset) and BufferedProtocol never read into its
-  own buffer. Writes now go to the socket at once and copy only what the kernel did not
-  take; BufferedProtocol reads in place.
+Where the time goes:
+- **The read path.** Sockets read through Node's \`onread\` into a 256 KiB scratch buffer; a Protocol gets an owned
+  copy (from Node's pool when small). After a read of 32 KiB or more, the next read lands in a fresh buffer
+  that \`dataReceived\` gets as it is, without the copy (the memmove was 14.5% of the server's CPU at 100 KiB);
+  the fresh buffers pinned for a next read are capped at 8 MiB over all sockets, since a connection that goes
+  quiet after a large read keeps one. Writes go to \`write(2)\` at once.
+- **1 KiB: the kernel.** About 78% of the Protocol server's CPU is the kernel (read, write, epoll, and waking
+  the load generator on the other core: \`_raw_spin_unlock_irqrestore\` under \`sock_def_readable\`, 12%).
+  The user-space rest (about 1.1 µs per message) is spread thin: Node's \`onStreamRead\` and
+  \`CallJSOnreadMethod\`, \`Context::Enter\`/\`Exit\`, the typed array for each chunk, \`fs.writeSync\`'s
+  checks and binding, protoloop's \`onRead\`/\`write\`. Raw \`net\` spends about 1.3 µs there, so the CPU ratio
+  at 1 KiB is bounded near 1.1-1.2x whatever protoloop does.
+- **100 KiB Protocol:** the kernel's copies (\`_copy_to_iter\`, \`_copy_from_iter\`: about 35%) and the full
+  GCs that 100 KiB of external memory per read starts (about 15%, most of it on V8's worker threads, which the
+  CPU column counts); raw \`net\` pays both.
+- **BufferedProtocol against uvloop.** At 100 KiB, 91% of the server's CPU is in the kernel (copies 37%, and
+  the scheduler, \`finish_task_switch\` 16%: the server drains its events and sleeps more often); uvloop is at
+  86% kernel plus a 9.5% memmove (it copies each read into a bytes object). At 1 KiB the gap is user space,
+  about 0.5 µs per message: the crossing from libuv into JavaScript twice per read (the read callback, then
+  \`onread.buffer()\` for the next read's buffer, each through \`CallJSOnreadMethod\`/\`Function::Call\` with a
+  context switch in V8), \`getBuffer()\` asked twice per read (after it, for the next read, and when the bytes
+  arrive, as asyncio asks before each read), and \`fs.writeSync\`'s JavaScript checks before \`write(2)\`.
+- **Streams** add a task per connection to the Protocol path: per message, a Future for the waiting
+  \`read()\`, its wake-up through the loop, the task's step, \`drain()\`.
+- **Memory per idle connection** (JS heap per connection, from heap snapshots with 1,000 and 3,000 connections):
+  raw \`net\` about 890 B (the Socket and its stream states, the TCP wrap). protoloop's Protocol adds the
+  transport (about 220 B: nine booleans packed into one field), the loop's resource-tracking entry for
+  unclosed-transport reports (176 B: the entry 72, a WeakRef 32, a FinalizationRegistry cell 72), the protocol
+  object and a server client-set entry. The idle timeout is one sweep per server, not a timer per connection
+  (an IdleTimer and its TimerHandle were 208 B each). The BufferedProtocol example's first buffer is a
+  256-byte slice of Node's pool, grown (its own) only while reads fill it. Streams add a Task (224 B), its
+  CancelScope (120 B), the waiting read's Future and Waiter (232 B), the suspended async frames of the client
+  callback and \`read()\` with their promises and closures (about 1.6 KiB), the reader, writer and their
+  protocol (about 290 B) and the task's name (about 220 B): loop-level objects, out of reach of the streams
+  module.
 `;
 
 await main();
