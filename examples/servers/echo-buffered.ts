@@ -13,11 +13,17 @@ import { BufferedProtocol, getRunningLoop, type Transport } from '../../src/inde
 import { serveFromCommandLine, tcpLimits, tcpServed, type ServeOptions, type Served } from './_served.ts';
 
 /**
- * Buffer sizes: start small (an idle connection costs half a page), grow while reads
- * fill the buffer: one large read per message is what makes big messages fast. The
- * buffers are never from Node's shared pool (allocUnsafeSlow): this one is ours alone.
+ * Buffer sizes: start small, grow while reads fill the buffer. Node reads a socket into
+ * a buffer fixed before the bytes arrive (the transport asks for the next one right
+ * after each read), so every open connection keeps its buffer, idle or not. The first
+ * one is a 256-byte slice of Node's shared buffer pool (Buffer.allocUnsafe: 32
+ * connections share one 8 KiB slab, no backing store of its own), which is all an idle
+ * connection costs; the transport reads into exactly that slice and nothing else uses
+ * it. A read that fills the buffer moves to one four times larger, of its own
+ * (allocUnsafeSlow), up to one large read per message, which is what makes big
+ * messages fast.
  */
-const MIN_BUFFER = 2 * 1024;
+const MIN_BUFFER = 256;
 const MAX_BUFFER = 256 * 1024;
 
 class EchoBufferedProtocol extends BufferedProtocol {
@@ -29,7 +35,7 @@ class EchoBufferedProtocol extends BufferedProtocol {
   }
 
   override getBuffer(_sizeHint: number): Uint8Array {
-    this.#buf ??= Buffer.allocUnsafeSlow(MIN_BUFFER);
+    this.#buf ??= Buffer.allocUnsafe(MIN_BUFFER);
     return this.#buf;
   }
 

@@ -48,6 +48,10 @@ export type TransportState = 'open' | 'closing' | 'closed';
 /** Writes dropped after the connection was lost before one warning is logged (asyncio's constant). */
 export const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
 
+const B_MADE = 1;
+const B_CLOSED_BY_USER = 2;
+const B_LOST_SCHEDULED = 4;
+
 /** A protocol method name the wrapper may call. */
 export type ProtocolMethod = string;
 
@@ -71,15 +75,12 @@ export abstract class TransportBase<P extends object = object> {
   protected protocol: P;
   /** Where the transport is in its life (see the module notes). */
   protected lifecycle: TransportState = 'open';
-  /** `connectionMade` ran (or was not due: startTls). */
-  protected made = false;
-  /** close() or abort() (or a fatal protocol error) ended it: later writes throw rather than being dropped. */
-  protected closedByUser = false;
+  /** `made`, `closedByUser` and whether connectionLost was scheduled, one bit each (one field per transport rather than three). */
+  #bits = 0;
   /** What `connectionLost` carries; set once by {@link forceClose}. */
   protected lostExc: Error | undefined = undefined;
   /** Made on first need (custom water marks, or the buffer above the default high mark). */
   protected flow: FlowControl | null = null;
-  #lostScheduled = false;
   #writesAfterLost = 0;
   /** The addresses read when `connectionMade` was published (the socket may not tell them once it is gone). */
   #info: ConnectionInfo | null = null;
@@ -87,6 +88,29 @@ export abstract class TransportBase<P extends object = object> {
   constructor(loop: Loop, protocol: P) {
     this.loop = loop;
     this.protocol = protocol;
+  }
+
+  /** `connectionMade` ran (or was not due: startTls). */
+  protected get made(): boolean {
+    return (this.#bits & B_MADE) !== 0;
+  }
+  protected set made(on: boolean) {
+    this.#bits = on ? this.#bits | B_MADE : this.#bits & ~B_MADE;
+  }
+
+  /** close() or abort() (or a fatal protocol error) ended it: later writes throw rather than being dropped. */
+  protected get closedByUser(): boolean {
+    return (this.#bits & B_CLOSED_BY_USER) !== 0;
+  }
+  protected set closedByUser(on: boolean) {
+    this.#bits = on ? this.#bits | B_CLOSED_BY_USER : this.#bits & ~B_CLOSED_BY_USER;
+  }
+
+  get #lostScheduled(): boolean {
+    return (this.#bits & B_LOST_SCHEDULED) !== 0;
+  }
+  set #lostScheduled(on: boolean) {
+    this.#bits = on ? this.#bits | B_LOST_SCHEDULED : this.#bits & ~B_LOST_SCHEDULED;
   }
 
   /** The transport's state: `'open'`, `'closing'` or `'closed'`. */
@@ -240,6 +264,42 @@ export abstract class TransportBase<P extends object = object> {
     const dt = performance.now() - t0;
     if (dt >= this.loop.slowCallbackDuration) this.loop.reportSlow(`${p.constructor?.name ?? 'protocol'}.${method}() on ${this.toString()}`, dt, { protocol: p, transport: this });
     return r;
+  }
+
+  /**
+   * `callProtocol('dataReceived', data)` for the per-read call: the method is read by
+   * name (a monomorphic load per protocol class) rather than through the generic keyed
+   * lookup. Same policy; timed in debug mode through {@link callProtocol}.
+   */
+  protected callDataReceived(data: Buffer): void {
+    if (this.loop.getDebug() || nodeDebugEnabled || callbackSlowChannel.hasSubscribers) {
+      this.callProtocol('dataReceived', data);
+      return;
+    }
+    const p = this.protocol as { dataReceived?: unknown };
+    const fn = p.dataReceived;
+    if (typeof fn !== 'function') return;
+    try {
+      fn.call(p, data);
+    } catch (exception) {
+      this.protocolFailed('dataReceived', exception);
+    }
+  }
+
+  /** `callProtocol('bufferUpdated', nbytes)` for the per-read call, as {@link callDataReceived}. */
+  protected callBufferUpdated(nbytes: number): void {
+    if (this.loop.getDebug() || nodeDebugEnabled || callbackSlowChannel.hasSubscribers) {
+      this.callProtocol('bufferUpdated', nbytes);
+      return;
+    }
+    const p = this.protocol as { bufferUpdated?: unknown };
+    const fn = p.bufferUpdated;
+    if (typeof fn !== 'function') return;
+    try {
+      fn.call(p, nbytes);
+    } catch (exception) {
+      this.protocolFailed('bufferUpdated', exception);
+    }
   }
 
   /** The policy for a throwing protocol: report it; unless it was `connectionLost`, abort the connection with it. */

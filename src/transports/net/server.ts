@@ -20,6 +20,7 @@ import { kDescribe } from '../../loop/symbols.ts';
 import { serverCloseChannel, serverListenChannel } from '../../loop/channels.ts';
 import type { Loop } from '../../loop/loop.ts';
 import { trackResource, type ResourceToken } from '../../loop/resources.ts';
+import { IdleSweep } from './idle-sweep.ts';
 import { acceptWithOnread, tlsParentSocket } from './node-internals.ts';
 import { mapSocketError } from '../map-error.ts';
 import { ONREAD, SocketTransport, type StreamProtocol, type TransportOwner } from './socket-transport.ts';
@@ -228,6 +229,11 @@ export abstract class BaseServer implements ServerLike {
     await this.waitClosed();
   }
 
+  /** The open client connections (walked by a TCP server's idle sweep). */
+  protected get clientSet(): ReadonlySet<ServerClient> {
+    return this.#clients;
+  }
+
   /** @internal A client connection starts. */
   protected attach(client: ServerClient): void {
     this.#clients.add(client);
@@ -336,6 +342,8 @@ export class Server extends BaseServer {
     },
   };
   readonly #limits: ServerLimits;
+  /** The idle timeout all the clients share (made on first need), or null when there is none. */
+  #sweep: IdleSweep | null | undefined = undefined;
   /** `proxyProtocol`: each connection's PROXY header is read before it is accepted. */
   readonly #proxy: ProxySettings | null;
   /** Connections whose PROXY header is still on the way. */
@@ -462,7 +470,13 @@ export class Server extends BaseServer {
       return;
     }
     this.counters.accepted++;
-    new SocketTransport(this.loop, socket, protocol, { onread: kind === 'onread', owner: this.#owner, idleTimeout: this.#limits.idleTimeout });
+    new SocketTransport(this.loop, socket, protocol, { onread: kind === 'onread', owner: this.#owner, idleSweep: this.#idleSweep() });
+  }
+
+  /** The idle timeout the clients share: one loop timer for all of them (none while no client is open). */
+  #idleSweep(): IdleSweep | undefined {
+    if (this.#sweep === undefined) this.#sweep = this.#limits.idleTimeout > 0 ? new IdleSweep(this.loop, this.#limits.idleTimeout, this.clientSet) : null;
+    return this.#sweep ?? undefined;
   }
 
   /**

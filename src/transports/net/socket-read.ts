@@ -24,7 +24,7 @@ import { kTransport } from '../../loop/symbols.ts';
 import type { BaseProtocol, BufferedProtocol, Protocol } from '../../protocols/protocols.ts';
 import { TransportBase } from '../base.ts';
 import { DEFAULT_HIGH_WATER } from '../flow-control.ts';
-import type { IdleTimer } from '../idle.ts';
+import type { IdleSweep } from './idle-sweep.ts';
 import { copyOut } from './socket-write.ts';
 
 /** A protocol a stream transport can drive. */
@@ -48,6 +48,43 @@ export type OwnedSocket = net.Socket & { [kTransport]?: SocketReader };
  */
 export const SCRATCH = Buffer.allocUnsafeSlow(256 * 1024);
 
+/** @internal Bits of a socket transport's flags word (the reader's first, then the transport's). */
+const F_BUFFERED = 1;
+const F_FLUSH_SCHEDULED = 2;
+const F_READING = 4;
+const F_SOCKET_READING = 8;
+const F_READ_HOLD = 16;
+const F_EOF_RECEIVED = 32;
+/** @internal */
+export const F_TLS = 64;
+/** @internal */
+export const F_EOF_WRITTEN = 128;
+/** The buffer the next read goes into (`#readBuf`) is a fresh one of ours, counted in `freshPinned`. */
+const F_FRESH = 256;
+
+/** A Protocol's read of at least this many bytes sends its next read to a fresh buffer. */
+const LARGE_READ = 32 * 1024;
+/** Room past the last read's size in a fresh buffer (a read that fills it costs one more read call). */
+const FRESH_SLACK = 8 * 1024;
+/**
+ * At most this many bytes of fresh buffers pinned for a next read, over every socket: a
+ * connection that goes quiet after a large read keeps its fresh buffer, so many such
+ * connections fall back to the scratch buffer (a copy per read) rather than hold memory.
+ */
+export const FRESH_BUDGET = 8 * 1024 * 1024;
+let freshPinned = 0;
+
+/** @internal Bytes of fresh read buffers pinned now (tests). */
+export function freshBytesPinned(): number {
+  return freshPinned;
+}
+
+/** The first `nread` bytes of a fresh buffer, handed over without a copy (a copy when they fill less than half of it). */
+function handOver(buf: Buffer, nread: number): Buffer {
+  if (nread === buf.length) return buf;
+  return nread * 2 >= buf.length ? buf.subarray(0, nread) : copyOut(buf, 0, nread);
+}
+
 const EOF = Symbol('eof');
 type Pending = Buffer | typeof EOF;
 
@@ -67,18 +104,59 @@ function isBuffered(p: BaseProtocol): p is BufferedProtocol {
 export abstract class SocketReader extends TransportBase<StreamProtocol> {
   /** @internal The socket. */
   readonly socket: OwnedSocket;
-  /** The idle timer of a server connection (touched by reads and writes). */
-  protected idle: IdleTimer | null = null;
+  /** @internal The idle timeout of a server connection (its server's sweep), or null. */
+  idleSweep: IdleSweep | null = null;
+  /** @internal For the idle sweep: -1 once a byte moved since its last look, else its quiet looks. */
+  idleLooks = -1;
+  /** @internal For the idle sweep: the write-buffer size at its last look. */
+  idleProgressSeen = 0;
+  /**
+   * The reader's and the transport's yes/no state, one bit each (one field rather than
+   * nine: every open connection carries them). See the F_* constants.
+   */
+  #flags = F_READING;
   /** The protocol is a BufferedProtocol. */
-  #buffered: boolean;
-  #flushScheduled = false;
+  get #buffered(): boolean {
+    return (this.#flags & F_BUFFERED) !== 0;
+  }
+  set #buffered(on: boolean) {
+    this.setFlag(F_BUFFERED, on);
+  }
+  get #flushScheduled(): boolean {
+    return (this.#flags & F_FLUSH_SCHEDULED) !== 0;
+  }
+  set #flushScheduled(on: boolean) {
+    this.setFlag(F_FLUSH_SCHEDULED, on);
+  }
   /** The protocol's wish (pauseReading/resumeReading). */
-  #reading = true;
+  get #reading(): boolean {
+    return (this.#flags & F_READING) !== 0;
+  }
+  set #reading(on: boolean) {
+    this.setFlag(F_READING, on);
+  }
   /** What the socket was last told. */
-  #socketReading: boolean;
+  get #socketReading(): boolean {
+    return (this.#flags & F_SOCKET_READING) !== 0;
+  }
+  set #socketReading(on: boolean) {
+    this.setFlag(F_SOCKET_READING, on);
+  }
   /** Reading held until a pending write of our read buffer is flushed. */
-  #readHold = false;
-  #eofReceived = false;
+  get #readHold(): boolean {
+    return (this.#flags & F_READ_HOLD) !== 0;
+  }
+  set #readHold(on: boolean) {
+    this.setFlag(F_READ_HOLD, on);
+  }
+  get #eofReceived(): boolean {
+    return (this.#flags & F_EOF_RECEIVED) !== 0;
+  }
+  set #eofReceived(on: boolean) {
+    this.setFlag(F_EOF_RECEIVED, on);
+  }
+  /** The size of the last read (a Protocol's: whether the next goes to a fresh buffer). */
+  #lastRead = 0;
   /** Reads (and EOF) waiting for the loop; non-null while anything waits. */
   #pending: Pending[] | null = null;
   #pendingBytes = 0;
@@ -102,6 +180,16 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
     this.#socketReading = !socket.isPaused();
   }
 
+  /** @internal Whether flag `bit` is set. */
+  protected hasFlag(bit: number): boolean {
+    return (this.#flags & bit) !== 0;
+  }
+
+  /** @internal Sets or clears flag `bit`. */
+  protected setFlag(bit: number, on: boolean): void {
+    this.#flags = on ? this.#flags | bit : this.#flags & ~bit;
+  }
+
   /** Closes after flushing (the transport's). */
   abstract close(): void;
 
@@ -109,13 +197,26 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
 
   /**
    * @internal Node asks for the buffer of the next read, right after a read. A
-   * BufferedProtocol that can take data now is asked for it (the read lands in place);
-   * otherwise the read goes to the scratch buffer.
+   * BufferedProtocol that can take data now is asked for it (the read lands in place).
+   * A Protocol whose last read was large gets its next read in a fresh buffer of that
+   * size, handed over as it is (no copy), while the bytes so pinned stay within
+   * {@link FRESH_BUDGET}. Otherwise the read goes to the scratch buffer.
    */
   nextReadBuffer(): Uint8Array {
-    if (this.#buffered && this.#deliverable()) {
+    if (this.hasFlag(F_FRESH)) this.#dropFresh();
+    if (!this.#deliverable()) return SCRATCH;
+    if (this.#buffered) {
       const buf = this.#getBuffer(-1);
       if (buf !== null) {
+        this.#readBuf = buf;
+        return buf;
+      }
+    } else if (this.#lastRead >= LARGE_READ) {
+      const size = Math.min(SCRATCH.length, (this.#lastRead + FRESH_SLACK) & ~4095);
+      if (freshPinned + size <= FRESH_BUDGET) {
+        const buf = Buffer.allocUnsafeSlow(size);
+        freshPinned += size;
+        this.setFlag(F_FRESH, true);
         this.#readBuf = buf;
         return buf;
       }
@@ -123,14 +224,25 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
     return SCRATCH;
   }
 
+  /** The fresh buffer pinned for the next read is not (any more): out of the budget. */
+  #dropFresh(): void {
+    this.setFlag(F_FRESH, false);
+    freshPinned -= this.#readBuf!.byteLength;
+    this.#readBuf = null;
+  }
+
   /** @internal `nread` bytes were read into `buf` (onread path). */
   onRead(nread: number, buf: Uint8Array): void {
+    // A read into a fresh buffer: it is no longer pinned, and its bytes are ours to hand over.
+    const fresh = this.hasFlag(F_FRESH) && buf === this.#readBuf;
+    if (fresh) this.#dropFresh();
     if (this.lifecycle !== 'open') return;
-    if (this.idle !== null) this.idle.touch();
+    this.idleLooks = -1;
+    if (!this.#buffered) this.#lastRead = nread;
     if (!this.#deliverable()) {
-      this.#enqueue(copyOut(buf, 0, nread));
+      this.#enqueue(fresh ? handOver(buf as Buffer, nread) : copyOut(buf, 0, nread));
     } else if (!this.#buffered) {
-      this.callProtocol('dataReceived', copyOut(buf, 0, nread));
+      this.callDataReceived(fresh ? handOver(buf as Buffer, nread) : copyOut(buf, 0, nread));
     } else if (buf === SCRATCH) {
       this.#feedBufferedRead(buf.subarray(0, nread), null, false);
     } else {
@@ -141,7 +253,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
       if (now === null) return;
       if (now.buffer === buf.buffer && now.byteOffset === buf.byteOffset && now.byteLength >= nread) {
         this.#readBuf = now;
-        this.callProtocol('bufferUpdated', nread);
+        this.callBufferUpdated(nread);
       } else {
         // Through the scratch buffer: the protocol's buffers may overlap the bytes.
         const tmp = nread <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(nread);
@@ -170,7 +282,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
   /** @internal An owned chunk arrived ('data' path). */
   onData(chunk: Buffer): void {
     if (this.lifecycle !== 'open') return;
-    if (this.idle !== null) this.idle.touch();
+    this.idleLooks = -1;
     if (!this.#deliverable()) this.#enqueue(chunk);
     else if (this.#buffered) this.#feedBufferedRead(chunk, null, true);
     else this.callProtocol('dataReceived', chunk);
@@ -203,7 +315,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
       this.#readBuf = buf;
       buf = null;
       off += n;
-      this.callProtocol('bufferUpdated', n);
+      this.callBufferUpdated(n);
       if (!this.#reading || this.#readHold) break;
     }
     return off;
@@ -355,6 +467,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
 
   /** After connectionLost: the waiter of a connection that was never made fails, references go. */
   protected readerGone(): void {
+    if (this.hasFlag(F_FRESH)) this.#dropFresh();
     this.clearPending();
     const waiter = this.#waiter;
     if (waiter !== null && !waiter.done()) waiter.setException(this.lostExc ?? new TransportClosedError('the connection closed before it was made'));
@@ -364,6 +477,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
 
   /** startTls: stop reading for good (the socket is handed over). */
   protected stopReadingForHandover(): void {
+    if (this.hasFlag(F_FRESH)) this.#dropFresh();
     this.#reading = false;
     this.syncReading();
     this.clearPending();
@@ -373,6 +487,7 @@ export abstract class SocketReader extends TransportBase<StreamProtocol> {
   override setProtocol(protocol: BaseProtocol): void {
     this.protocol = protocol as StreamProtocol;
     this.#buffered = isBuffered(protocol);
+    if (this.hasFlag(F_FRESH)) this.#dropFresh();
     this.#readBuf = null;
   }
 

@@ -30,11 +30,11 @@ import { trackResource, type ResourceToken } from '../../loop/resources.ts';
 import { kDescribe, kTransport } from '../../loop/symbols.ts';
 import type { ConnectionInfo, TransportState } from '../base.ts';
 import { DEFAULT_LOW_WATER } from '../flow-control.ts';
-import { IdleTimer } from '../idle.ts';
+import { IdleSweep } from './idle-sweep.ts';
 import { mapSocketError } from '../map-error.ts';
 import type { Transport } from '../transports.ts';
 import { dropNodeEndListener, makeOnread, type OnreadTarget } from './node-internals.ts';
-import { SCRATCH, SocketReader, type OwnedSocket, type StreamProtocol } from './socket-read.ts';
+import { F_EOF_WRITTEN, F_TLS, SCRATCH, SocketReader, type OwnedSocket, type StreamProtocol } from './socket-read.ts';
 import { send, sendMany } from './socket-write.ts';
 import { proxyAddressOf } from './proxy-protocol.ts';
 
@@ -65,6 +65,8 @@ export interface SocketTransportOptions {
   kind?: string;
   /** Close the connection after this many ms without a byte read or written (0: never). */
   idleTimeout?: number;
+  /** The server's shared idle timeout (instead of `idleTimeout`: no timer per connection). */
+  idleSweep?: IdleSweep;
 }
 
 type TransportSocket = OwnedSocket & { [kTransport]?: SocketTransport };
@@ -119,12 +121,7 @@ function addressOf(address: string | undefined, port: number | undefined, family
  * socket-write.ts's.
  */
 export class SocketTransport extends SocketReader implements Transport {
-  /** @internal A plain socket (not TLS): writes may go straight to the fd. */
-  readonly direct: boolean;
   #onWritten: ((err?: Error | null) => void) | null = null;
-  /** @internal writeEof() was called. */
-  eofWritten = false;
-  readonly #tls: boolean;
   /** Extra info given up front (peername and sockname are read from the socket when asked). */
   readonly #extra: Record<string, unknown> | null;
   readonly #token: ResourceToken;
@@ -134,8 +131,7 @@ export class SocketTransport extends SocketReader implements Transport {
   constructor(loop: Loop, socket: net.Socket, protocol: StreamProtocol, options: SocketTransportOptions = {}) {
     super(loop, socket, protocol, options.waiter ?? null, options.skipConnectionMade === true);
     this.#owner = options.owner ?? null;
-    this.#tls = socket instanceof nodeTls().TLSSocket;
-    this.direct = !this.#tls;
+    this.setFlag(F_TLS, socket instanceof nodeTls().TLSSocket);
     this.#extra = options.extra ?? null;
     this.#token = trackResource(loop, options.kind ?? 'transport', this, abortTransport);
     const s = this.socket as TransportSocket;
@@ -150,8 +146,26 @@ export class SocketTransport extends SocketReader implements Transport {
     s.on('close', socketOnClose);
     // 'finish' is listened to only once close() waits for it; write callbacks stand for 'drain'.
     this.syncReading();
-    if ((options.idleTimeout ?? 0) > 0) this.idle = new IdleTimer(loop, options.idleTimeout!, this);
+    const sweep = options.idleSweep ?? ((options.idleTimeout ?? 0) > 0 ? new IdleSweep(loop, options.idleTimeout!) : null);
+    if (sweep !== null) {
+      this.idleSweep = sweep;
+      sweep.add(this);
+    }
     this.#owner?.attach(this);
+  }
+
+  /** @internal A plain socket (not TLS): writes may go straight to the fd. */
+  get direct(): boolean {
+    return !this.hasFlag(F_TLS);
+  }
+
+  /** @internal writeEof() was called. */
+  get eofWritten(): boolean {
+    return this.hasFlag(F_EOF_WRITTEN);
+  }
+
+  get #tls(): boolean {
+    return this.hasFlag(F_TLS);
   }
 
   // -------------------------------------------------------------- writing side
@@ -165,7 +179,7 @@ export class SocketTransport extends SocketReader implements Transport {
    */
   write(data: Uint8Array | string): void {
     if (!this.#checkWritable(data)) return;
-    if (this.idle !== null) this.idle.touch();
+    this.idleLooks = -1;
     send(this, data);
     this.afterWrite(this.socket.writableLength);
   }
@@ -176,7 +190,7 @@ export class SocketTransport extends SocketReader implements Transport {
     for (const c of chunks) if (typeof c !== 'string' && !(c instanceof Uint8Array)) throw new InvalidArgumentError(`writeLines() takes strings and Uint8Arrays, got ${inspect(c, { depth: 0 })}`);
     const first = chunks.find((c) => c.length > 0);
     if (first === undefined || !this.#checkWritable(first)) return;
-    if (this.idle !== null) this.idle.touch();
+    this.idleLooks = -1;
     sendMany(this, chunks);
     this.afterWrite(this.socket.writableLength);
   }
@@ -217,7 +231,7 @@ export class SocketTransport extends SocketReader implements Transport {
 
   #writeDone(): void {
     const size = this.socket.writableLength;
-    if (this.idle !== null) this.idle.touch();
+    this.idleLooks = -1;
     if (this.readHeld && size === 0) this.holdReading(false);
     this.afterDrain(size);
   }
@@ -225,7 +239,7 @@ export class SocketTransport extends SocketReader implements Transport {
   /** Closes the writing side once the buffer is flushed (half-close). The reading side stays open. Idempotent. */
   writeEof(): void {
     if (this.lifecycle !== 'open' || this.eofWritten) return;
-    this.eofWritten = true;
+    this.setFlag(F_EOF_WRITTEN, true);
     this.socket.end();
   }
 
@@ -277,7 +291,7 @@ export class SocketTransport extends SocketReader implements Transport {
 
   /** @internal IdleHost: no byte read or written for `ms`. */
   idleExpired(ms: number): void {
-    this.idle = null;
+    this.idleSweep = null;
     this.abortWith(new IdleTimeoutError(`no byte was read or written for ${ms} ms (idleTimeout)`));
   }
 
@@ -300,8 +314,8 @@ export class SocketTransport extends SocketReader implements Transport {
   /** Part of the one exit path (the base's forceClose): lets go of the socket. */
   protected override release(): void {
     this.releaseReading();
-    this.idle?.stop();
-    this.idle = null;
+    this.idleSweep?.delete(this);
+    this.idleSweep = null;
     this.#token.untrack();
     this.socket.destroy();
     // Data read before the close is delivered before connectionLost (scheduled next).
@@ -374,8 +388,8 @@ export class SocketTransport extends SocketReader implements Transport {
     this.stopReadingForHandover();
     this.handedOver();
     this.closedByUser = true;
-    this.idle?.stop();
-    this.idle = null;
+    this.idleSweep?.delete(this);
+    this.idleSweep = null;
     this.#token.untrack();
     s.off('data', socketOnData).off('end', socketOnEnd).off('error', socketOnError).off('close', socketOnClose);
     s.off('finish', socketOnFinish);
