@@ -577,8 +577,14 @@ export class Loop implements LoopContract {
       }
     }
     this.#inBatch = false;
-    batch.length = 0;
-    this.#spare = batch;
+    // A small batch is dropped for a fresh array: batch.length = 0 is a runtime call,
+    // dearer than a young-generation array. A large one is kept (no regrowing).
+    if (n < 1024) {
+      this.#spare = [];
+    } else {
+      batch.length = 0;
+      this.#spare = batch;
+    }
     this.#batch = null;
     this[kStats].callbacks += n;
     return true;
