@@ -16,7 +16,7 @@ export function collectLeaks(loop: Loop, main: Task<unknown>): string[] {
   const leaks: string[] = [];
   for (const task of loop.pendingTasks()) if (task !== main) leaks.push(`task ${task.toString()}`);
   for (const entry of loop[kResources]) {
-    const owner = entry.ref.deref();
+    const owner = entry.owner();
     if (owner !== undefined) leaks.push(`${entry.kind} ${owner[kDescribe]()}`);
   }
   for (const timer of loop[kPendingTimers]()) leaks.push(`timer ${timer.toString()}`);

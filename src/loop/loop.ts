@@ -53,7 +53,7 @@ import { activeLoop, envDebug, setActiveLoop } from './running.ts';
 import { captureRawStack, outsideTask, taskStorage, type RawStack } from './internal.ts';
 import { kCallSoon, kCloseHooks, kIoEvent, kLastWait, kLogDestroyPending, kPendingNext, kPendingPrev, kPendingTimers, kRealWork, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kTimerDriver, kUnretrieved, kWoke } from './symbols.ts';
 import { adoptLogger, setLevel, type Logger } from './log.ts';
-import { closeUnclosedResources, openResourceCounts } from './resources.ts';
+import { closeUnclosedResources, openResourceCounts, type ResourceEntry } from './resources.ts';
 import { addSignalHandler, removeSignalHandler } from './signals.ts';
 import { Task, type TaskOptions, type TaskTarget } from './task.ts';
 
@@ -215,7 +215,7 @@ export class Loop implements LoopContract {
   /** @internal */
   readonly [kUnretrieved] = new Set<UnretrievedRecord>();
   /** @internal */
-  readonly [kResources] = new Set<any>();
+  readonly [kResources] = new Set<ResourceEntry>();
   /** @internal Sync hooks run by close(), in order; `add()` returns the disposer. */
   readonly [kCloseHooks] = new HookList<() => void>();
   /** @internal Async hooks run by run()/Runner before close(), in order; `add()` returns the disposer. */

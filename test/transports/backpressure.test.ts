@@ -58,8 +58,8 @@ describe('backpressure from the first byte', () => {
         client = net.connect(portOf(server), '127.0.0.1');
         client.write(data);
         await within(10_000, acceptedP, 'accept');
-        const resources = [...(loop as unknown as Record<symbol, Set<{ ref: WeakRef<object> }>>)[(await import('../../src/loop/symbols.ts')).kResources]];
-        const transport = resources.map((e) => e.ref.deref()).find((t) => t !== undefined && t.constructor.name === 'SocketTransport') as Transport;
+        const resources = [...(loop as unknown as Record<symbol, Set<{ owner(): object | undefined }>>)[(await import('../../src/loop/symbols.ts')).kResources]];
+        const transport = resources.map((e) => e.owner()).find((t) => t !== undefined && t.constructor.name === 'SocketTransport') as Transport;
         const socket = transport.getExtraInfo<net.Socket>('socket')!;
         // The scenario: the loop stays stopped while the client pushes data. Wait for the end
         // state, not a time: the socket read more than the backlog limit and then stopped

@@ -133,7 +133,9 @@ export class SocketTransport extends SocketReader implements Transport {
     this.#owner = options.owner ?? null;
     this.setFlag(F_TLS, socket instanceof nodeTls().TLSSocket);
     this.#extra = options.extra ?? null;
-    this.#token = trackResource(loop, options.kind ?? 'transport', this, abortTransport);
+    // Held: the socket refers to this transport (kTransport below) and an open socket's
+    // native handle keeps the socket alive, so no finalization can report it while open.
+    this.#token = trackResource(loop, options.kind ?? 'transport', this, abortTransport, true);
     const s = this.socket as TransportSocket;
     s[kTransport] = this;
     // TCP_NODELAY as asyncio does: a transport writes whole messages, Nagle only adds latency.
