@@ -489,7 +489,8 @@ Where the time goes:
 - **Memory per idle connection** (JS heap per connection, from heap snapshots with 1,000 and 3,000 connections):
   raw \`net\` about 890 B (the Socket and its stream states, the TCP wrap). protoloop's Protocol adds the
   transport (about 220 B: nine booleans packed into one field), the loop's resource-tracking entry for
-  unclosed-transport reports (176 B: the entry 72, a WeakRef 32, a FinalizationRegistry cell 72), the protocol
+  unclosed-transport reports (the entry and a set slot: an open socket holds its transport, so no WeakRef
+  or FinalizationRegistry cell, which were 104 B more before this round), the protocol
   object and a server client-set entry. The idle timeout is one sweep per server, not a timer per connection
   (an IdleTimer and its TimerHandle were 208 B each). The BufferedProtocol example's first buffer is a
   256-byte slice of Node's pool, grown (its own) only while reads fill it. Streams add a Task (224 B), its

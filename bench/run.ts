@@ -16,7 +16,7 @@ import { machine } from './lib.ts';
 const dir = fileURLToPath(new URL('.', import.meta.url));
 const write = process.argv.includes('--write');
 const filters = process.argv.slice(2).filter((a) => a !== '--write');
-const order = ['loop', 'sync', 'echo', 'websocket', 'cluster', 'subprocess', 'executors', 'fastify'];
+const order = ['targets', 'loop', 'sync', 'echo', 'websocket', 'cluster', 'subprocess', 'executors', 'fastify'];
 const benches = readdirSync(dir)
   .filter((f) => f.endsWith('.bench.ts'))
   .filter((f) => filters.length === 0 || filters.some((w) => f.includes(w)))
