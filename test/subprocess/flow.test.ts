@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import {
   createSubprocessExec,
@@ -11,6 +13,8 @@ import {
   type SubprocessTransport,
   type WriteTransport,
 } from '../../src/index.ts';
+import { BACKLOG_LIMIT } from '../../src/subprocess/transport.ts';
+import { within } from '../helpers.ts';
 
 const MiB = 1024 * 1024;
 
@@ -133,17 +137,17 @@ describe('subprocess flow control', () => {
     const total = 32 * MiB;
     const runner = new Runner();
     try {
-      const p = await runner.run(async () => {
-        const [, proto] = await getRunningLoop().subprocessExec(() => new Counter(), 'head', ['-c', String(total), '/dev/zero'], { stdin: null, stderr: null });
-        return proto;
+      const { p, pipe } = await runner.run(async () => {
+        const [t, proto] = await getRunningLoop().subprocessExec(() => new Counter(), 'head', ['-c', String(total), '/dev/zero'], { stdin: null, stderr: null });
+        return { p: proto, pipe: t.getPipeTransport(1)!.getExtraInfo<Socket>('pipe')! };
       });
-      // The loop is idle now: Node still reads the pipe, the protocol calls are queued.
-      await new Promise((r) => setTimeout(r, 300));
-      const loop = runner.getLoop();
-      const queued = loop.stats().readyQueue;
-      expect(p.bytes).toBeLessThan(total);
-      // About 1 MiB of 64 KiB reads, not 32 MiB.
-      expect(queued).toBeLessThan(64);
+      // The loop is idle now: Node still reads the pipe and the protocol calls queue up
+      // until more than BACKLOG_LIMIT bytes wait undelivered; then the pipe is paused.
+      if (!pipe.isPaused()) await within(10_000, once(pipe, 'pause'), 'the pipe to be held');
+      // Undelivered: what Node read beyond what the protocol got while the loop ran.
+      // At most the limit and the reads in flight when it was crossed, not 32 MiB.
+      expect(pipe.bytesRead - p.bytes).toBeLessThanOrEqual(BACKLOG_LIMIT + 256 * 1024);
+      expect(pipe.bytesRead).toBeLessThan(total);
       await runner.run(async () => {
         await p.finished;
       });
