@@ -16,6 +16,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { BridgeError } from '../errors.ts';
+import { applyArgs } from './apply.ts';
 import { findUncloneable } from './clone-check.ts';
 import { kCloseHooks, kIoEvent, kThreadsafeHandlers } from '../loop/symbols.ts';
 import type { Loop } from '../loop/loop.ts';
@@ -140,29 +141,13 @@ class BridgeServer {
     // answered at once. Not behind 'soon' handlers still waiting (they came first),
     // and not in debug mode (slow steps are timed in loop iterations).
     const eager = ep.soonPending === 0 && loop.isRunning() && !loop.getDebug();
-    const task = loop.createTask(() => callHandler(fn, args, argc), eager ? { name: `bridge:${name}#${id}`, eagerStart: true } : { name: `bridge:${name}#${id}` });
+    const task = loop.createTask(() => applyArgs(fn, args, argc), eager ? { name: `bridge:${name}#${id}`, eagerStart: true } : { name: `bridge:${name}#${id}` });
     if (task.done()) {
       answerCall(ep, id, task);
     } else {
       ep.calls.set(id, task);
       task.addDoneCallback(answerCall.bind(null, ep, id));
     }
-  }
-}
-
-/** `fn(...args.slice(0, argc))`, without the copy for the usual few arguments. */
-function callHandler(fn: ThreadsafeHandler, args: unknown[], argc: number): unknown {
-  switch (argc) {
-    case 0:
-      return fn();
-    case 1:
-      return fn(args[0]);
-    case 2:
-      return fn(args[0], args[1]);
-    case 3:
-      return fn(args[0], args[1], args[2]);
-    default:
-      return fn(...args.slice(0, argc));
   }
 }
 
@@ -178,7 +163,7 @@ function runSoonHandler(server: BridgeServer, ep: BridgeEndpoint, name: string, 
     return;
   }
   // Handle runs the callback with the loop's error routing; a promise it returns is watched here.
-  const result = callHandler(fn, args, argc);
+  const result = applyArgs(fn, args, argc);
   if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
     loop.createTask(() => result as PromiseLike<unknown>, { name: `bridge:${name}` });
   }

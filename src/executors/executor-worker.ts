@@ -7,6 +7,7 @@
  * It imports nothing of the loop, so that a worker starts quickly.
  * @module
  */
+import { applyArgs } from './apply.ts';
 import { findUncloneable } from './clone-check.ts';
 import { serializeError } from './remote-error.ts';
 import { isTransferMarker, type TransferItem } from './transfer.ts';
@@ -75,26 +76,10 @@ export function runJob(url: string, name: string, args: unknown[], argc: number,
   return callTask(fn, name, args, argc, movable, transferList);
 }
 
-/** `fn(...args.slice(0, argc))`, without the copy for the usual few arguments. */
-function invoke(fn: TaskFn, args: unknown[], argc: number): unknown {
-  switch (argc) {
-    case 0:
-      return fn();
-    case 1:
-      return fn(args[0]);
-    case 2:
-      return fn(args[0], args[1]);
-    case 3:
-      return fn(args[0], args[1], args[2]);
-    default:
-      return fn(...(args.length === argc ? args : args.slice(0, argc)));
-  }
-}
-
 function callTask(fn: TaskFn, name: string, args: unknown[], argc: number, movable: boolean, transferList: TransferItem[]): unknown {
   let result: unknown;
   try {
-    result = invoke(fn, args, argc);
+    result = applyArgs(fn, args, argc);
   } catch (e) {
     throw serializeError(e);
   }
