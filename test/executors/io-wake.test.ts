@@ -17,6 +17,19 @@ function inNativeEvent(body: (done: () => void) => void): Promise<void> {
   });
 }
 
+/** A callSoon from a native event (not an I/O event) wakes the loop through setImmediate: one queued before runs first. */
+async function expectWakeThroughSetImmediate(loop: Loop): Promise<void> {
+  const order: string[] = [];
+  await inNativeEvent((done) => {
+    setImmediate(() => order.push('native setImmediate'));
+    loop.callSoon(() => {
+      order.push('ready');
+      done();
+    });
+  });
+  expect(order).toEqual(['native setImmediate', 'ready']);
+}
+
 describe('the wake-up from an I/O event', () => {
   it('runs the iteration from the event itself: the ready callbacks, then the timers due now, before Node gets to its next callback', async () => {
     await run(async () => {
@@ -69,15 +82,7 @@ describe('the wake-up from an I/O event', () => {
   it('a wake-up outside an I/O event still goes through setImmediate (a native setImmediate queued first runs first)', async () => {
     await run(async () => {
       const loop = getRunningLoop();
-      const order: string[] = [];
-      await inNativeEvent((done) => {
-        setImmediate(() => order.push('native setImmediate'));
-        loop.callSoon(() => {
-          order.push('ready');
-          done();
-        });
-      });
-      expect(order).toEqual(['native setImmediate', 'ready']);
+      await expectWakeThroughSetImmediate(loop);
     });
   });
 
@@ -94,15 +99,7 @@ describe('the wake-up from an I/O event', () => {
           null,
         ),
       ).toThrow(RangeError);
-      const order: string[] = [];
-      await inNativeEvent((done) => {
-        setImmediate(() => order.push('native setImmediate'));
-        loop.callSoon(() => {
-          order.push('ready');
-          done();
-        });
-      });
-      expect(order).toEqual(['native setImmediate', 'ready']);
+      await expectWakeThroughSetImmediate(loop);
     });
   });
 
