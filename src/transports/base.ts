@@ -272,33 +272,27 @@ export abstract class TransportBase<P extends object = object> {
    * lookup. Same policy; timed in debug mode through {@link callProtocol}.
    */
   protected callDataReceived(data: Buffer): void {
-    if (this.loop.getDebug() || nodeDebugEnabled || callbackSlowChannel.hasSubscribers) {
-      this.callProtocol('dataReceived', data);
-      return;
-    }
     const p = this.protocol as { dataReceived?: unknown };
-    const fn = p.dataReceived;
-    if (typeof fn !== 'function') return;
-    try {
-      fn.call(p, data);
-    } catch (exception) {
-      this.protocolFailed('dataReceived', exception);
-    }
+    this.#callPerRead(p, p.dataReceived, 'dataReceived', data);
   }
 
   /** `callProtocol('bufferUpdated', nbytes)` for the per-read call, as {@link callDataReceived}. */
   protected callBufferUpdated(nbytes: number): void {
+    const p = this.protocol as { bufferUpdated?: unknown };
+    this.#callPerRead(p, p.bufferUpdated, 'bufferUpdated', nbytes);
+  }
+
+  /** Calls `fn` (the protocol's `method`, already read) with `arg`, with callProtocol's policy. */
+  #callPerRead(p: object, fn: unknown, method: 'dataReceived' | 'bufferUpdated', arg: unknown): void {
     if (this.loop.getDebug() || nodeDebugEnabled || callbackSlowChannel.hasSubscribers) {
-      this.callProtocol('bufferUpdated', nbytes);
+      this.callProtocol(method, arg);
       return;
     }
-    const p = this.protocol as { bufferUpdated?: unknown };
-    const fn = p.bufferUpdated;
     if (typeof fn !== 'function') return;
     try {
-      fn.call(p, nbytes);
+      fn.call(p, arg);
     } catch (exception) {
-      this.protocolFailed('bufferUpdated', exception);
+      this.protocolFailed(method, exception);
     }
   }
 
