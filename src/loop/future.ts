@@ -16,7 +16,7 @@
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../errors.ts';
 import { formatStack, taskStorage, type RawStack } from './internal.ts';
-import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kPeekException, kRawStack, kSetResultNow, kSettleSite, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
+import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kMakeResult, kPeekException, kRawStack, kSetResultLazy, kSetResultNow, kSettleSite, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
 import { hints } from './debug.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import type { Task } from './task.ts';
@@ -73,6 +73,9 @@ class Waiter implements ScopedAwait {
 
 type Callback<T> = DoneCallback<T> | Waiter;
 
+/** The result of a future finished with kSetResultLazy, until it is made. */
+const LAZY: unique symbol = Symbol('protoloop.lazyResult');
+
 const unretrievedRegistry = new FinalizationRegistry<UnretrievedRecord>((rec) => reportUnretrieved(rec));
 
 /** @internal Logs an exception that no one retrieved, once. */
@@ -100,7 +103,9 @@ export class Future<T = unknown> implements PromiseLike<T> {
   #cancelMessage: string | undefined = undefined;
   /** The CancelledError every await of this cancelled future throws (made once, as asyncio's `_cancelled_exc`). */
   #cancelledError: CancelledError | null = null;
-  #callbacks: Callback<any>[] | null = null;
+  // The done callbacks and pending awaits: one is kept as it is (the common case:
+  // a single await), several in an array (no 17-slot array per awaited future).
+  #callbacks: Callback<any> | Callback<any>[] | null = null;
   #unretrieved: UnretrievedRecord | null = null;
   #retrieved = false;
   /** @internal Where the future was created, in debug mode (formatted when read). */
@@ -150,7 +155,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
     if (this.#state === 'pending') throw new InvalidStateError('Result is not set.');
     this.#markRetrieved();
     if (this.#hasException) throw this.#exception;
-    return this.#result as T;
+    return this.#value();
   }
 
   /** @internal The exception, or undefined, without marking it retrieved (for the diagnostics channels). */
@@ -178,6 +183,25 @@ export class Future<T = unknown> implements PromiseLike<T> {
   }
 
   /**
+   * @internal Finishes the future with a result that {@link kMakeResult} makes when it
+   * is first read: by `result()`, or by an await as it resumes. An await whose task is
+   * cancelled before it resumes makes nothing (a stream read leaves its bytes buffered).
+   */
+  [kSetResultLazy](): void {
+    this.setResult(LAZY as T);
+  }
+
+  /** @internal Makes the result of a future finished with {@link kSetResultLazy} (subclasses). */
+  protected [kMakeResult](): T {
+    throw new InvalidStateError('this future has no lazy result');
+  }
+
+  #value(): T {
+    const r = this.#result;
+    return r === LAZY ? (this.#result = this[kMakeResult]()) : r;
+  }
+
+  /**
    * @internal Like setResult, but the awaits of this future resume now, inside the
    * running callback, instead of one callback later: `sleep(0)` yields exactly one
    * iteration, as asyncio's bare yield does. Done callbacks are still scheduled.
@@ -189,11 +213,20 @@ export class Future<T = unknown> implements PromiseLike<T> {
     const cbs = this.#callbacks;
     if (cbs === null) return;
     this.#callbacks = null;
-    for (let i = 0; i < cbs.length; i++) {
-      const cb = cbs[i]!;
-      if (cb instanceof Waiter) Future.#runCallback(this, cb);
-      else this.#loop[kCallSoon](Future.#runCallback, this, cb);
-    }
+    if (!Array.isArray(cbs)) this.#resumeNow(cbs);
+    else for (let i = 0; i < cbs.length; i++) this.#resumeNow(cbs[i]!);
+  }
+
+  #resumeNow(cb: Callback<T>): void {
+    if (cb instanceof Waiter) Future.#runCallback(this, cb);
+    else this.#loop[kCallSoon](Future.#runCallback, this, cb);
+  }
+
+  #addCallback(cb: Callback<T>): void {
+    const cbs = this.#callbacks;
+    if (cbs === null) this.#callbacks = cb;
+    else if (Array.isArray(cbs)) cbs.push(cb);
+    else this.#callbacks = [cbs, cb];
   }
 
   /** Marks the future done with an exception and schedules its callbacks. {@link InvalidStateError} if it is done. */
@@ -244,16 +277,21 @@ export class Future<T = unknown> implements PromiseLike<T> {
       this.#loop[kCallSoon](Future.#runCallback, this, fn);
       return;
     }
-    (this.#callbacks ??= []).push(fn);
+    this.#addCallback(fn);
   }
 
   /** Removes every registration of `fn`; returns how many were removed. */
   removeDoneCallback(fn: DoneCallback<T>): number {
     const cbs = this.#callbacks;
     if (cbs === null) return 0;
+    if (!Array.isArray(cbs)) {
+      if (cbs !== fn) return 0;
+      this.#callbacks = null;
+      return 1;
+    }
     const kept = cbs.filter((c) => c !== fn);
     const removed = cbs.length - kept.length;
-    this.#callbacks = kept;
+    this.#callbacks = kept.length === 0 ? null : kept.length === 1 ? kept[0]! : kept;
     return removed;
   }
 
@@ -298,7 +336,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
     // loop lets the task's step run before its next callback (see loop.ts, the batch).
     if (task !== undefined) task[kLastWait] = waiter;
     if (this.#state === 'pending') {
-      (this.#callbacks ??= []).push(waiter);
+      this.#addCallback(waiter);
       // A cancellation requested while the task ran foreign code cancels this future.
       if (scope !== undefined) scope.awaitStarted(waiter);
     } else {
@@ -360,14 +398,14 @@ export class Future<T = unknown> implements PromiseLike<T> {
     if (loop.isClosed()) {
       // Nothing runs on a closed loop, but an await made before close() must still
       // settle (awaiting a done future after close works the same way).
-      for (let i = 0; i < cbs.length; i++) {
-        const cb = cbs[i]!;
+      for (const cb of Array.isArray(cbs) ? cbs : [cbs]) {
         if (cb instanceof Waiter) queueMicrotask(() => Future.#runCallback(this, cb));
       }
       return;
     }
     const site = this[kSettleSite]();
-    for (let i = 0; i < cbs.length; i++) loop[kCallSoon](Future.#runCallback, this, cbs[i], 2, site);
+    if (!Array.isArray(cbs)) loop[kCallSoon](Future.#runCallback, this, cbs, 2, site);
+    else for (let i = 0; i < cbs.length; i++) loop[kCallSoon](Future.#runCallback, this, cbs[i], 2, site);
   }
 
   /**
@@ -399,13 +437,14 @@ export class Future<T = unknown> implements PromiseLike<T> {
     if (cancelled !== null) settleWaiter(cb, false, cancelled);
     else if (fut.#state === 'cancelled') settleWaiter(cb, false, fut.makeCancelledError());
     else if (fut.#hasException) settleWaiter(cb, false, fut.#exception);
-    else settleWaiter(cb, true, fut.#result);
+    else settleWaiter(cb, true, fut.#value());
   }
 
   /** Extra words for toString (subclasses). @internal */
   protected describeState(): string {
     if (this.#state === 'finished') {
-      return this.#hasException ? `exception=${shortError(this.#exception)}` : `result=${inspect(this.#result, { depth: 0, breakLength: Infinity, maxStringLength: 40 })}`;
+      if (this.#hasException) return `exception=${shortError(this.#exception)}`;
+      return this.#result === LAZY ? 'result=<not read yet>' : `result=${inspect(this.#result, { depth: 0, breakLength: Infinity, maxStringLength: 40 })}`;
     }
     return '';
   }

@@ -118,6 +118,14 @@ export const kLastWait = Symbol('protoloop.lastWait');
 export const kWoke = Symbol('protoloop.woke');
 /** Future: set the result and settle its awaits now, inside the current callback (sleep(0)). */
 export const kSetResultNow = Symbol('protoloop.setResultNow');
+/** TaskOptions: an object whose kTaskName() makes the task's name when it is first asked for. */
+export const kNameSource = Symbol('protoloop.nameSource');
+/** The method of a kNameSource object that makes the name. */
+export const kTaskName = Symbol('protoloop.taskName');
+/** Future: finish with a result made when it is first read or delivered (kMakeResult). */
+export const kSetResultLazy = Symbol('protoloop.setResultLazy');
+/** Future subclass: makes the result of a future finished with kSetResultLazy. */
+export const kMakeResult = Symbol('protoloop.makeResult');
 /** Future: the CancelledError to re-raise when the future is awaited (a task that ended with one). */
 export const kCancelledError = Symbol('protoloop.cancelledError');
 

@@ -22,7 +22,7 @@ import { Coroutine } from './coroutine.ts';
 import { Future } from './future.ts';
 import { taskStorage } from './internal.ts';
 import { CancelScope } from './scope.ts';
-import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kStats, kLogDestroyPending, kPendingNext, kPendingPrev, kRawStack, kSettleSite, kSourceTraceback, kStart, kTaskDone, kTaskStarted } from './symbols.ts';
+import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kStats, kLogDestroyPending, kNameSource, kPendingNext, kPendingPrev, kRawStack, kSettleSite, kSourceTraceback, kStart, kTaskDone, kTaskName, kTaskStarted } from './symbols.ts';
 import type { Loop } from './loop.ts';
 
 /** What a task can run: a lazy {@link Coroutine}, or a function returning a promise (or a value). */
@@ -34,6 +34,13 @@ export interface TaskOptions {
   name?: string;
   /** Run the first step synchronously, now, if the loop is running (Python 3.12's eager tasks). */
   eagerStart?: boolean;
+  /** @internal Instead of `name`: an object that makes the name when it is first asked for. */
+  [kNameSource]?: TaskNameSource;
+}
+
+/** @internal See TaskOptions[kNameSource]. */
+export interface TaskNameSource {
+  [kTaskName](): string;
 }
 
 /** Options of `task.getStack()` and `task.printStack()`. */
@@ -67,7 +74,8 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
 /** A coroutine or async function scheduled on a loop. Create one with `loop.createTask()`. */
 export class Task<T = unknown> extends Future<T> {
   #target: TaskTarget<T>;
-  #name: string | number;
+  // The name, or what makes it on demand (an id for `Task-N`, or a name source).
+  #name: string | number | TaskNameSource;
   // The root of the task's cancel scopes: what taskStorage holds while the body runs
   // outside any timeout/taskGroup; it keeps the request count and the pending awaits.
   readonly #root: CancelScope;
@@ -104,7 +112,7 @@ export class Task<T = unknown> extends Future<T> {
     super(loop);
     this.#target = target;
     this.id = ++taskCounter;
-    this.#name = options?.name ?? this.id;
+    this.#name = options?.name ?? options?.[kNameSource] ?? this.id;
     this.createdAt = loop.time();
     this.parent = taskStorage.getStore()?.task ?? null;
     this.#root = new CancelScope(this as Task<unknown>, null);
@@ -120,8 +128,9 @@ export class Task<T = unknown> extends Future<T> {
   /** The task's name (`Task-N` unless one was given). */
   getName(): string {
     // The default name is built on demand: most tasks are never asked for it.
-    if (typeof this.#name === 'number') this.#name = `Task-${this.#name}`;
-    return this.#name;
+    const name = this.#name;
+    if (typeof name === 'string') return name;
+    return (this.#name = typeof name === 'number' ? `Task-${name}` : String(name[kTaskName]()));
   }
 
   /** Renames the task. */

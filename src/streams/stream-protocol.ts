@@ -20,7 +20,7 @@ import type { Loop } from '../loop/loop.ts';
 import type { Task } from '../loop/task.ts';
 import type { Transport } from '../transports/transports.ts';
 import { Protocol } from '../protocols/protocols.ts';
-import { kReplaceTransport } from '../loop/symbols.ts';
+import { kNameSource, kReplaceTransport, kTaskName } from '../loop/symbols.ts';
 import type { StreamReader } from './stream-reader.ts';
 import { StreamWriter } from './stream-writer.ts';
 
@@ -63,6 +63,7 @@ export class StreamReaderProtocol extends Protocol {
   #drainWaiters: Future<void>[] | null = null;
   #closeWaiters: Future<void>[] | null = null;
   #task: Task<unknown> | null = null;
+  #named: Transport | null = null;
   readonly loop: Loop;
 
   constructor(reader: StreamReader, loop: Loop, clientConnected: ClientConnectedCallback | null = null) {
@@ -100,8 +101,12 @@ export class StreamReaderProtocol extends Protocol {
     const cb = this.#clientConnected;
     if (cb === null) return;
     const writer = new StreamWriter(transport, this, reader, this.loop);
-    const peer = transport.getExtraInfo<unknown>('peername');
-    const task = this.loop.createTask(() => cb(reader, writer), { name: `client ${formatPeer(peer)}` });
+    // The name (`client 127.0.0.1:PORT`) is made when first asked for (most never are),
+    // from the transport, which keeps answering after the connection is lost: asking
+    // once now makes the socket remember its peer.
+    transport.getExtraInfo('peername');
+    this.#named = transport;
+    const task = this.loop.createTask(() => cb(reader, writer), { [kNameSource]: this });
     this.#task = task;
     task.addDoneCallback((t) => clientTaskDone(t, this));
   }
@@ -188,6 +193,11 @@ export class StreamReaderProtocol extends Protocol {
   /** @internal Whether this protocol serves the server side (startServer). */
   get serverSide(): boolean {
     return this.#clientConnected !== null;
+  }
+
+  /** @internal The name of the client task (server side). */
+  [kTaskName](): string {
+    return `client ${formatPeer(this.#named?.getExtraInfo<unknown>('peername'))}`;
   }
 
   override toString(): string {

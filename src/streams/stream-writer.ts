@@ -21,6 +21,8 @@ import type { StreamReader } from './stream-reader.ts';
 
 type WriterState = 'open' | 'closing' | 'closed';
 
+const RESOLVED: Promise<void> = Promise.resolve();
+
 /**
  * Options of {@link StreamWriter.startTls}: Node's TLS options for the side the stream
  * is on (client: `ca`, `servername`, `rejectUnauthorized`, ...; server: `key`, `cert`,
@@ -104,16 +106,21 @@ export class StreamWriter implements AsyncDisposable {
    * was lost cleanly (writing to it would be useless); the reader's error if the
    * stream failed; `CancelledError` if the task is cancelled while waiting.
    */
-  async drain(): Promise<void> {
+  drain(): Promise<void> {
     const exc = this.#reader?.exception();
-    if (exc !== undefined) throw exc;
+    if (exc !== undefined) return Promise.reject(exc as Error);
     const protocol = this.#protocol;
-    // The common case, checked without awaiting anything: nothing to wait for.
-    if (!protocol.writePaused && !protocol.lost && !this.#transport.isClosing()) return;
+    // The common case, checked without awaiting anything: nothing to wait for (and
+    // no promise made: awaiting the shared resolved one is all it costs).
+    if (!protocol.writePaused && !protocol.lost && !this.#transport.isClosing()) return RESOLVED;
+    return this.#drainSlow();
+  }
+
+  async #drainSlow(): Promise<void> {
     // A closing transport may be about to call connectionLost: let it, so that the
     // loss is reported here rather than at the next drain.
     if (this.#transport.isClosing()) await sleep(0);
-    await protocol.drainHelper();
+    await this.#protocol.drainHelper();
   }
 
   /**

@@ -191,6 +191,34 @@ describe('StreamReader', () => {
     });
   });
 
+  it('read(n): a task cancelled while it waits, or after the data came but before it resumed, leaves the bytes buffered', async () => {
+    await vrun(async () => {
+      const r = new StreamReader();
+      const loop = getRunningLoop();
+      // Cancelled while waiting: the reader is free for the next read.
+      const waiting = loop.createTask(() => r.read(100));
+      await sleep(1);
+      waiting.cancel();
+      await expect(waiting).rejects.toBeInstanceOf(CancelledError);
+      // Cancelled after feedData() woke it, in the same callback: asyncio's rule is that
+      // the cancellation wins, and the bytes must still be there for the next read.
+      const woken = loop.createTask(() => r.read(100));
+      await sleep(1);
+      r.feedData(b('abc'));
+      woken.cancel();
+      await expect(woken).rejects.toBeInstanceOf(CancelledError);
+      expect(r.bufferedSize).toBe(3);
+      expect((await r.read(100)).toString()).toBe('abc');
+      // A read that resumes takes what arrived up to then, not only the first chunk.
+      const late = loop.createTask(() => r.read(100));
+      await sleep(1);
+      r.feedData(b('de'));
+      r.feedData(b('f'));
+      expect((await late).toString()).toBe('def');
+      expect(r.bufferedSize).toBe(0);
+    });
+  });
+
   it('setException() fails the waiting read and every later one', async () => {
     await vrun(async () => {
       const r = new StreamReader();

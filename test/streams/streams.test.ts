@@ -13,6 +13,7 @@ import {
   LimitOverrunError,
   StreamReader,
   StreamWriter,
+  currentTask,
   getRunningLoop,
   openConnection,
   openUnixConnection,
@@ -22,6 +23,7 @@ import {
   startUnixServer,
   type ExceptionContext,
   type Server,
+  type Task,
 } from '../../src/index.ts';
 import { eventually } from '../helpers.ts';
 
@@ -64,6 +66,25 @@ describe('streams over TCP', () => {
       expect(writer.state).toBe('closed');
       writer.close(); // idempotent
       expect(names).toEqual(['task']);
+    });
+  });
+
+  it("names each client task after its peer, also when first asked after the connection is gone", async () => {
+    await run(async () => {
+      const tasks: Task<unknown>[] = [];
+      await using server = await startServer(async (r, w) => {
+        tasks.push(currentTask()!);
+        await r.read(100);
+        w.close();
+      }, { host: '127.0.0.1', port: 0 });
+      const [reader, writer] = await openConnection('127.0.0.1', portOf(server));
+      const local = writer.getExtraInfo<{ address: string; port: number }>('sockname')!;
+      writer.write('x');
+      expect((await reader.read(10)).length).toBe(0); // the server closed
+      writer.close();
+      await writer.waitClosed();
+      await tasks[0]!;
+      expect(tasks[0]!.getName()).toBe(`client ${local.address}:${local.port}`);
     });
   });
 
