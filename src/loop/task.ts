@@ -250,13 +250,35 @@ export class Task<T = unknown> extends Future<T> {
     }
     if (isThenable(result)) {
       if (task.#eager) task.#eagerBody = result;
-      result.then(
-        (v) => task.#finishOk(v),
-        (e: unknown) => task.#finishError(e),
-      );
+      if (result instanceof Promise && result.constructor === Promise) {
+        // A native promise runs its reactions in the async context current at then():
+        // this task's (entered above), so the handlers find the task there and need no
+        // closure (two closures and their context less per running task).
+        result.then(Task.#bodyOk, Task.#bodyError);
+      } else {
+        result.then(
+          (v) => task.#finishOk(v),
+          (e: unknown) => task.#finishError(e),
+        );
+      }
     } else {
       task.#finishOk(result);
     }
+  }
+
+  static #bodyOk(this: void, value: unknown): void {
+    Task.#bodyTask().#finishOk(value);
+  }
+
+  static #bodyError(this: void, e: unknown): void {
+    Task.#bodyTask().#finishError(e);
+  }
+
+  /** The task whose body promise settled (see #firstStep): the one of the current context. */
+  static #bodyTask(): Task<unknown> {
+    const task = taskStorage.getStore()?.task;
+    if (task === undefined) throw new InvalidStateError('protoloop: a task body settled outside its task context');
+    return task;
   }
 
   #finishOk(value: T): void {
