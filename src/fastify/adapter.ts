@@ -15,6 +15,7 @@
  * @module
  */
 import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { inspect } from 'node:util';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CancelledError, InvalidStateError, LoopClosedError } from '../errors.ts';
@@ -118,6 +119,8 @@ export class FastifyAdapter {
   #removeCloseHook: () => void;
   #removeDrainHook: () => void;
   #warnedContext = false;
+  /** The server's connections (see {@link closeIdleConnections}). */
+  readonly #sockets = new Set<Socket>();
 
   constructor(app: FastifyInstance, loop: Loop, closeTimeout: number) {
     this.#app = app;
@@ -134,6 +137,23 @@ export class FastifyAdapter {
     this.#removeDrainHook = onRunnerDrain(loop, () => this.close());
     this.#removeShutdownHook = loop[kShutdownHooks].add(() => this.close());
     this.#removeCloseHook = loop[kCloseHooks].add(() => this.#loopClosed());
+    const sockets = this.#sockets;
+    (app.server as Server | undefined)?.on?.('connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+  }
+
+  /**
+   * @internal Closes the keep-alive connections between requests (Node's
+   * `closeIdleConnections()`), and the connections that never sent a byte: Node 22
+   * counts those as waiting for a request's headers, so a client that opened one just
+   * before the close (undici reconnects after an aborted request) held the close up
+   * until the client let it go.
+   */
+  closeIdleConnections(): void {
+    (this.#app.server as Server).closeIdleConnections?.();
+    for (const socket of this.#sockets) if (socket.bytesRead === 0 && !socket.destroyed) socket.destroy();
   }
 
   /** @internal The app. */
@@ -461,9 +481,8 @@ export class FastifyAdapter {
         await this.#waitCalls(CANCEL_GRACE);
       }
     } finally {
-      const server = this.#app.server as Server;
-      server.closeIdleConnections?.();
-      if (this.#inFlight > 0) server.closeAllConnections?.();
+      this.closeIdleConnections();
+      if (this.#inFlight > 0) (this.#app.server as Server).closeAllConnections?.();
     }
   }
 

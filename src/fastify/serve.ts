@@ -62,7 +62,7 @@ class AppConnections implements ServerClient {
     this.#server = server;
   }
   close(): void {
-    this.#server.httpServer.closeIdleConnections?.();
+    this.#server.app.protoloop.closeIdleConnections();
   }
   abort(): void {
     this.#server.httpServer.closeAllConnections?.();

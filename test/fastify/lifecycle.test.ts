@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import Fastify from 'fastify';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
@@ -94,6 +95,27 @@ describe('Fastify adapter lifecycle', () => {
       } finally {
         await dispatcher.close();
       }
+    }, opts);
+  });
+
+  it('closes at once with a client connected that never sent a byte', async () => {
+    // Node 22 counts such a connection as a request on its way (closeIdleConnections()
+    // leaves it), and undici opens one right after an aborted request: the close then
+    // waited for the client to let go (undici: 4 s; a silent client: headersTimeout).
+    await run(async () => {
+      const app = Fastify();
+      await app.register(protoloopFastify);
+      app.get('/', async () => 'hi');
+      const server = await serveFastify(app, { host: '127.0.0.1' });
+      const accepted = new Promise((r) => app.server.once('connection', r));
+      const socket = connect(server.address()!.port, '127.0.0.1');
+      socket.on('error', () => {});
+      const closed = new Promise<void>((r) => socket.once('close', () => r()));
+      await accepted;
+      await server.close();
+      await server.waitClosed();
+      await closed;
+      expect(socket.bytesRead).toBe(0);
     }, opts);
   });
 
