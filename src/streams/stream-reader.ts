@@ -173,7 +173,9 @@ export class StreamReader implements AsyncIterable<Buffer> {
    * Reads up to `n` bytes: as soon as at least one byte is buffered, returns what is
    * there (at most `n`). `n = 0` returns an empty Buffer at once. With `n < 0` (the
    * default) reads until the end of the stream and returns everything (not bounded by
-   * `limit`). Returns an empty Buffer at the end of the stream.
+   * `limit`). Returns an empty Buffer at the end of the stream. A read that has to wait
+   * returns the loop future it waits on (a thenable with `then`/`catch`/`finally`, not a
+   * native Promise), which resumes the caller with the bytes.
    * @throws ResourceBusyError when another read is waiting; the stream's error if it failed; CancelledError if the task is cancelled while waiting.
    */
   read(n = -1): Promise<Buffer> {
