@@ -2,8 +2,8 @@
  * Cold start: how long a fresh `node` takes to `import('protoloop')`, against bare
  * node in the same run (issue 17: at most 70 ms on the 2-core machine). Each sample is
  * a new process; the variants take turns so that they share the machine's load; the
- * figure is the median. Measures the built package (`dist/`, what users import):
- * run `npm run build` first. Also checks that none of the heavy dependencies (ws,
+ * figure is the median. Measures the built package (`dist/`, what users import),
+ * built first when it is missing. Also checks that none of the heavy dependencies (ws,
  * execa, piscina, fastify) is loaded by the import: they load on first use.
  *
  *   npm run build && node bench/import.bench.ts
@@ -61,8 +61,13 @@ function heavyLoaded(): string[] {
 }
 
 if (!existsSync(new URL('../dist/index.js', import.meta.url))) {
-  console.error('dist/index.js is missing: run `npm run build` first (this bench measures the built package).');
-  process.exit(1);
+  // A fresh checkout (`npm run bench` runs every bench): build the package first.
+  console.log('dist/index.js is missing: running `npm run build` (this bench measures the built package)...');
+  const built = spawnSync('npm', ['run', 'build'], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: 'inherit' });
+  if (built.status !== 0 || !existsSync(new URL('../dist/index.js', import.meta.url))) {
+    console.error('`npm run build` failed: this bench measures the built package.');
+    process.exit(1);
+  }
 }
 
 const results = variants.map(() => ({ wall: [] as number[], inner: [] as number[] }));
