@@ -417,7 +417,7 @@ async function main(): Promise<void> {
   }
 
   const md = [
-    '# TCP echo benchmark',
+    '## TCP echo (issues 5 and 20)',
     '',
     `Command: \`node bench/echo.bench.ts\` (BENCH_ECHO_SECONDS=${SECONDS}, BENCH_ECHO_ROUNDS=${ROUNDS}, warm-up ${WARMUP_MS} ms per cell)  `,
     `Machine: ${machine()}, \`nproc\` = ${execFileSync('nproc', { encoding: 'utf8' }).trim()}, ${execFileSync(python, ['--version'], { encoding: 'utf8' }).trim()}${uvloop ? ', uvloop installed' : ', uvloop missing (skipped)'}  `,
@@ -434,14 +434,14 @@ async function main(): Promise<void> {
     'Absolute numbers move from run to run with the machine\'s load; the CPU ratios much less.',
     '',
     ...tables.flatMap((t) => [t, '']),
-    '## Targets',
+    '### Targets',
     '',
     'Protocol: msg/s at least 1.1x raw `net`; streams at least 1.0x raw `net`; BufferedProtocol at least 1.0x uvloop. ' +
       'The verdict is on msg/s; the CPU ratio (the baseline\'s CPU per message over the server\'s) is the same comparison made robust to a busy machine.',
     '',
     table(['server', 'size', 'msg/s ratio', 'target', 'verdict', 'CPU ratio'], targetRows),
     '',
-    '## Memory: idle connections',
+    '### Memory: idle connections',
     '',
     idle > 0
       ? `Server RSS growth (VmRSS from /proc/<pid>/status) with ${idle} idle connections open, each after one 16-byte round trip, measured 1 s after the last one was served and after a full GC in the server (SIGUSR2 with \`--expose-gc\`, for the Node servers alike), against a baseline taken the same way after a 200-connection warm-up; the mean of ${MEM_RUNS} run(s) per server, alternating, fresh servers each time. The JS heap columns (heapUsed after that GC) are the same comparison without the RSS noise. Targets: Protocol <= 1.1x raw net, BufferedProtocol <= 1.3x, streams <= 2.0x.\n\n` +
@@ -455,7 +455,7 @@ async function main(): Promise<void> {
 }
 
 /** Where the time goes, from profiles (`perf record -g` with `node --perf-basic-prof`); kept by hand as the code changes. */
-const NOTES = `## Notes
+const NOTES = `### Notes
 
 See docs/streams.md and examples/servers/ for the servers' code. Profiles: \`perf record -g -p <server pid>\`
 with the server started as \`node --perf-basic-prof examples/servers/<server>.ts --port 0\`, under the same

@@ -267,7 +267,7 @@ async function drive(): Promise<void> {
   writeResults(
     'fastify',
     [
-      '# Fastify adapter benchmark',
+      '## Fastify adapter (issues 9 and 20)',
       '',
       `Command: \`node bench/fastify.bench.ts\` (BENCH_SCALE=${SCALE}; ${elapsed} s).`,
       `Machine: ${machine()}; ${pin}.`,
@@ -283,7 +283,7 @@ async function drive(): Promise<void> {
       '',
       ...(w !== null
         ? [
-            `## wrk (\`taskset -c ${LOAD_CPU} wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s --latency\`, HTTP/1.1 keep-alive; ${ROUNDS} rounds)`,
+            `### wrk (\`taskset -c ${LOAD_CPU} wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s --latency\`, HTTP/1.1 keep-alive; ${ROUNDS} rounds)`,
             '',
             w.table,
             '',
@@ -291,7 +291,7 @@ async function drive(): Promise<void> {
             '',
           ]
         : ['wrk was not found: no wrk table.', '']),
-      `## autocannon (programmatic API in the driver process, ${CONNECTIONS} connections, no pipelining; ${WRK !== null ? CANNON_ROUNDS : ROUNDS} rounds of ${WRK !== null ? CANNON_DURATION_S : DURATION_S} s)`,
+      `### autocannon (programmatic API in the driver process, ${CONNECTIONS} connections, no pipelining; ${WRK !== null ? CANNON_ROUNDS : ROUNDS} rounds of ${WRK !== null ? CANNON_DURATION_S : DURATION_S} s)`,
       '',
       'autocannon spends more CPU per request than the server it drives: with one core for it, it is the bottleneck, and the',
       'req/s ratio is squeezed towards 1 (or, unpinned, the load generator takes CPU from the server). The server CPU per',
