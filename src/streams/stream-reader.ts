@@ -389,8 +389,10 @@ export class StreamReader implements AsyncIterable<Buffer> {
   }
 
   /**
-   * The future a read waits on until more data (or the end) arrives; the caller awaits
-   * it and clears `#waiter` in a `finally`, so a cancelled wait frees the reader.
+   * The future a read waits on until more data (or the end) arrives: a ReadFuture for
+   * `read(n)` (pass `readN`), which clears `#waiter` as it makes its result; a plain
+   * future otherwise, which the caller awaits and clears in a `finally`. A done waiter
+   * (resumed or cancelled) no longer holds the reader.
    */
   #newWaiter(what: string, readN?: number): Future<unknown> {
     // A done waiter is no longer waited on: its read resumed, or was cancelled.
