@@ -4,7 +4,8 @@
  * a new process; the variants take turns so that they share the machine's load; the
  * figure is the median. Measures the built package (`dist/`, what users import),
  * built first when it is missing. Also checks that none of the heavy dependencies (ws,
- * execa, piscina, fastify) is loaded by the import: they load on first use.
+ * execa, fastify) is loaded by the import (they load on first use), nor piscina (the
+ * executors' benchmark baseline, not a dependency).
  *
  *   npm run build && node bench/import.bench.ts
  *   BENCH_SCALE=2 node bench/import.bench.ts      # more samples

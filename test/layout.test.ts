@@ -32,10 +32,10 @@ describe('layout', () => {
     expect(cycles(graph)).toEqual([]);
   });
 
-  it('calls import() only in src/loop/lazy.ts, which loads the areas and ws/execa/piscina', () => {
+  it('calls import() only in src/loop/lazy.ts, which loads the areas and ws/execa', () => {
     expect(dynamicImportViolations(graph)).toEqual([]);
     const lazy = graph.dynamic.get(LAZY_MODULE)!;
-    expect(lazy).toEqual(expect.arrayContaining(['ws', 'execa', 'piscina', 'transports/net/loop-methods.ts', 'executors/loop-methods.ts']));
+    expect(lazy).toEqual(expect.arrayContaining(['ws', 'execa', 'transports/net/loop-methods.ts', 'executors/loop-methods.ts']));
   });
 
   it('adds no Loop method from outside the class (no declare-module blocks on the loop, no prototype installs)', () => {

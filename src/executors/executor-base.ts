@@ -24,11 +24,7 @@ type JobState = 'queued' | 'running' | 'done';
 /** @internal Receives a job's outcome: `ok` with the result, or not with the error. */
 export type JobSink<T> = (arg: T, ok: boolean, value: unknown) => void;
 
-/**
- * @internal One submitted job. It doubles as the minimal AbortSignal-like object that
- * piscina accepts (`aborted` + `addEventListener('abort')`), so that cancelling a job
- * costs no AbortController per job.
- */
+/** @internal One submitted job. */
 export class Job {
   state: JobState = 'queued';
   readonly url: string;
@@ -43,34 +39,14 @@ export class Job {
   /** The user's signal, and our listener on it. */
   signal: AbortSignal | null = null;
   onUserAbort: (() => void) | null = null;
-  /** Set by the subclass: what runs the job (a worker, a child process). */
+  /** Set by the subclass: what runs the job (a worker thread, a child process). */
   worker: unknown = null;
-  /** The AbortSignal-like face, for piscina. */
-  aborted = false;
-  #abortListener: (() => void) | null = null;
 
   constructor(url: string, name: string, args: unknown[], transferList: TransferItem[]) {
     this.url = url;
     this.name = name;
     this.args = args;
     this.transferList = transferList;
-  }
-
-  addEventListener(_type: 'abort', listener: () => void): void {
-    this.#abortListener = listener;
-  }
-
-  removeEventListener(): void {
-    this.#abortListener = null;
-  }
-
-  /** Fires the abort listener (piscina's), once. */
-  fireAbort(): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    const l = this.#abortListener;
-    this.#abortListener = null;
-    l?.();
   }
 }
 

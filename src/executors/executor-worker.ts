@@ -1,7 +1,7 @@
 /**
  * The worker side of the executors: loads a task's module (once per worker), calls
  * the named export with the arguments and hands back the result, or a serialized
- * error (see remote-error.ts). `thread-worker.ts` (piscina's workers) and
+ * error (see remote-error.ts). `thread-worker.ts` (worker threads) and
  * `process-worker.ts` (child processes) wrap {@link runJob}.
  *
  * It imports nothing of the loop, so that a worker starts quickly.

@@ -4,7 +4,7 @@
  * it in src/loop/loop.ts: the core (scheduling, running, futures and tasks, errors and
  * debug mode) there, and the I/O methods as thin forwarders to the module of their
  * area, loaded on first use through src/loop/lazy.ts (so that src/loop imports no
- * higher folder at run time, and ws, execa and piscina load only when used).
+ * higher folder at run time, and ws and execa load only when used).
  *
  * The types of the I/O methods' options live with their areas; this file imports them
  * as types only.

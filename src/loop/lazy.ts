@@ -7,9 +7,8 @@
  *   thread bridge): the Loop's I/O methods are written in loop.ts and reach the code
  *   that does the work through these loaders, so that src/loop imports no higher
  *   folder at run time and no area installs methods on the Loop by side effect;
- * - **the heavy dependencies** (ws, execa, piscina): `import('protoloop')` does not
- *   load them (they are most of a cold start's time); the first WebSocket, subprocess
- *   or thread job does.
+ * - **the heavy dependencies** (ws, execa): `import('protoloop')` does not load them
+ *   (they are most of a cold start's time); the first WebSocket or subprocess does.
  *
  * A {@link Lazy} keeps the module once loaded, so that a call after the first one
  * reads `lazy.value` and runs synchronously: no await per call.
@@ -73,7 +72,6 @@ export const bridgeArea = new Lazy(() => import('../executors/bridge-server.ts')
 // The heavy dependencies.
 export const wsLib = new Lazy(() => import('ws'));
 export const execaLib = new Lazy(() => import('execa'));
-export const piscinaLib = new Lazy(() => import('piscina'));
 
 // Node's own modules that weigh on a cold start (tls with crypto, http and https with
 // their agents and http2): taken synchronously on first use, which needs no import().

@@ -16,7 +16,7 @@ import {
   transfer,
   workerTask,
 } from '../../src/index.ts';
-import { rejection, runScript, startMarker, tasks, thrown } from './helpers.ts';
+import { pollUntil, rejection, runScript, startMarker, tasks, thrown } from './helpers.ts';
 
 const pool = new ThreadPoolExecutor({ maxWorkers: 2 });
 afterAll(() => pool.shutdown({ wait: true, timeout: 0 }));
@@ -147,7 +147,7 @@ describe('crashes and cancellation', () => {
       const loop = getRunningLoop();
       const e = await rejection(loop.runInExecutor(pool, tasks.exitNow, 3));
       expect(e).toBeInstanceOf(WorkerCrashedError);
-      expect(e.message).toContain('exited with code: 3');
+      expect(e.message).toContain('exited with code 3');
       const e2 = await rejection(loop.runInExecutor(pool, tasks.crashLater));
       expect(e2).toBeInstanceOf(WorkerCrashedError);
       expect(e2.message).toContain('uncaught in the worker');
@@ -208,6 +208,108 @@ describe('crashes and cancellation', () => {
     await marker.started();
     ac.abort(new Error('enough'));
     expect((await rejection(job)).message).toBe('enough');
+  });
+});
+
+describe("the pool's threads", () => {
+  it('reuses a free thread, starts one per job running at once up to maxWorkers, and each is gone after shutdown', async () => {
+    const p = new ThreadPoolExecutor({ maxWorkers: 2 });
+    expect(p.threads).toBe(0); // started on demand
+    const first = await p.submit(tasks.where, []);
+    const again = await p.submit(tasks.where, []);
+    expect(again.threadId).toBe(first.threadId);
+    expect(p.threads).toBe(1);
+    const all = await Promise.all([1, 2, 3, 4].map(() => p.submit(tasks.echo, [0]).then(() => p.threads)));
+    expect(Math.max(...all)).toBe(2);
+    await p.shutdown();
+    expect(p.threads).toBe(0);
+    expect(String(p)).toContain('threads=0');
+  });
+
+  it('an idle thread exits after idleTimeout, down to minWorkers, which start with the first job', async () => {
+    const p = new ThreadPoolExecutor({ maxWorkers: 3, minWorkers: 1, idleTimeout: 20 });
+    try {
+      expect(await p.submit(tasks.add, [1, 1])).toBe(2);
+      expect(p.threads).toBe(1);
+      const three = [p.submit(tasks.sleepMs, [30]), p.submit(tasks.sleepMs, [30]), p.submit(tasks.sleepMs, [30])];
+      expect(p.threads).toBe(3); // started with the jobs
+      await Promise.all(three);
+      expect(await pollUntil(() => p.threads === 1, 10_000)).toBe(true);
+      // The one kept stays past its timeout (a window, not a synchronisation: nothing should happen in it).
+      expect(await pollUntil(() => p.threads === 0, 100)).toBe(false);
+    } finally {
+      await p.shutdown();
+    }
+    const q = new ThreadPoolExecutor({ maxWorkers: 2, idleTimeout: 0 });
+    await q.submit(tasks.add, [1, 2]);
+    expect(await pollUntil(() => q.threads === 0, 10_000)).toBe(true);
+    expect(await q.submit(tasks.add, [2, 2])).toBe(4); // a new thread for the next job
+    await q.shutdown();
+  });
+
+  it('a thread over its resourceLimits fails its job with WorkerCrashedError (ERR_WORKER_OUT_OF_MEMORY); the pool goes on', async () => {
+    const p = new ThreadPoolExecutor({ maxWorkers: 1, resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 } });
+    try {
+      const e = await rejection(p.submit(tasks.exhaustHeap, []));
+      expect(e).toBeInstanceOf(WorkerCrashedError);
+      expect((e.cause as { code?: string }).code).toBe('ERR_WORKER_OUT_OF_MEMORY');
+      expect(await p.submit(tasks.add, [20, 22])).toBe(42);
+    } finally {
+      await p.shutdown();
+    }
+  });
+
+  it('an error thrown in a thread outside any job is a ProtoloopWarning, not a crash; the thread is replaced', async () => {
+    const p = new ThreadPoolExecutor({ maxWorkers: 1 });
+    const warned = new Promise<Error>((resolve) => {
+      const onWarning = (w: Error): void => {
+        if (w.name !== 'ProtoloopWarning' || !w.message.includes('outside a job')) return;
+        process.off('warning', onWarning);
+        resolve(w);
+      };
+      process.on('warning', onWarning);
+    });
+    try {
+      const before = (await p.submit(tasks.where, [])).threadId;
+      expect(await p.submit(tasks.throwAfterAnswer, ['late boom'])).toBe(1);
+      expect((await warned).message).toContain('late boom');
+      const after = (await p.submit(tasks.where, [])).threadId;
+      expect(after).not.toBe(before);
+    } finally {
+      await p.shutdown();
+    }
+  });
+
+  it("a timer a task leaves behind runs while its thread waits for jobs, and while it runs job after job", async () => {
+    const p = new ThreadPoolExecutor({ maxWorkers: 1 });
+    try {
+      // Idle: the thread waits for the next job, and still turns its event loop.
+      const idle = startMarker();
+      expect(await p.submit(tasks.markLater, [idle.path, 2])).toBe(2);
+      await idle.started();
+      // Busy: job after job answered synchronously, back to back, until the timer has run.
+      const busy = startMarker();
+      await p.submit(tasks.markLater, [busy.path, 2]);
+      let fired = false;
+      void busy.started().then(() => (fired = true));
+      const deadline = Date.now() + 10_000;
+      let jobs = 0;
+      while (!fired && Date.now() < deadline) await p.submit(tasks.add, [jobs++, 1]);
+      expect(fired).toBe(true);
+      expect(jobs).toBeGreaterThan(0);
+    } finally {
+      await p.shutdown();
+    }
+  });
+
+  it('a bad execArgv fails the job with WorkerCrashedError, not the caller', async () => {
+    const p = new ThreadPoolExecutor({ maxWorkers: 1, execArgv: ['--no-such-node-flag'] });
+    try {
+      const e = await rejection(p.submit(tasks.add, [1, 1]));
+      expect(e).toBeInstanceOf(WorkerCrashedError);
+    } finally {
+      await p.shutdown();
+    }
   });
 });
 
@@ -279,6 +381,8 @@ describe('shutdown', () => {
     expect(thrown(() => new ThreadPoolExecutor({ maxWorkers: 0 }))).toBeInstanceOf(InvalidArgumentError);
     expect(thrown(() => new ThreadPoolExecutor({ maxWorkers: 1, minWorkers: 2 }))).toBeInstanceOf(InvalidArgumentError);
     expect(thrown(() => new ThreadPoolExecutor({ idleTimeout: -1 }))).toBeInstanceOf(InvalidArgumentError);
+    expect(thrown(() => new ThreadPoolExecutor({ execArgv: [1] as never }))).toBeInstanceOf(InvalidArgumentError);
+    expect(thrown(() => new ThreadPoolExecutor({ resourceLimits: 'big' as never }))).toBeInstanceOf(InvalidArgumentError);
     expect(String(pool)).toMatch(/^<ThreadPoolExecutor-\d+ running maxWorkers=2/);
   });
 });
