@@ -2,16 +2,22 @@
  * Executors and the thread bridge (issue 8), in one run, alternating with baselines:
  *
  * 1. round trips per second through `loop.runInExecutor()` with a trivial task,
- *    against calling piscina (the pool underneath) directly with the same task;
+ *    against calling piscina directly with the same task;
  *    one at a time (latency) and 32 in flight on 2 workers (throughput);
  * 2. `runCoroutineThreadsafe()` round trips per second from a worker to a handler
- *    on the main loop, against a raw MessagePort ping-pong between the same threads.
+ *    on the main loop, against a raw MessagePort ping-pong between the same threads;
+ * 3. part 1's one-at-a-time row again in a child process pinned to one core
+ *    (`taskset -c 1`, when there is taskset): both threads share the core, so a round
+ *    trip's CPU time is its wall time, and how fast an idle core wakes up (what makes
+ *    the unpinned rounds swing) does not enter.
  *
  *   node bench/executors.bench.ts            # ~30 s
  *   BENCH_SCALE=3 node bench/executors.bench.ts
  *
  * This file is also the worker of part 2 (it checks `isMainThread`).
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData, MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ThreadPoolExecutor, connectBridge, getRunningLoop, run, workerTask } from '../src/index.ts';
@@ -149,6 +155,39 @@ async function piscinaPar(p: Piscina, n: number): Promise<Sample> {
   return await measure(n, () => lanes(n, (i) => p.run([i, 1], { name: 'addPair' })));
 }
 
+/** Part 3, in the pinned child: the one-at-a-time row only, longer rounds; prints the samples as JSON. */
+async function pinnedPart(): Promise<void> {
+  const seqPool = new ThreadPoolExecutor({ maxWorkers: 1, minWorkers: 1 });
+  const seqPiscina = new Piscina({ filename: TASKS.href, minThreads: 1, maxThreads: 1, idleTimeout: 10_000 });
+  await oursSeq(seqPool, 2000);
+  await piscinaSeq(seqPiscina, 2000);
+  const ours: Sample[] = [];
+  const theirs: Sample[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    if (round % 2 === 0) {
+      ours.push(await oursSeq(seqPool, N_SEQ * 4));
+      theirs.push(await piscinaSeq(seqPiscina, N_SEQ * 4));
+    } else {
+      theirs.push(await piscinaSeq(seqPiscina, N_SEQ * 4));
+      ours.push(await oursSeq(seqPool, N_SEQ * 4));
+    }
+  }
+  await Promise.all([seqPool.shutdown(), seqPiscina.destroy()]);
+  process.stdout.write(JSON.stringify({ ours, theirs }) + '\n');
+}
+
+/** Runs part 3 in a child pinned to core 1; null without taskset (or when it fails). */
+function runPinned(): { ours: Sample[]; theirs: Sample[] } | null {
+  const r = spawnSync('taskset', ['-c', '1', process.execPath, fileURLToPath(import.meta.url)], {
+    env: { ...process.env, BENCH_EXECUTORS_PART: 'pinned' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  if (r.status !== 0) return null;
+  const last = r.stdout.trim().split('\n').at(-1);
+  return last === undefined ? null : (JSON.parse(last) as { ours: Sample[]; theirs: Sample[] });
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   // Same pool settings on both sides: piscina's defaults for atomics, workers kept alive.
@@ -162,7 +201,16 @@ async function main(): Promise<void> {
   await oursPar(parPool, 2000);
   await piscinaPar(parPiscina, 2000);
 
-  const r: Record<'oursSeq' | 'piscinaSeq' | 'oursPar' | 'piscinaPar' | 'bridge' | 'raw', Sample[]> = { oursSeq: [], piscinaSeq: [], oursPar: [], piscinaPar: [], bridge: [], raw: [] };
+  const r: Record<'oursSeq' | 'piscinaSeq' | 'oursPar' | 'piscinaPar' | 'bridge' | 'raw' | 'oursPinned' | 'piscinaPinned', Sample[]> = {
+    oursSeq: [],
+    piscinaSeq: [],
+    oursPar: [],
+    piscinaPar: [],
+    bridge: [],
+    raw: [],
+    oursPinned: [],
+    piscinaPinned: [],
+  };
   for (let round = 0; round < ROUNDS; round++) {
     // Alternate which side goes first, so drift on the shared machine hits both.
     const pairs: [() => Promise<void>, () => Promise<void>][] = [
@@ -179,9 +227,14 @@ async function main(): Promise<void> {
         await ours();
       }
     }
-    console.log(`round ${round + 1}/${ROUNDS}: ${Object.entries(r).map(([k, v]) => `${k} ${fmtRate(v.at(-1)!.rate)}`).join(', ')}`);
+    console.log(`round ${round + 1}/${ROUNDS}: ${Object.entries(r).filter(([, v]) => v.length > 0).map(([k, v]) => `${k} ${fmtRate(v.at(-1)!.rate)}`).join(', ')}`);
   }
   await Promise.all([seqPool.shutdown(), parPool.shutdown(), seqPiscina.destroy(), parPiscina.destroy()]);
+  const pinned = runPinned();
+  if (pinned !== null) {
+    r.oursPinned = pinned.ours;
+    r.piscinaPinned = pinned.theirs;
+  }
 
   const rate = (k: keyof typeof r): number => median(r[k].map((x) => x.rate));
   const cpu = (k: keyof typeof r): number => median(r[k].map((x) => x.cpu));
@@ -195,6 +248,7 @@ async function main(): Promise<void> {
     [`runInExecutor, ${IN_FLIGHT} in flight, 2 workers`, 'piscina.run()', 'oursPar', 'piscinaPar', TARGET_EXECUTOR],
     ['runCoroutineThreadsafe, worker -> main loop', 'raw MessagePort ping-pong', 'bridge', 'raw', TARGET_BRIDGE],
   ];
+  if (r.oursPinned.length > 0) rows.splice(1, 0, ['runInExecutor, 1 at a time, 1 worker, pinned to one core', 'piscina.run()', 'oursPinned', 'piscinaPinned', TARGET_EXECUTOR]);
   for (const [what, base, ours, theirs, target] of rows) {
     const ratio = median(rateRatios(ours, theirs));
     const cpuRatio = median(cpuRatios(ours, theirs));
@@ -212,10 +266,13 @@ alternating from round to round), and a ratio is the median of the per-round rat
 
 Trivial task (\`add(a, b)\`). protoloop's side runs inside \`run()\` and awaits the
 loop Future that \`runInExecutor()\` returns; the baseline awaits \`piscina.run()\` on
-a pool with the same size and piscina's default settings. The bridge side is a
-worker awaiting \`runCoroutineThreadsafe('echo', i)\` (the handler runs as a task on
-the main loop); the baseline is the same worker doing a promise-per-message
-ping-pong on a bare MessagePort.
+a pool with the same size and piscina's default settings (its workers wait for tasks
+in \`Atomics.wait\`). The pinned row is the one-at-a-time row run again in a child
+process pinned to one core (\`taskset -c 1\`), ${ROUNDS} rounds of ${N_SEQ * 4}: both threads
+share the core, so CPU time is wall time and idle-core wake-ups do not enter. The
+bridge side is a worker awaiting \`runCoroutineThreadsafe('echo', i)\` (the handler
+runs as a task on the main loop); the baseline is the same worker doing a
+promise-per-message ping-pong on a bare MessagePort.
 
 ${table(
   ['measure', 'protoloop', 'baseline', 'ratio (rounds)', 'target', 'CPU µs per round trip, protoloop / baseline', 'ratio by CPU (rounds)'],
@@ -239,20 +296,26 @@ per-round ratios, so on a busy machine the two need not agree. CPU per round tri
 the process's CPU time (every thread) divided by the round trips; "ratio by CPU" is
 baseline / protoloop, so that above 1 means protoloop costs less.
 
-Where the time goes. A worker's answer reaches the loop as an I/O event (a MessagePort
-message): the loop's iteration that resumes the awaiting task runs from a microtask of
-that event (\`Loop[kIoEvent]\`), not from a \`setImmediate\` after Node's next poll, with
-asyncio's order kept (the ready callbacks, then the timers due; test/executors/io-wake.test.ts).
-What a protoloop round trip still adds to piscina's is JavaScript on the main thread:
-the job and its loop Future, one ready callback (the task's wake-up), the loop
-iteration that runs it and the task's await of a Future (a thenable, so one more promise
-job than awaiting piscina's promise); just running inside a protoloop task costs about
-0.5 µs per round trip by itself. A bridge call pays for the handler's Task (about 0.5
-µs), arrays on the wire both ways (\`[arg, handler, id]\` and \`[id, value]\`, about 0.35 µs
-each over a bare number) and the call bookkeeping on both sides.
+Where the time goes. ThreadPoolExecutor runs its own threads (no pool library under
+it): a job goes to a free thread on a MessagePort of the thread's own, as one flat array
+\`[...args, name, url]\`, and the result comes back bare. Between jobs a thread waits
+for the next one in \`Atomics.wait\` on a shared counter the pool bumps with each job and
+reads it with \`receiveMessageOnPort\`, so a job costs the thread no event-loop turn; it
+still steps out to its event loop every 5 ms, and stays there after 50 ms without a
+job. The answer reaches the main loop as an I/O event (\`Loop[kIoEvent]\`): the
+iteration that resumes the awaiting task runs from a microtask of that event, with
+asyncio's order kept (test/executors/io-wake.test.ts). What protoloop adds on the main
+thread is the job and its loop Future, the task's wake-up and the iteration that runs
+it; piscina's \`run()\` costs more there (a task record with its own async resource, a
+response object per job). Unpinned, both sides spend most of a round trip's CPU on
+threads going idle and waking up on two cores, which is what the per-round spread shows.
+A bridge call pays for the handler's Task (about 0.5 µs), arrays on the wire both ways
+(\`[arg, handler, id]\` and \`[id, value]\`, about 0.35 µs each over a bare number) and the
+call bookkeeping on both sides.
 `;
   writeResults('executors', md);
 }
 
-if (isMainThread) await main();
-else await workerMain();
+if (!isMainThread) await workerMain();
+else if (process.env.BENCH_EXECUTORS_PART === 'pinned') await pinnedPart();
+else await main();
