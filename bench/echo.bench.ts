@@ -209,9 +209,14 @@ const sleepMs = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, 
  * For the memory part, Node servers run with a full GC on SIGUSR2 (`--expose-gc` and a
  * one-line `--import`), so RSS is read after the garbage of accepting is collected: the
  * figure is what the connections keep, not where the heap happened to be in its cycle.
+ * The GC is V8's memory-reducing one (`flavor: 'last-resort'`, what V8 runs before it
+ * gives up on memory): it also hands back the young generation, which V8 grows (up to
+ * 64 MiB on Node 24) while a burst of connections is accepted and a plain full GC keeps,
+ * so that a server that allocates more while accepting is not charged that buffer as
+ * memory per connection.
  */
 const GC_ON_SIGNAL = `data:text/javascript,${encodeURIComponent(
-  "process.on('SIGUSR2', () => { globalThis.gc(); const m = process.memoryUsage(); process.stdout.write(`gc ${m.heapUsed} ${m.external}\\n`); })",
+  "process.on('SIGUSR2', () => { globalThis.gc({ type: 'major', execution: 'sync', flavor: 'last-resort' }); const m = process.memoryUsage(); process.stdout.write(`gc ${m.heapUsed} ${m.external}\\n`); })",
 )}`;
 
 function withGcOnSignal(spec: ServerSpec): ServerSpec {
@@ -444,7 +449,7 @@ async function main(): Promise<void> {
     '### Memory: idle connections',
     '',
     idle > 0
-      ? `Server RSS growth (VmRSS from /proc/<pid>/status) with ${idle} idle connections open, each after one 16-byte round trip, measured 1 s after the last one was served and after a full GC in the server (SIGUSR2 with \`--expose-gc\`, for the Node servers alike), against a baseline taken the same way after a 200-connection warm-up; the mean of ${MEM_RUNS} run(s) per server, alternating, fresh servers each time. The JS heap columns (heapUsed after that GC) are the same comparison without the RSS noise. Targets: Protocol <= 1.1x raw net, BufferedProtocol <= 1.3x, streams <= 2.0x.\n\n` +
+      ? `Server RSS growth (VmRSS from /proc/<pid>/status) with ${idle} idle connections open, each after one 16-byte round trip, measured 1 s after the last one was served and after a memory-reducing full GC in the server (SIGUSR2 with \`--expose-gc\`, \`gc({ type: 'major', flavor: 'last-resort' })\`, which also gives back the young generation V8 grew while accepting; for the Node servers alike), against a baseline taken the same way after a 200-connection warm-up; the mean of ${MEM_RUNS} run(s) per server, alternating, fresh servers each time. The JS heap columns (heapUsed after that GC) are the same comparison without the RSS noise. Targets: Protocol <= 1.1x raw net, BufferedProtocol <= 1.3x, streams <= 2.0x.\n\n` +
         table(['server', 'RSS MiB', 'runs (MiB)', 'KiB per connection', 'vs raw net', 'target', 'verdict', 'JS heap B per connection', 'heap vs raw net'], memRows) +
         memNote
       : 'Skipped (BENCH_ECHO_IDLE=0).',
