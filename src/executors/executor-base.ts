@@ -9,7 +9,10 @@
  * FIFO order, so that "not started yet" is exact (what `cancelFutures` drops, and what
  * a cancelled job can leave without costing a worker). A subclass runs a job on a
  * worker ({@link BaseExecutor.startJob}), stops one ({@link BaseExecutor.abortJob})
- * and lets its workers go ({@link BaseExecutor.releaseWorkers}).
+ * and lets its workers go ({@link BaseExecutor.releaseWorkers}). A subclass may also
+ * take a job to stage behind a busy worker's ({@link BaseExecutor.hasRoom}): such a
+ * job counts as queued until the worker starts it, and the subclass gives it back
+ * ({@link BaseExecutor.requeue}, {@link BaseExecutor.unstageAll}) if it never does.
  * @module
  */
 import { inspect } from 'node:util';
@@ -110,8 +113,23 @@ export abstract class BaseExecutor implements Executor {
   protected abstract readonly canMove: boolean;
   /** @internal Starts `job` on a worker; calls {@link settle} when it ends. */
   protected abstract startJob(job: Job): void;
-  /** @internal Stops the worker running `job` (already settled by the caller). */
+  /** @internal Stops the worker running `job` (settled by the caller right after), or drops it where it is staged. */
   protected abstract abortJob(job: Job): void;
+  /**
+   * @internal Whether `job` can go to a worker now: by default while fewer than
+   * `maxWorkers` jobs run. A subclass that stages jobs says so itself.
+   */
+  protected hasRoom(_job: Job): boolean {
+    return this.#running.size < this.#maxWorkers;
+  }
+  /** @internal Jobs handed to {@link startJob} that are staged and not started: counted as queued. */
+  protected stagedCount(): number {
+    return 0;
+  }
+  /** @internal Takes back every staged job that has not started (shutdown's cancelFutures). */
+  protected unstageAll(): Job[] {
+    return [];
+  }
   /** Lets every worker go; `force` also kills those still running something. Resolves once all have exited. */
   protected abstract releaseWorkers(force: boolean): Promise<void>;
   /** Live details for inspect (worker counts). */
@@ -172,8 +190,30 @@ export abstract class BaseExecutor implements Executor {
   }
 
   #enqueue(job: Job): void {
-    if (this.#running.size < this.#maxWorkers && this.#queueHead === this.#queue.length) this.#start(job);
+    if (this.#queueHead === this.#queue.length && this.#canStart(job)) this.#start(job);
     else this.#queue.push(job);
+  }
+
+  /** Whether `job` can go to a worker now. */
+  #canStart(job: Job): boolean {
+    return this.hasRoom(job);
+  }
+
+  /**
+   * @internal A job handed to {@link startJob} that never started (its worker died
+   * first): back to the head of the queue, to start again with {@link pump}.
+   */
+  protected requeue(job: Job): void {
+    if (job.state !== 'running') return;
+    job.state = 'queued';
+    this.#running.delete(job);
+    if (this.#queueHead > 0) this.#queue[--this.#queueHead] = job;
+    else this.#queue.unshift(job);
+  }
+
+  /** @internal Starts the queued jobs that can start. */
+  protected pump(): void {
+    this.#pump();
   }
 
   /**
@@ -182,9 +222,9 @@ export abstract class BaseExecutor implements Executor {
    */
   cancelJob(job: Job, reason: unknown): boolean {
     if (job.state === 'done') return false;
-    const wasRunning = job.state === 'running';
+    // The worker is stopped (or the job taken back) first: the settle starts the next job.
+    if (job.state === 'running') this.abortJob(job);
     this.settle(job, false, reason);
-    if (wasRunning) this.abortJob(job);
     return true;
   }
 
@@ -214,8 +254,9 @@ export abstract class BaseExecutor implements Executor {
 
   #pump(): void {
     const q = this.#queue;
-    while (this.#running.size < this.#maxWorkers && this.#queueHead < q.length) {
+    while (this.#queueHead < q.length) {
       const job = q[this.#queueHead]!;
+      if (job.state === 'queued' && !this.#canStart(job)) break;
       q[this.#queueHead++] = undefined as never;
       if (job.state === 'queued') this.#start(job);
     }
@@ -231,14 +272,14 @@ export abstract class BaseExecutor implements Executor {
 
   /** Jobs waiting for a worker (cancelled ones excluded). */
   get queued(): number {
-    let n = 0;
+    let n = this.stagedCount();
     for (let i = this.#queueHead; i < this.#queue.length; i++) if (this.#queue[i]!.state === 'queued') n++;
     return n;
   }
 
   /** Jobs running on a worker now. */
   get running(): number {
-    return this.#running.size;
+    return this.#running.size - this.stagedCount();
   }
 
   /** Jobs settled so far (done, failed or cancelled). */
@@ -260,7 +301,7 @@ export abstract class BaseExecutor implements Executor {
     this.#closed ??= new Promise<void>((resolve) => {
       this.#resolveClosed = resolve;
     });
-    if (cancelFutures) this.#dropQueued(`${this.executorName} was shut down before this job started (cancelFutures)`);
+    if (cancelFutures) this.#dropQueued(`${this.executorName} was shut down before this job started (cancelFutures)`, true);
     if (timeout !== undefined && this.#state !== 'shutdown') {
       if (timeout === 0) {
         this.#forceStop(`${this.executorName} was shut down: the job was stopped (shutdown timeout 0 ms)`);
@@ -281,15 +322,15 @@ export abstract class BaseExecutor implements Executor {
     await this.shutdown({ wait: true });
   }
 
-  #dropQueued(message: string): void {
+  #dropQueued(message: string, staged = false): void {
+    // The queue is emptied before anything settles: a settle starts what is queued.
     const q = this.#queue;
     const start = this.#queueHead;
     this.#queue = [];
     this.#queueHead = 0;
-    for (let i = start; i < q.length; i++) {
-      const job = q[i]!;
-      if (job.state === 'queued') this.settle(job, false, new ExecutorShutdownError(message));
-    }
+    const dropped = staged ? this.unstageAll() : [];
+    for (let i = start; i < q.length; i++) if (q[i]!.state === 'queued') dropped.push(q[i]!);
+    for (const job of dropped) this.settle(job, false, new ExecutorShutdownError(message));
   }
 
   #forceStop(message: string): void {
@@ -328,7 +369,7 @@ export abstract class BaseExecutor implements Executor {
   }
 
   toString(): string {
-    return `<${this.executorName} ${this.#state} maxWorkers=${this.#maxWorkers} running=${this.#running.size} queued=${this.queued} ${this.describeWorkers()}>`;
+    return `<${this.executorName} ${this.#state} maxWorkers=${this.#maxWorkers} running=${this.running} queued=${this.queued} ${this.describeWorkers()}>`;
   }
 
   /** @internal */

@@ -3,28 +3,33 @@
  * per thread (see thread-pool.ts):
  *
  * ```
- * main -> worker   [...args, name, url]       on the job port (workerData.jobs)
- * worker -> main   result                     on the job port, moving what transfer() marked
- *                  SerializedError            on parentPort: the job failed
+ * main -> worker   [...args, name, url, seq]  on the job port (workerData.jobs)
+ * worker -> main   result                     moving what transfer() marked
+ *                  SerializedError            the job failed: its claim slot says so
  * ```
  *
- * With each job the pool bumps `posted[0]` (a SharedArrayBuffer) and notifies it; see
- * {@link waitForJobs}.
+ * `workerData.shared` is an Int32Array on a SharedArrayBuffer: slot 0 counts the jobs
+ * the pool has posted (bumped and notified with each, see {@link waitForJobs}); slots
+ * 1-8 are claim slots. A job is posted with its slot (`1 + (seq & 7)`) holding `seq`,
+ * and runs only if this thread claims it first (compare-exchange `seq` -> 0): the pool
+ * may take back a job staged behind a running one (cancelled, or moved to a free
+ * thread) with the same compare-exchange, and then this thread skips it.
  *
- * A result goes back bare, whatever it is; a failure takes the other port, so that no
- * result can be mistaken for one. A synchronous task answers without a promise.
+ * A result goes back bare, whatever it is. A failure goes back on the same port (so
+ * that the answers of a thread keep their order), after the job's claim slot is set to
+ * -1: the pool reads the slot of the job an answer is for, so no result can be mistaken
+ * for a failure. A synchronous task answers without a promise.
  * @module
  */
-import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { runJob } from './executor-worker.ts';
 import { isSerializedError, serializeError } from './remote-error.ts';
 import type { TransferItem } from './transfer.ts';
 
-const { jobs, posted } = workerData as { jobs: MessagePort; posted: Int32Array };
-const failures = parentPort!;
+const { jobs, shared } = workerData as { jobs: MessagePort; shared: Int32Array };
 
 /**
- * Between jobs a thread waits for the next one in `Atomics.wait` on `posted[0]` (the
+ * Between jobs a thread waits for the next one in `Atomics.wait` on `shared[0]` (the
  * count of jobs the pool has sent, bumped and notified with each) and takes it with
  * `receiveMessageOnPort`: waking from a futex and reading the port synchronously costs
  * far less than a turn of the event loop per job. The event loop still runs: every
@@ -35,24 +40,35 @@ const failures = parentPort!;
  */
 const SLICE_MS = 5;
 const IDLE_MS = 50;
-/** Jobs taken from the port so far (`posted[0]` is the count sent). */
+/** Jobs taken from the port so far (`shared[0]` is the count sent). */
 let taken = 0;
 let lastJobAt = 0;
 let waitQueued = false;
+/**
+ * An asynchronous job is running. A thread runs one job at a time: a job that arrives
+ * meanwhile (one the pool staged behind it) waits here, unclaimed, so that the pool can
+ * still take it back.
+ */
+let running = false;
+const arrived: unknown[][] = [];
+/** The sequence number of the job this thread runs (one at a time). */
+let currentSeq = 0;
 
 function onJobEvent(msg: unknown[]): void {
   taken++;
   lastJobAt = performance.now();
-  if (onJob(msg)) waitForJobs();
+  if (running) arrived.push(msg);
+  else if (onJob(msg)) waitForJobs();
 }
 
 function waitForJobs(): void {
   waitQueued = false;
+  if (running) return;
   // Output still buffered in the worker's stdio needs the event loop to flow: no wait.
   if (process.stdout.writableLength > 0 || process.stderr.writableLength > 0) return;
   const sliceStart = performance.now();
   for (;;) {
-    const woke = Atomics.wait(posted, 0, taken, SLICE_MS);
+    const woke = Atomics.wait(shared, 0, taken, SLICE_MS);
     const entry = receiveMessageOnPort(jobs);
     const now = performance.now();
     if (entry === undefined) {
@@ -71,7 +87,10 @@ function waitForJobs(): void {
 }
 
 function asyncJobDone(): void {
+  running = false;
   lastJobAt = performance.now();
+  // What arrived meanwhile, in order, until one is asynchronous in its turn.
+  while (arrived.length > 0) if (!onJob(arrived.shift()!)) return;
   queueWait();
 }
 
@@ -82,19 +101,24 @@ function queueWait(): void {
   setImmediate(waitForJobs);
 }
 
-/** Runs a job; true when it answered synchronously. */
+/** Runs a job; true when it answered synchronously (or was not ours to run). */
 function onJob(msg: unknown[]): boolean {
-  // [...args, name, url]: the arguments are all but the last two.
+  // [...args, name, url, seq]: the arguments are all but the last three.
   const n = msg.length;
+  const seq = msg[n - 1] as number;
+  // Taken back by the pool (cancelled, or moved to another thread): not ours to run.
+  if (Atomics.compareExchange(shared, 1 + (seq & 7), seq, 0) !== seq) return true;
+  currentSeq = seq;
   const transferList: TransferItem[] = [];
   let result: unknown;
   try {
-    result = runJob(msg[n - 1] as string, msg[n - 2] as string, msg, n - 2, true, transferList);
+    result = runJob(msg[n - 2] as string, msg[n - 3] as string, msg, n - 3, true, transferList);
   } catch (e) {
     fail(e);
     return true;
   }
   if (result instanceof Promise) {
+    running = true;
     result.then((value: unknown) => answer(value, transferList), fail).then(asyncJobDone, asyncJobDone);
     return false;
   }
@@ -113,7 +137,9 @@ function answer(value: unknown, transferList: TransferItem[]): void {
 }
 
 function fail(e: unknown): void {
-  failures.postMessage(isSerializedError(e) ? e : serializeError(e));
+  const err = isSerializedError(e) ? e : serializeError(e);
+  Atomics.store(shared, 1 + (currentSeq & 7), -1);
+  jobs.postMessage(err);
 }
 
 jobs.on('message', onJobEvent);

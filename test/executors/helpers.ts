@@ -32,6 +32,7 @@ export const tasks = {
   exhaustHeap: workerTask<T['exhaustHeap']>(TASKS, 'exhaustHeap'),
   throwAfterAnswer: workerTask<T['throwAfterAnswer']>(TASKS, 'throwAfterAnswer'),
   markLater: workerTask<T['markLater']>(TASKS, 'markLater'),
+  holdThenExit: workerTask<T['holdThenExit']>(TASKS, 'holdThenExit'),
   fillAndReturn: workerTask<typeof import('../fixtures/executors/transfer-tasks.ts').fillAndReturn>(new URL('../fixtures/executors/transfer-tasks.ts', import.meta.url), 'fillAndReturn'),
   returnFunction: workerTask<T['returnFunction']>(TASKS, 'returnFunction'),
   missingExport: workerTask(TASKS, 'noSuchExport'),

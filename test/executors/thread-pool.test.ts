@@ -1,4 +1,5 @@
 // ThreadPoolExecutor and runInExecutor/toThread with real worker threads.
+import { existsSync, rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   CancelledError,
@@ -297,6 +298,118 @@ describe("the pool's threads", () => {
       while (!fired && Date.now() < deadline) await p.submit(tasks.add, [jobs++, 1]);
       expect(fired).toBe(true);
       expect(jobs).toBeGreaterThan(0);
+    } finally {
+      await p.shutdown();
+    }
+  });
+
+  it('with every thread busy, a job is staged behind one: counted as queued, and a thread that frees up first takes it', async () => {
+    const p = new ThreadPoolExecutor({ maxWorkers: 2 });
+    const long = startMarker();
+    const short = startMarker();
+    try {
+      const a = p.submit(tasks.holdMarked, [long.path, 1]);
+      const b = p.submit(tasks.holdMarked, [short.path, 2]);
+      const c = p.submit(tasks.where, []);
+      expect(await pollUntil(() => existsSync(long.path) && existsSync(short.path), 10_000)).toBe(true);
+      expect([p.running, p.queued]).toEqual([2, 1]);
+      await short.started(); // lets b finish
+      expect(await b).toBe(2);
+      // c runs on b's thread, whichever thread it was staged behind, while a still holds its own.
+      expect((await c).isMainThread).toBe(false);
+      expect(existsSync(long.path)).toBe(true);
+      await long.started(); // lets a finish
+      expect(await a).toBe(1);
+    } finally {
+      rmSync(long.path, { force: true });
+      rmSync(short.path, { force: true });
+      await p.shutdown({ timeout: 0 });
+    }
+  });
+
+  it('a staged job that is cancelled never runs, and costs no thread', async () => {
+    const p = new ThreadPoolExecutor({ maxWorkers: 1 });
+    try {
+      const hold = startMarker();
+      const a = p.submit(tasks.holdMarked, [hold.path, 1]);
+      const ranMarker = startMarker();
+      const ac = new AbortController();
+      const b = rejection(p.submit(tasks.sleepMarked, [ranMarker.path, 0], { signal: ac.signal }));
+      expect(await pollUntil(() => existsSync(hold.path), 10_000)).toBe(true);
+      expect([p.running, p.queued]).toEqual([1, 1]);
+      ac.abort(new Error('not needed'));
+      expect((await b).message).toBe('not needed');
+      expect(p.queued).toBe(0);
+      await hold.started();
+      expect(await a).toBe(1);
+      // The thread skipped b's message: the next job runs on the same thread, and b never ran.
+      expect(await p.submit(tasks.add, [1, 1])).toBe(2);
+      expect(existsSync(ranMarker.path)).toBe(false);
+      expect(p.threads).toBe(1);
+    } finally {
+      await p.shutdown({ timeout: 0 });
+    }
+  });
+
+  it('a job staged behind one whose thread dies goes back to the queue and runs on a new thread', async () => {
+    const p = new ThreadPoolExecutor({ maxWorkers: 1 });
+    try {
+      const hold = startMarker();
+      const a = rejection(p.submit(tasks.holdThenExit, [hold.path, 7]));
+      const b = p.submit(tasks.add, [40, 2]);
+      await hold.started(); // a's thread exits
+      const e = await a;
+      expect(e).toBeInstanceOf(WorkerCrashedError);
+      expect(e.message).toContain('exited with code 7');
+      expect(await b).toBe(42);
+    } finally {
+      await p.shutdown();
+    }
+  });
+
+  it('shutdown({ cancelFutures }) also drops the jobs staged behind running ones', async () => {
+    const p = new ThreadPoolExecutor({ maxWorkers: 1 });
+    const hold = startMarker();
+    const a = p.submit(tasks.holdMarked, [hold.path, 5]);
+    const b = rejection(p.submit(tasks.add, [1, 1]));
+    const c = rejection(p.submit(tasks.add, [2, 2]));
+    expect(await pollUntil(() => existsSync(hold.path), 10_000)).toBe(true);
+    expect([p.running, p.queued]).toEqual([1, 2]);
+    const closed = p.shutdown({ cancelFutures: true });
+    expect(await b).toBeInstanceOf(ExecutorShutdownError);
+    expect(await c).toBeInstanceOf(ExecutorShutdownError);
+    await hold.started();
+    expect(await a).toBe(5);
+    await closed;
+  });
+
+  it('under a mix of synchronous and asynchronous jobs with cancellations, every job gets its own answer or its cancellation', async () => {
+    const p = new ThreadPoolExecutor({ maxWorkers: 2 });
+    try {
+      const jobs: { i: number; cancelled: boolean; outcome: Promise<unknown> }[] = [];
+      const controllers: AbortController[] = [];
+      for (let i = 0; i < 400; i++) {
+        const ac = new AbortController();
+        controllers.push(ac);
+        const call = i % 3 === 0 ? p.submit(tasks.echo, [i], { signal: ac.signal }) : p.submit(tasks.add, [i, 0], { signal: ac.signal });
+        jobs.push({ i, cancelled: false, outcome: call.then((v) => v, (e: unknown) => e) });
+        // Cancel some at once (queued or staged) and some a little later (running or done).
+        if (i % 7 === 3) {
+          ac.abort(new Error(`cancel ${i}`));
+          jobs[i]!.cancelled = true;
+        }
+        if (i % 11 === 5) void jobs[i - 2]!.outcome.then(() => controllers[i]!.abort(new Error(`late ${i}`)));
+      }
+      const outcomes = await Promise.all(jobs.map((j) => j.outcome));
+      for (const [k, j] of jobs.entries()) {
+        const got = outcomes[k];
+        if (j.cancelled) expect((got as Error).message).toBe(`cancel ${j.i}`);
+        else if (got instanceof Error) expect(got.message).toBe(`late ${j.i}`);
+        else expect(got).toBe(j.i);
+      }
+      expect(p.threads).toBeLessThanOrEqual(2);
+      expect([p.running, p.queued]).toEqual([0, 0]);
+      expect(await p.submit(tasks.add, [1, 2])).toBe(3);
     } finally {
       await p.shutdown();
     }
