@@ -302,7 +302,11 @@ it): a job goes to a free thread on a MessagePort of the thread's own, as one fl
 for the next one in \`Atomics.wait\` on a shared counter the pool bumps with each job and
 reads it with \`receiveMessageOnPort\`, so a job costs the thread no event-loop turn; it
 still steps out to its event loop every 5 ms, and stays there after 50 ms without a
-job. The answer reaches the main loop as an I/O event (\`Loop[kIoEvent]\`): the
+job. With every thread busy (the 32-in-flight row), the next job is staged behind a
+thread's running one: posted ahead, and claimed by the thread through shared memory
+when it starts it, so the thread goes from one job to the next without waiting for the
+main thread (piscina gives a worker its next task only once the last one's answer is
+in). The answer reaches the main loop as an I/O event (\`Loop[kIoEvent]\`): the
 iteration that resumes the awaiting task runs from a microtask of that event, with
 asyncio's order kept (test/executors/io-wake.test.ts). What protoloop adds on the main
 thread is the job and its loop Future, the task's wake-up and the iteration that runs
