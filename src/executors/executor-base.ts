@@ -190,13 +190,8 @@ export abstract class BaseExecutor implements Executor {
   }
 
   #enqueue(job: Job): void {
-    if (this.#queueHead === this.#queue.length && this.#canStart(job)) this.#start(job);
+    if (this.#queueHead === this.#queue.length && this.hasRoom(job)) this.#start(job);
     else this.#queue.push(job);
-  }
-
-  /** Whether `job` can go to a worker now. */
-  #canStart(job: Job): boolean {
-    return this.hasRoom(job);
   }
 
   /**
@@ -256,7 +251,7 @@ export abstract class BaseExecutor implements Executor {
     const q = this.#queue;
     while (this.#queueHead < q.length) {
       const job = q[this.#queueHead]!;
-      if (job.state === 'queued' && !this.#canStart(job)) break;
+      if (job.state === 'queued' && !this.hasRoom(job)) break;
       q[this.#queueHead++] = undefined as never;
       if (job.state === 'queued') this.#start(job);
     }
