@@ -53,6 +53,22 @@ export class Job {
   }
 }
 
+/** @internal One worker of a pool (a thread, a child process): `exited` resolves once it is gone. */
+export class PoolMember {
+  readonly exited: Promise<void>;
+  #resolveExited!: () => void;
+
+  constructor() {
+    this.exited = new Promise<void>((resolve) => {
+      this.#resolveExited = resolve;
+    });
+  }
+
+  markExited(): void {
+    this.#resolveExited();
+  }
+}
+
 function validateShutdownOptions(options: ExecutorShutdownOptions): void {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('shutdown() options must be an object');
   const { wait, cancelFutures, timeout } = options;

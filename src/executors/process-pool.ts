@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExecutorShutdownError, InvalidArgumentError, NotCloneableError, WorkerCrashedError } from '../errors.ts';
-import { BaseExecutor, durationMs, positiveInt, type Job } from './executor-base.ts';
+import { BaseExecutor, PoolMember, durationMs, positiveInt, type Job } from './executor-base.ts';
 import { isSerializedError, rebuildError, type SerializedError } from './remote-error.ts';
 
 const CHILD_FILE = fileURLToPath(new URL(`./process-worker${extname(new URL(import.meta.url).pathname)}`, import.meta.url));
@@ -37,26 +37,18 @@ export const DEFAULT_PROCESS_IDLE_TIMEOUT = 60_000;
 type ChildState = 'starting' | 'idle' | 'busy' | 'exiting';
 
 /** @internal One child process of the pool. */
-class PoolChild {
+class PoolChild extends PoolMember {
   state: ChildState = 'starting';
   readonly proc: ChildProcess;
   readonly pool: ProcessPoolExecutor;
   job: Job | null = null;
   jobId = 0;
   idleTimer: NodeJS.Timeout | null = null;
-  readonly exited: Promise<void>;
-  #resolveExited!: () => void;
 
   constructor(pool: ProcessPoolExecutor, proc: ChildProcess) {
+    super();
     this.pool = pool;
     this.proc = proc;
-    this.exited = new Promise<void>((resolve) => {
-      this.#resolveExited = resolve;
-    });
-  }
-
-  markExited(): void {
-    this.#resolveExited();
   }
 
   /** Busy children keep the parent alive; idle ones must not. */

@@ -22,7 +22,7 @@ import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { ExecutorShutdownError, InvalidArgumentError, InvalidStateError, NotCloneableError, WorkerCrashedError } from '../errors.ts';
-import { BaseExecutor, durationMs, positiveInt, type Job } from './executor-base.ts';
+import { BaseExecutor, PoolMember, durationMs, positiveInt, type Job } from './executor-base.ts';
 import { isSerializedError, rebuildError } from './remote-error.ts';
 
 /** The worker entry sits next to this module, with the same extension (`.ts` in src, `.js` in dist). */
@@ -508,7 +508,7 @@ function claimed(thread: PoolThread, seq: number): boolean {
 }
 
 /** @internal One worker thread of the pool. */
-class PoolThread {
+class PoolThread extends PoolMember {
   readonly pool: ThreadPoolExecutor;
   readonly worker: Worker;
   /** Jobs go out and results come back on this port; failures come on the worker's own. */
@@ -534,21 +534,13 @@ class PoolThread {
   idleTimer: NodeJS.Timeout | null = null;
   /** The uncaught error that is ending the thread, if any. */
   error: Error | null = null;
-  readonly exited: Promise<void>;
-  #resolveExited!: () => void;
 
   constructor(pool: ThreadPoolExecutor, worker: Worker, port: MessagePort, shared: Int32Array) {
+    super();
     this.pool = pool;
     this.worker = worker;
     this.port = port;
     this.shared = shared;
-    this.exited = new Promise<void>((resolve) => {
-      this.#resolveExited = resolve;
-    });
-  }
-
-  markExited(): void {
-    this.#resolveExited();
   }
 }
 
