@@ -65,7 +65,7 @@ function waitForJobs(): void {
   waitQueued = false;
   if (running) return;
   // Output still buffered in the worker's stdio needs the event loop to flow: no wait.
-  if (process.stdout.writableLength > 0 || process.stderr.writableLength > 0) return;
+  if (outputPending()) return;
   const sliceStart = performance.now();
   for (;;) {
     const woke = Atomics.wait(shared, 0, taken, SLICE_MS);
@@ -114,16 +114,63 @@ function onJob(msg: unknown[]): boolean {
   try {
     result = runJob(msg[n - 2] as string, msg[n - 3] as string, msg, n - 3, true, transferList);
   } catch (e) {
-    fail(e);
-    return true;
+    return finish(false, e, transferList);
   }
   if (result instanceof Promise) {
     running = true;
-    result.then((value: unknown) => answer(value, transferList), fail).then(asyncJobDone, asyncJobDone);
+    result
+      .then(
+        (value: unknown) => finishLater(true, value, transferList),
+        (e: unknown) => finishLater(false, e, transferList),
+      )
+      .then(asyncJobDone, asyncJobDone);
     return false;
   }
-  answer(result, transferList);
-  return true;
+  return finish(true, result, transferList);
+}
+
+/**
+ * Answers a job that ended synchronously; true when it could at once. What the job
+ * printed goes first: output still buffered in the worker's stdio is flushed to the
+ * parent before the answer, so no line is lost when the pool ends the thread after it.
+ */
+function finish(ok: boolean, value: unknown, transferList: TransferItem[]): boolean {
+  if (!outputPending()) {
+    send(ok, value, transferList);
+    return true;
+  }
+  running = true;
+  outputFlushed()
+    .then(() => send(ok, value, transferList))
+    .then(asyncJobDone, asyncJobDone);
+  return false;
+}
+
+/** {@link finish} for a job that ended asynchronously. */
+function finishLater(ok: boolean, value: unknown, transferList: TransferItem[]): Promise<void> | void {
+  if (!outputPending()) {
+    send(ok, value, transferList);
+    return;
+  }
+  return outputFlushed().then(() => send(ok, value, transferList));
+}
+
+function send(ok: boolean, value: unknown, transferList: TransferItem[]): void {
+  if (ok) answer(value, transferList);
+  else fail(value);
+}
+
+function outputPending(): boolean {
+  return process.stdout.writableLength > 0 || process.stderr.writableLength > 0;
+}
+
+/** Resolves once what the worker's stdout and stderr hold has gone to the parent. */
+function outputFlushed(): Promise<unknown> {
+  const waits: Promise<void>[] = [];
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.writableLength > 0) waits.push(new Promise<void>((resolve) => stream.write('', () => resolve())));
+  }
+  return Promise.all(waits);
 }
 
 function answer(value: unknown, transferList: TransferItem[]): void {

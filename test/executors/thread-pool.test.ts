@@ -501,6 +501,14 @@ describe('shutdown', () => {
 });
 
 describe('process lifetime', () => {
+  it('what jobs print reaches the parent, job after job, and the process exits by itself', async () => {
+    const r = await runScript(new URL('../fixtures/executors/print-exits.ts', import.meta.url));
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.filter((l) => l.endsWith('from the worker'))).toHaveLength(100);
+    expect(lines.at(-1)).toBe('printed 100');
+  });
+
   it('after run() returns, no worker keeps the process alive', async () => {
     for (const mode of ['default', 'custom']) {
       const r = await runScript(new URL('../fixtures/executors/run-exits.ts', import.meta.url), [mode]);
