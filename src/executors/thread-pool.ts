@@ -137,8 +137,15 @@ export class ThreadPoolExecutor extends BaseExecutor {
       // Every thread is busy (hasRoom found one to stage behind): the job waits there, posted but unclaimed.
       const behind = this.#stagingThread();
       if (behind === null) throw new InvalidStateError('ThreadPoolExecutor: no thread to stage a job behind (hasRoom said there was)');
+      let seq: number;
+      try {
+        seq = this.#post(behind, job);
+      } catch (e) {
+        this.settle(job, false, notCloneable(job, e));
+        return;
+      }
       behind.staged = job;
-      behind.stagedSeq = this.#post(behind, job);
+      behind.stagedSeq = seq;
       this.#staged++;
       job.worker = behind;
       return;
@@ -170,7 +177,7 @@ export class ThreadPoolExecutor extends BaseExecutor {
       seq = this.#post(thread, job);
     } catch (e) {
       this.#makeIdle(thread);
-      this.settle(job, false, new NotCloneableError(`cannot send ${job.name}() its arguments: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+      this.settle(job, false, notCloneable(job, e));
       return;
     }
     thread.job = job;
@@ -271,14 +278,7 @@ export class ThreadPoolExecutor extends BaseExecutor {
     if (job === null) return;
     const ok = !takeFailed(thread, thread.jobSeq);
     thread.job = null;
-    const next = thread.staged;
-    if (next !== null) {
-      // The staged job is the thread's job now (started, or about to be).
-      thread.staged = null;
-      if (next.state === 'running') this.#staged--;
-      thread.job = next;
-      thread.jobSeq = thread.stagedSeq;
-    }
+    if (thread.staged !== null) this.#promote(thread);
     if (thread.abortAfterAnswer) {
       // The staged job was cancelled after the thread had started it: the thread must go.
       thread.abortAfterAnswer = false;
@@ -292,6 +292,15 @@ export class ThreadPoolExecutor extends BaseExecutor {
     }
     if (ok) this.settle(job, true, value);
     else this.settle(job, false, isSerializedError(value) ? rebuildError(value, `worker thread of ${this.executorName}`) : value);
+  }
+
+  /** The job staged on `thread` becomes its own job (started, or about to be). */
+  #promote(thread: PoolThread): void {
+    const next = thread.staged!;
+    thread.staged = null;
+    if (next.state === 'running') this.#staged--;
+    thread.job = next;
+    thread.jobSeq = thread.stagedSeq;
   }
 
   /** Moves a job staged behind another thread's (and not started there) to free `thread`. */
@@ -312,8 +321,7 @@ export class ThreadPoolExecutor extends BaseExecutor {
   onThreadError(thread: PoolThread, error: Error): void {
     thread.error = error;
     // The thread is ending: no job may go to it while its 'exit' is on the way.
-    this.#forget(thread);
-    this.#exiting.add(thread);
+    this.#markExiting(thread);
     const job = thread.job;
     if (job === null || !claimed(thread, thread.jobSeq)) {
       // A thread failed outside any job (an error thrown by a timer a task left behind):
@@ -381,9 +389,14 @@ export class ThreadPoolExecutor extends BaseExecutor {
     }
   }
 
-  #retire(thread: PoolThread): void {
+  /** `thread` takes no more jobs, and shutdown waits for its exit. */
+  #markExiting(thread: PoolThread): void {
     this.#forget(thread);
     this.#exiting.add(thread);
+  }
+
+  #retire(thread: PoolThread): void {
+    this.#markExiting(thread);
     thread.port.close();
     void thread.worker.terminate();
   }
@@ -415,12 +428,8 @@ export class ThreadPoolExecutor extends BaseExecutor {
     if (reclaim(thread, thread.jobSeq)) {
       // Posted but not started: the thread will skip it, and goes on with what is staged.
       thread.job = null;
-      if (next !== null) {
-        thread.staged = null;
-        if (next.state === 'running') this.#staged--;
-        thread.job = next;
-        thread.jobSeq = thread.stagedSeq;
-      } else {
+      if (next !== null) this.#promote(thread);
+      else {
         this.#makeIdle(thread);
         if (thread.idle) this.#steal(thread);
       }
@@ -430,10 +439,7 @@ export class ThreadPoolExecutor extends BaseExecutor {
       // The thread is past `job` and runs the staged one: let it. `job`'s answer is on
       // its way and is dropped; the staged job is the thread's job now.
       thread.skipSeqs.push(thread.jobSeq);
-      thread.staged = null;
-      this.#staged--;
-      thread.job = next;
-      thread.jobSeq = thread.stagedSeq;
+      this.#promote(thread);
       return;
     }
     // A thread cannot be interrupted: the one running an aborted job is terminated; a job
@@ -511,7 +517,7 @@ function claimed(thread: PoolThread, seq: number): boolean {
 class PoolThread extends PoolMember {
   readonly pool: ThreadPoolExecutor;
   readonly worker: Worker;
-  /** Jobs go out and results come back on this port; failures come on the worker's own. */
+  /** Jobs go out and answers (results and failures) come back on this port. */
   readonly port: MessagePort;
   /** Shared with the thread: jobs posted, and the claim slots (see {@link claimSlot}). */
   readonly shared: Int32Array;
@@ -554,6 +560,11 @@ function threadOnError(this: PoolThread, error: Error): void {
 
 function threadOnExit(this: PoolThread, code: number): void {
   this.pool.onThreadExit(this, code);
+}
+
+/** A job whose arguments the real clone refused (the check before it let them through). */
+function notCloneable(job: Job, e: unknown): NotCloneableError {
+  return new NotCloneableError(`cannot send ${job.name}() its arguments: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }
 
 function retireIdle(thread: PoolThread): void {
