@@ -353,8 +353,8 @@ describe("the pool's threads", () => {
 
   it('a job staged behind one whose thread dies goes back to the queue and runs on a new thread', async () => {
     const p = new ThreadPoolExecutor({ maxWorkers: 1 });
+    const hold = startMarker();
     try {
-      const hold = startMarker();
       const a = rejection(p.submit(tasks.holdThenExit, [hold.path, 7]));
       const b = p.submit(tasks.add, [40, 2]);
       await hold.started(); // a's thread exits
@@ -363,24 +363,30 @@ describe("the pool's threads", () => {
       expect(e.message).toContain('exited with code 7');
       expect(await b).toBe(42);
     } finally {
-      await p.shutdown();
+      rmSync(hold.path, { force: true });
+      await p.shutdown({ timeout: 0 });
     }
   });
 
   it('shutdown({ cancelFutures }) also drops the jobs staged behind running ones', async () => {
     const p = new ThreadPoolExecutor({ maxWorkers: 1 });
     const hold = startMarker();
-    const a = p.submit(tasks.holdMarked, [hold.path, 5]);
-    const b = rejection(p.submit(tasks.add, [1, 1]));
-    const c = rejection(p.submit(tasks.add, [2, 2]));
-    expect(await pollUntil(() => existsSync(hold.path), 10_000)).toBe(true);
-    expect([p.running, p.queued]).toEqual([1, 2]);
-    const closed = p.shutdown({ cancelFutures: true });
-    expect(await b).toBeInstanceOf(ExecutorShutdownError);
-    expect(await c).toBeInstanceOf(ExecutorShutdownError);
-    await hold.started();
-    expect(await a).toBe(5);
-    await closed;
+    try {
+      const a = p.submit(tasks.holdMarked, [hold.path, 5]);
+      const b = rejection(p.submit(tasks.add, [1, 1]));
+      const c = rejection(p.submit(tasks.add, [2, 2]));
+      expect(await pollUntil(() => existsSync(hold.path), 10_000)).toBe(true);
+      expect([p.running, p.queued]).toEqual([1, 2]);
+      const closed = p.shutdown({ cancelFutures: true });
+      expect(await b).toBeInstanceOf(ExecutorShutdownError);
+      expect(await c).toBeInstanceOf(ExecutorShutdownError);
+      await hold.started();
+      expect(await a).toBe(5);
+      await closed;
+    } finally {
+      rmSync(hold.path, { force: true });
+      await p.shutdown({ timeout: 0 });
+    }
   });
 
   it('under a mix of synchronous and asynchronous jobs with cancellations, every job gets its own answer or its cancellation', async () => {
