@@ -120,6 +120,15 @@ export class ExecaSubprocessTransport extends TransportBase<BaseProtocol> implem
   // ------------------------------------------------------------ child events
 
   static #onSpawn(this: OwnedChild): void {
+    // Node emits 'spawn' from a nextTick, and runs the nextTicks of a macrotask before its
+    // microtasks: when the create call ran in a macrotask (a loop iteration started by
+    // setImmediate), the await of `spawned` that would deliver a cancellation requested
+    // meanwhile is still a queued microtask. Handled after it, a cancelled create call
+    // kills the child without a protocol call, whichever way the iteration ran.
+    queueMicrotask(ExecaSubprocessTransport.#spawnedNow.bind(this));
+  }
+
+  static #spawnedNow(this: OwnedChild): void {
     const t = this[kOwner]!;
     if (t.#state !== 'starting') return;
     t.#state = 'running';

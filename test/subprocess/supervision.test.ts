@@ -13,6 +13,7 @@ import {
   type Logger,
 } from '../../src/index.ts';
 import { pollUntil, isDead, procState } from './helpers.ts';
+import { MAX_BURST_MS } from '../../src/loop/loop.ts';
 
 function captureLogger(lines: string[]): Logger {
   const log =
@@ -119,6 +120,33 @@ describe('child supervision', () => {
       expect(await pollUntil(() => wraps() === before)).toBe(true);
     });
     expect(made).toBe(false);
+  });
+
+  it('the same when the create call runs in an iteration started by setImmediate (Node reports the spawn before that macrotask\'s microtasks)', async () => {
+    const wraps = (): number => process.getActiveResourcesInfo().filter((r) => r === 'ProcessWrap').length;
+    const before = wraps();
+    let made = 0;
+    await run(async () => {
+      const loop = getRunningLoop();
+      class Watch extends SubprocessProtocol {
+        override connectionMade(): void {
+          made++;
+        }
+      }
+      for (let i = 0; i < 3; i++) {
+        // A step longer than a burst may last: the next iteration (the task's first step) starts from setImmediate.
+        const end = performance.now() + MAX_BURST_MS * 5;
+        while (performance.now() < end);
+        const task = loop.createTask(async () => {
+          const starting = loop.subprocessExec(() => new Watch(), 'sleep', ['30']);
+          currentTask()!.cancel();
+          return await starting;
+        });
+        await expect(task).rejects.toBeInstanceOf(CancelledError);
+      }
+      expect(await pollUntil(() => wraps() === before)).toBe(true);
+    });
+    expect(made).toBe(0);
   });
 
   it('debug mode logs the children run() had to stop as unclosed', async () => {
