@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../errors.ts';
 import { Coroutine } from '../loop/coroutine.ts';
-import { Future } from '../loop/future.ts';
+import { Future, futureBehind } from '../loop/future.ts';
 import { getRunningLoop, type Loop } from '../loop/loop.ts';
 import { isThenable, type Awaitable } from './waiters.ts';
 
@@ -54,7 +54,9 @@ export function wrapFuture<T>(p: PromiseLike<T>, options?: EnsureFutureOptions):
 /**
  * asyncio's `ensure_future()`: a Future or Task as is (it must belong to the loop), a
  * {@link Coroutine} or a function returning a promise as a new task, a promise or
- * thenable through {@link wrapFuture}. {@link InvalidArgumentError} for anything else.
+ * thenable through {@link wrapFuture}; the promise a stream read returned, in the task
+ * that made the read, as the read's own future (cancelling it cancels the read).
+ * {@link InvalidArgumentError} for anything else.
  */
 export function ensureFuture<T>(x: Awaitable<T>, options?: EnsureFutureOptions): Future<T> {
   const loop = loopOf(options, 'ensureFuture()');
@@ -63,6 +65,11 @@ export function ensureFuture<T>(x: Awaitable<T>, options?: EnsureFutureOptions):
     return x;
   }
   if (x instanceof Coroutine || typeof x === 'function') return loop.createTask(x as Coroutine<T> | (() => PromiseLike<T> | T));
-  if (isThenable(x)) return wrapFuture(x as PromiseLike<T>, { loop });
+  if (isThenable(x)) {
+    // The promise of a protoloop await of this task (a stream read): its own future.
+    const behind = futureBehind(x);
+    if (behind !== null && behind.getLoop() === loop) return behind as Future<T>;
+    return wrapFuture(x as PromiseLike<T>, { loop });
+  }
   throw new InvalidArgumentError(`ensureFuture() needs a Future, a Task, a Coroutine, a function returning a promise, or a promise; got ${x === null ? 'null' : typeof x}`);
 }

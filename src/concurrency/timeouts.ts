@@ -249,7 +249,8 @@ function awaitInline<T>(x: Awaitable<T>, loop: Loop): PromiseLike<T> | T {
  * cancels it, waits for the cancellation to finish, and throws {@link TimeoutError}.
  * asyncio 3.12's `wait_for`: a Coroutine or function runs in the current task under a
  * {@link timeout}; a Future/Task is awaited (and cancelled on timeout: wrap it in
- * `shield()` to keep it running); a foreign promise is followed by a future (its
+ * `shield()` to keep it running); the promise of a stream read made in this task is
+ * its read (cancelled on timeout); any other promise is followed by a future (its
  * work goes on after a timeout). If `x` swallows the cancellation and returns a value,
  * that value is returned. `ms <= 0` with `x` not done: `x` is cancelled before it
  * starts. `ms` null or Infinity: no limit.

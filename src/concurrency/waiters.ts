@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError, InvalidStateError } from '../errors.ts';
 import { Coroutine } from '../loop/coroutine.ts';
-import { Future } from '../loop/future.ts';
+import { Future, futureBehind } from '../loop/future.ts';
 import { kLogDestroyPending } from '../loop/symbols.ts';
 import { getRunningLoop, type Loop } from '../loop/loop.ts';
 
@@ -199,6 +199,9 @@ export function ensureFuture<T>(x: Awaitable<T>, loop: Loop, what: string): Futu
     task[kLogDestroyPending] = false;
     return task;
   }
+  // The promise of a protoloop await of this task (a stream read): its own future.
+  const behind = futureBehind(x);
+  if (behind !== null && behind.getLoop() === loop) return behind as Future<T>;
   const fut = loop.createFuture<T>('promise');
   (x as PromiseLike<T>).then(
     (v) => settleFromPromise(fut, true, v),

@@ -16,7 +16,7 @@
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../errors.ts';
 import { formatStack, taskStorage, type RawStack } from './internal.ts';
-import { kCallSoon, kCancelledError, kDescribe, kDescribeCall, kLastWait, kMakeResult, kPeekException, kRawStack, kSetResultLazy, kSetResultNow, kSettleSite, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
+import { kAddDoneHandler, kCallSoon, kCancelledError, kOnDone, kDescribe, kDescribeCall, kLastWait, kMakeResult, kPeekException, kRawStack, kSetResultLazy, kSetResultNow, kSettleSite, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
 import { hints } from './debug.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import type { Task } from './task.ts';
@@ -27,6 +27,11 @@ export type FutureState = 'pending' | 'finished' | 'cancelled';
 
 /** A done callback: called (through `callSoon`) with the future once it is done. */
 export type DoneCallback<T> = (future: Future<T>) => void;
+
+/** @internal An object run as a done callback through its {@link kOnDone} method (see Future[kAddDoneHandler]). */
+export interface DoneHandler<T> {
+  [kOnDone](future: Future<T>): void;
+}
 
 /** @internal Record of an exception nobody has retrieved yet. */
 export interface UnretrievedRecord {
@@ -45,10 +50,11 @@ class Waiter implements ScopedAwait {
   readonly future: Future<any>;
   readonly onFulfilled: ((value: any) => unknown) | null | undefined;
   readonly onRejected: ((reason: any) => unknown) | null | undefined;
+  /** The promise then() returned, settled through `resolve`/`reject`. */
+  readonly promise: Promise<unknown>;
   readonly resolve: (v: unknown) => void;
   readonly reject: (e: unknown) => void;
-  readonly task: Task<unknown> | undefined;
-  /** The cancel scope the await is recorded in (task code only). */
+  /** The cancel scope the await is recorded in (task code only); its task is the awaiting task. */
   scope: CancelScope | undefined;
   prev: ScopedAwait | null = null;
   next: ScopedAwait | null = null;
@@ -57,6 +63,7 @@ class Waiter implements ScopedAwait {
     future: Future<any>,
     onFulfilled: ((value: any) => unknown) | null | undefined,
     onRejected: ((reason: any) => unknown) | null | undefined,
+    promise: Promise<unknown>,
     resolve: (v: unknown) => void,
     reject: (e: unknown) => void,
     scope: CancelScope | undefined,
@@ -64,14 +71,14 @@ class Waiter implements ScopedAwait {
     this.future = future;
     this.onFulfilled = onFulfilled;
     this.onRejected = onRejected;
+    this.promise = promise;
     this.resolve = resolve;
     this.reject = reject;
     this.scope = scope;
-    this.task = scope?.task;
   }
 }
 
-type Callback<T> = DoneCallback<T> | Waiter;
+type Callback<T> = DoneCallback<T> | DoneHandler<T> | Waiter;
 
 /** The result of a future finished with kSetResultLazy, until it is made. */
 const LAZY: unique symbol = Symbol('protoloop.lazyResult');
@@ -280,6 +287,16 @@ export class Future<T = unknown> implements PromiseLike<T> {
     this.#addCallback(fn);
   }
 
+  /**
+   * @internal Adds `handler` as a done callback: its {@link kOnDone} method runs (through
+   * callSoon) with this future once it is done. An object that already holds what the
+   * callback needs costs no closure per registration.
+   */
+  [kAddDoneHandler](handler: DoneHandler<T>): void {
+    if (this.#state !== 'pending') this.#loop[kCallSoon](Future.#runCallback, this, handler);
+    else this.#addCallback(handler);
+  }
+
   /** Removes every registration of `fn`; returns how many were removed. */
   removeDoneCallback(fn: DoneCallback<T>): number {
     const cbs = this.#callbacks;
@@ -325,13 +342,13 @@ export class Future<T = unknown> implements PromiseLike<T> {
             ? `Task ${current.getName()} got ${this} attached to a different loop: create futures with the loop that awaits them`
             : null;
       if (refusal !== null) {
-        const waiter = new Waiter(this, onFulfilled, onRejected, resolve, reject, undefined);
+        const waiter = new Waiter(this, onFulfilled, onRejected, promise, resolve, reject, undefined);
         queueMicrotask(() => settleWaiter(waiter, false, new InvalidStateError(refusal)));
         return promise;
       }
       task = current;
     }
-    const waiter = new Waiter(this, onFulfilled, onRejected, resolve, reject, scope);
+    const waiter = new Waiter(this, onFulfilled, onRejected, promise, resolve, reject, scope);
     // The task's suspension point: when this waiter is settled by a loop callback, the
     // loop lets the task's step run before its next callback (see loop.ts, the batch).
     if (task !== undefined) task[kLastWait] = waiter;
@@ -423,15 +440,18 @@ export class Future<T = unknown> implements PromiseLike<T> {
 
   static #runCallback<T>(fut: Future<T>, cb: Callback<T>): void {
     if (!(cb instanceof Waiter)) {
-      cb(fut);
+      if (typeof cb === 'function') cb(fut);
+      else cb[kOnDone](fut);
       return;
     }
     let cancelled: CancelledError | null = null;
-    if (cb.task !== undefined) {
-      cancelled = cb.scope!.awaitResumed(cb);
+    const scope = cb.scope;
+    if (scope !== undefined) {
+      cancelled = scope.awaitResumed(cb);
       fut.#loop[kStats].taskSteps++;
       // This settles the await the task is suspended on: its step runs next.
-      if (cb.task[kLastWait] === cb) fut.#loop[kWoke](cb.task, cb);
+      const task = scope.task;
+      if (task[kLastWait] === cb) fut.#loop[kWoke](task, cb);
     }
     fut.#markRetrieved();
     if (cancelled !== null) settleWaiter(cb, false, cancelled);
@@ -462,6 +482,21 @@ export class Future<T = unknown> implements PromiseLike<T> {
   }
 }
 
+function ignore(): void {}
+
+/**
+ * @internal The future whose pending await in this task returned `x` (a stream read's
+ * promise, say: `reader.read()` returns the native promise of its await), or null. The
+ * caller takes the future over (to cancel it, or to await it in its own scope), so the
+ * promise gets a handler: nobody may be left awaiting it when the future is cancelled.
+ */
+export function futureBehind(x: unknown): Future<unknown> | null {
+  if (!(x instanceof Promise)) return null;
+  const fut = taskStorage.getStore()?.futureOf(x) ?? null;
+  if (fut !== null) x.then(undefined, ignore);
+  return fut;
+}
+
 /** Whether `x` is a protoloop {@link Future} (a {@link Task} is one). asyncio's `isfuture()`. */
 export function isFuture(x: unknown): x is Future<unknown> {
   return x instanceof Future;
@@ -476,8 +511,9 @@ export function shortError(e: unknown): string {
 /** Names a done-callback handle by the callback and the future (not by `#runCallback`). */
 function describeRunCallback(args: readonly unknown[]): string {
   const [fut, cb] = args;
-  if (cb instanceof Waiter) return cb.task !== undefined ? `resume ${cb.task.getName()} awaiting ${String(fut)}` : `resolve await of ${String(fut)}`;
-  return `${(cb as (f: unknown) => void).name || '<anonymous>'}(${String(fut)})`;
+  if (cb instanceof Waiter) return cb.scope !== undefined ? `resume ${cb.scope.task.getName()} awaiting ${String(fut)}` : `resolve await of ${String(fut)}`;
+  const name = typeof cb === 'function' ? cb.name : (cb as object).constructor.name;
+  return `${name || '<anonymous>'}(${String(fut)})`;
 }
 
 function settleWaiter(w: Waiter, ok: boolean, value: unknown): void {

@@ -35,6 +35,8 @@ import type { Task } from './task.ts';
  */
 export interface ScopedAwait {
   readonly future: Future<any>;
+  /** The native promise then() returned for this await. */
+  readonly promise: Promise<unknown>;
   /** The scope the await is recorded in (it moves to the parent when its scope closes). */
   scope: CancelScope | undefined;
   prev: ScopedAwait | null;
@@ -263,6 +265,19 @@ export class CancelScope {
     for (let n = this.#head; n !== null; n = n.next) n.linked = false;
     this.#head = null;
     this.#children = null;
+  }
+
+  /**
+   * The future behind `promise`, if `promise` is what then() returned for a pending
+   * await recorded in this scope or an enclosing one (the promise of a stream read made
+   * in this task, say), else null. This is how `waitFor(reader.read(n), ms)` and
+   * `ensureFuture()` cancel the read itself rather than a future following its promise.
+   */
+  futureOf(promise: Promise<unknown>): Future<unknown> | null {
+    for (let s: CancelScope | null = this; s !== null; s = s.parent) {
+      for (let n = s.#head; n !== null; n = n.next) if (n.promise === promise) return n.future;
+    }
+    return null;
   }
 
   /**

@@ -114,6 +114,10 @@ export const kThreadsafeHandlers = Symbol('protoloop.threadsafeHandlers');
 
 /** Task: the last `then()` registration the task made on a protoloop Future (its suspension point). */
 export const kLastWait = Symbol('protoloop.lastWait');
+/** @internal A done handler object's method (Future[kAddDoneHandler]): called with the future, through callSoon. */
+export const kOnDone = Symbol('protoloop.onDone');
+/** @internal Future method: adds a done handler object (no closure per registration). */
+export const kAddDoneHandler = Symbol('protoloop.addDoneHandler');
 /** Loop: a callback of the running batch woke `task` (it settled the await `task` is suspended on). */
 export const kWoke = Symbol('protoloop.woke');
 /** Future: set the result and settle its awaits now, inside the current callback (sleep(0)). */

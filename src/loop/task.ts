@@ -85,7 +85,8 @@ export class Task<T = unknown> extends Future<T> {
   #scope: AsyncResource | null;
   #targetName(): string {
     const t = this.#target;
-    return t instanceof Coroutine ? t.name : t.name || 'anonymous';
+    // A bound function (a server's client callback with its reader and writer) by its own name.
+    return t instanceof Coroutine ? t.name : t.name.replace(/^bound /, '') || 'anonymous';
   }
   /** @internal */
   [kLogDestroyPending] = true;

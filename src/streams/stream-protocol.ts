@@ -20,7 +20,7 @@ import type { Loop } from '../loop/loop.ts';
 import type { Task } from '../loop/task.ts';
 import type { Transport } from '../transports/transports.ts';
 import { Protocol } from '../protocols/protocols.ts';
-import { kNameSource, kReplaceTransport, kTaskName } from '../loop/symbols.ts';
+import { kAddDoneHandler, kNameSource, kOnDone, kReplaceTransport, kTaskName } from '../loop/symbols.ts';
 import type { StreamReader } from './stream-reader.ts';
 import { StreamWriter } from './stream-writer.ts';
 
@@ -28,26 +28,6 @@ import { StreamWriter } from './stream-writer.ts';
 export type ClientConnectedCallback = (reader: StreamReader, writer: StreamWriter) => PromiseLike<unknown> | unknown;
 
 type ProtocolState = 'new' | 'open' | 'lost';
-
-/** Done callback of a client-callback task: report its error, close the connection. */
-function clientTaskDone(this: void, task: Future<unknown>, protocol: StreamReaderProtocol): void {
-  const transport = protocol.transport;
-  if (task.cancelled()) {
-    transport?.close();
-    return;
-  }
-  const exception = task.exception();
-  if (exception === null) return;
-  // A peer that dropped (reset, idle timeout, EOF mid-read) is not an error in user code.
-  reportHandlerError(protocol.loop, exception, {
-    message: 'Unhandled exception in the startServer() client callback',
-    exception,
-    task,
-    protocol,
-    transport,
-  });
-  transport?.close();
-}
 
 /** @internal The protocol of a stream pair. Users meet it only as `writer.transport.getProtocol()`. */
 export class StreamReaderProtocol extends Protocol {
@@ -106,9 +86,31 @@ export class StreamReaderProtocol extends Protocol {
     // once now makes the socket remember its peer.
     transport.getExtraInfo('peername');
     this.#named = transport;
-    const task = this.loop.createTask(() => cb(reader, writer), { [kNameSource]: this });
+    // A bound function and this protocol as the done handler: no closure (and no
+    // context) kept per connection.
+    const task = this.loop.createTask(cb.bind(undefined, reader, writer), { [kNameSource]: this });
     this.#task = task;
-    task.addDoneCallback((t) => clientTaskDone(t, this));
+    task[kAddDoneHandler](this);
+  }
+
+  /** @internal The client callback's task is done: report its error, close the connection. */
+  [kOnDone](task: Future<unknown>): void {
+    const transport = this.transport;
+    if (task.cancelled()) {
+      transport?.close();
+      return;
+    }
+    const exception = task.exception();
+    if (exception === null) return;
+    // A peer that dropped (reset, idle timeout, EOF mid-read) is not an error in user code.
+    reportHandlerError(this.loop, exception, {
+      message: 'Unhandled exception in the startServer() client callback',
+      exception,
+      task,
+      protocol: this,
+      transport,
+    });
+    transport?.close();
   }
 
   override dataReceived(data: Buffer): void {

@@ -41,7 +41,6 @@ export interface StreamReaderOptions {
 }
 
 type ReaderState = 'open' | 'eof' | 'failed';
-type ReadFuture = Future<Buffer> & Promise<Buffer>;
 
 const NEWLINE = Buffer.from('\n');
 const EMPTY = Buffer.alloc(0);
@@ -174,20 +173,24 @@ export class StreamReader implements AsyncIterable<Buffer> {
    * there (at most `n`). `n = 0` returns an empty Buffer at once. With `n < 0` (the
    * default) reads until the end of the stream and returns everything (not bounded by
    * `limit`). Returns an empty Buffer at the end of the stream. A read that has to wait
-   * returns the loop future it waits on (a thenable with `then`/`catch`/`finally`, not a
-   * native Promise), which resumes the caller with the bytes.
+   * waits on a loop future, recorded in the calling task's cancel scope when `read()` is
+   * called; `waitFor()`, `shield()`, `gather()` and `ensureFuture()` given the promise
+   * in that task work on the read's future itself (a timeout cancels the read).
    * @throws ResourceBusyError when another read is waiting; the stream's error if it failed; CancelledError if the task is cancelled while waiting.
    */
   read(n = -1): Promise<Buffer> {
-    // Not an async function: a read that has to wait returns the future it waits on,
-    // which resumes the caller with the bytes (one suspended frame and one promise hop
-    // less per read than awaiting inside, which is the memory of an idle connection).
+    // Not an async function: a read that has to wait returns the promise of its future's
+    // await, which resumes the caller with the bytes (one suspended frame and one
+    // promise hop less per read than awaiting inside: the memory of an idle connection).
     try {
       if (typeof n !== 'number' || Number.isNaN(n)) throw new InvalidArgumentError(`read() needs a number of bytes, got ${inspect(n)}`);
       if (this.#exception !== undefined) throw this.#exception;
       if (n === 0) return Promise.resolve(EMPTY);
       if (n < 0) return this.#readAll();
-      if (this.#start === this.#end && this.#state === 'open') return this.#newWaiter('StreamReader.read()', n) as ReadFuture;
+      // The await of the read's future, made here: the caller awaits a native promise,
+      // which V8 follows without a promise and two functions of its own (a thenable
+      // costs them, for as long as the read waits).
+      if (this.#start === this.#end && this.#state === 'open') return this.#newWaiter('StreamReader.read()', n).then() as Promise<Buffer>;
       return Promise.resolve(this.#take(Math.min(n, this.#end - this.#start)));
     } catch (e) {
       return Promise.reject(e as Error);
@@ -263,7 +266,7 @@ export class StreamReader implements AsyncIterable<Buffer> {
       }
       const waiter = this.#newWaiter('StreamReader.readExactly()');
       try {
-        await waiter;
+        await waiter.then(); // a native promise: no thenable job or promise of V8's own
       } finally {
         this.#waiter = null;
       }
@@ -315,7 +318,7 @@ export class StreamReader implements AsyncIterable<Buffer> {
       }
       const waiter = this.#newWaiter('StreamReader.readUntil()');
       try {
-        await waiter;
+        await waiter.then(); // a native promise: no thenable job or promise of V8's own
       } finally {
         this.#waiter = null;
       }

@@ -9,9 +9,13 @@ import {
   LimitOverrunError,
   ResourceBusyError,
   StreamReader,
+  TimeoutError,
+  ensureFuture,
+  gather,
   getRunningLoop,
   run,
   sleep,
+  waitFor,
 } from '../../src/index.ts';
 import type { ReadTransport } from '../../src/index.ts';
 import { VirtualClock } from '../../src/testing/index.ts';
@@ -216,6 +220,39 @@ describe('StreamReader', () => {
       r.feedData(b('f'));
       expect((await late).toString()).toBe('def');
       expect(r.bufferedSize).toBe(0);
+    });
+  });
+
+  it("a waiting read's promise is a native Promise; waitFor(), ensureFuture() and gather() given it in its task work on the read itself", async () => {
+    await vrun(async () => {
+      const r = new StreamReader();
+      const p = r.read(100);
+      expect(p).toBeInstanceOf(Promise);
+      expect(Object.getPrototypeOf(p)).toBe(Promise.prototype);
+      // waitFor(): the deadline cancels the read, so the reader is free at once and no
+      // byte that comes later is lost to an abandoned read.
+      await expect(waitFor(p, 5)).rejects.toBeInstanceOf(TimeoutError);
+      await expect(p).rejects.toBeInstanceOf(CancelledError);
+      r.feedData(b('one'));
+      expect((await r.read(100)).toString()).toBe('one');
+      // ensureFuture(): the read's own future; cancelling it frees the reader. Nobody
+      // awaits the promise here: its rejection must not go unhandled.
+      const fut = ensureFuture(r.read(100));
+      expect(fut.description).toBe('StreamReader.read()');
+      expect(fut.cancel()).toBe(true);
+      await sleep(1);
+      r.feedData(b('two'));
+      expect((await r.read(100)).toString()).toBe('two');
+      // gather(): the result comes through the read's future.
+      const both = gather([r.read(100), sleep(1).then(() => 'slept')]);
+      r.feedData(b('three'));
+      expect((await both).map(String)).toEqual(['three', 'slept']);
+      // A read's promise from another task is a promise like any other: followed, not taken over.
+      const elsewhere = await getRunningLoop().createTask(async () => ({ p: r.read(100) }));
+      const followed = ensureFuture(elsewhere.p);
+      expect(followed.description).not.toBe('StreamReader.read()');
+      r.feedData(b('four'));
+      expect((await followed).toString()).toBe('four');
     });
   });
 
