@@ -83,6 +83,9 @@ type Callback<T> = DoneCallback<T> | DoneHandler<T> | Waiter;
 /** The result of a future finished with kSetResultLazy, until it is made. */
 const LAZY: unique symbol = Symbol('protoloop.lazyResult');
 
+/** Future.#unretrieved once the outcome has been read. */
+const RETRIEVED: unique symbol = Symbol('protoloop.retrieved');
+
 const unretrievedRegistry = new FinalizationRegistry<UnretrievedRecord>((rec) => reportUnretrieved(rec));
 
 /** @internal Logs an exception that no one retrieved, once. */
@@ -103,18 +106,18 @@ export function reportUnretrieved(rec: UnretrievedRecord): void {
 /** A result that will exist later. Create one with `loop.createFuture()`. */
 export class Future<T = unknown> implements PromiseLike<T> {
   #loop: Loop;
-  #state: FutureState = 'pending';
+  // 'failed' is 'finished' with an exception. #result holds what the state has: the
+  // result, the exception, or the cancel message (one slot for three, per future).
+  #state: FutureState | 'failed' = 'pending';
   #result: any = undefined;
-  #exception: unknown = undefined;
-  #hasException = false;
-  #cancelMessage: string | undefined = undefined;
   /** The CancelledError every await of this cancelled future throws (made once, as asyncio's `_cancelled_exc`). */
   #cancelledError: CancelledError | null = null;
   // The done callbacks and pending awaits: one is kept as it is (the common case:
   // a single await), several in an array (no 17-slot array per awaited future).
   #callbacks: Callback<any> | Callback<any>[] | null = null;
-  #unretrieved: UnretrievedRecord | null = null;
-  #retrieved = false;
+  // The record of an exception nobody retrieved yet, or RETRIEVED once the outcome was
+  // read (or the future cancelled): then no record is ever made.
+  #unretrieved: UnretrievedRecord | typeof RETRIEVED | null = null;
   /** @internal Where the future was created, in debug mode (formatted when read). */
   [kRawStack]: RawStack | undefined = undefined;
 
@@ -150,7 +153,8 @@ export class Future<T = unknown> implements PromiseLike<T> {
 
   /** @internal the state, for introspection */
   get state(): FutureState {
-    return this.#state;
+    const s = this.#state;
+    return s === 'failed' ? 'finished' : s;
   }
 
   /**
@@ -161,13 +165,13 @@ export class Future<T = unknown> implements PromiseLike<T> {
     if (this.#state === 'cancelled') throw this.makeCancelledError();
     if (this.#state === 'pending') throw new InvalidStateError('Result is not set.');
     this.#markRetrieved();
-    if (this.#hasException) throw this.#exception;
+    if (this.#state === 'failed') throw this.#result;
     return this.#value();
   }
 
   /** @internal The exception, or undefined, without marking it retrieved (for the diagnostics channels). */
   [kPeekException](): unknown {
-    return this.#hasException ? this.#exception : undefined;
+    return this.#state === 'failed' ? this.#result : undefined;
   }
 
   /**
@@ -178,12 +182,12 @@ export class Future<T = unknown> implements PromiseLike<T> {
     if (this.#state === 'cancelled') throw this.makeCancelledError();
     if (this.#state === 'pending') throw new InvalidStateError('Exception is not set.');
     this.#markRetrieved();
-    return this.#hasException ? this.#exception : null;
+    return this.#state === 'failed' ? this.#result : null;
   }
 
   /** Marks the future done with `value` and schedules its callbacks. {@link InvalidStateError} if it is done. */
   setResult(value: T): void {
-    if (this.#state !== 'pending') throw new InvalidStateError(`invalid state: ${this.#state}: ${this}`);
+    if (this.#state !== 'pending') throw new InvalidStateError(`invalid state: ${this.state}: ${this}`);
     this.#result = value;
     this.#state = 'finished';
     this.#scheduleCallbacks();
@@ -214,7 +218,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
    * iteration, as asyncio's bare yield does. Done callbacks are still scheduled.
    */
   [kSetResultNow](value: T): void {
-    if (this.#state !== 'pending') throw new InvalidStateError(`invalid state: ${this.#state}: ${this}`);
+    if (this.#state !== 'pending') throw new InvalidStateError(`invalid state: ${this.state}: ${this}`);
     this.#result = value;
     this.#state = 'finished';
     const cbs = this.#callbacks;
@@ -238,11 +242,10 @@ export class Future<T = unknown> implements PromiseLike<T> {
 
   /** Marks the future done with an exception and schedules its callbacks. {@link InvalidStateError} if it is done. */
   setException(exception: unknown): void {
-    if (this.#state !== 'pending') throw new InvalidStateError(`invalid state: ${this.#state}: ${this}`);
-    this.#exception = exception;
-    this.#hasException = true;
-    this.#state = 'finished';
-    if (!this.#retrieved) {
+    if (this.#state !== 'pending') throw new InvalidStateError(`invalid state: ${this.state}: ${this}`);
+    this.#result = exception;
+    this.#state = 'failed';
+    if (this.#unretrieved !== RETRIEVED) {
       // Read the stack now: until then V8 keeps the raw frames, and with them the
       // arguments of every frame (this task among them), which would keep this future
       // alive and its "never retrieved" report from ever coming at collection.
@@ -273,7 +276,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
     this.#markRetrieved();
     if (this.#state !== 'pending') return false;
     this.#state = 'cancelled';
-    this.#cancelMessage = msg;
+    this.#result = msg;
     this.#scheduleCallbacks();
     return true;
   }
@@ -382,7 +385,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
 
   /** @internal The CancelledError raised for this cancelled future. */
   makeCancelledError(): CancelledError {
-    return (this.#cancelledError ??= new CancelledError(this.#cancelMessage ?? 'the operation was cancelled'));
+    return (this.#cancelledError ??= new CancelledError((this.#state === 'cancelled' ? (this.#result as string | undefined) : undefined) ?? 'the operation was cancelled'));
   }
 
   /** @internal The error a task ended with: awaiting the task re-raises this very instance. */
@@ -396,14 +399,13 @@ export class Future<T = unknown> implements PromiseLike<T> {
   }
 
   #markRetrieved(): void {
-    if (this.#retrieved) return;
-    this.#retrieved = true;
     const rec = this.#unretrieved;
+    if (rec === RETRIEVED) return;
+    this.#unretrieved = RETRIEVED;
     if (rec !== null) {
       rec.retrieved = true;
       this.#loop[kUnretrieved].delete(rec);
       unretrievedRegistry.unregister(rec);
-      this.#unretrieved = null;
     }
   }
 
@@ -456,14 +458,14 @@ export class Future<T = unknown> implements PromiseLike<T> {
     fut.#markRetrieved();
     if (cancelled !== null) settleWaiter(cb, false, cancelled);
     else if (fut.#state === 'cancelled') settleWaiter(cb, false, fut.makeCancelledError());
-    else if (fut.#hasException) settleWaiter(cb, false, fut.#exception);
+    else if (fut.#state === 'failed') settleWaiter(cb, false, fut.#result);
     else settleWaiter(cb, true, fut.#value());
   }
 
   /** Extra words for toString (subclasses). @internal */
   protected describeState(): string {
+    if (this.#state === 'failed') return `exception=${shortError(this.#result)}`;
     if (this.#state === 'finished') {
-      if (this.#hasException) return `exception=${shortError(this.#exception)}`;
       return this.#result === LAZY ? 'result=<not read yet>' : `result=${inspect(this.#result, { depth: 0, breakLength: Infinity, maxStringLength: 40 })}`;
     }
     return '';
@@ -473,7 +475,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
     const extra = this.describeState();
     const site = this[kSourceTraceback]?.split('\n').at(-1)?.trim();
     const what = this.description !== undefined ? ` ${this.description}` : '';
-    return `<${this.constructor.name}${what} ${this.#state}${extra ? ' ' + extra : ''}${site ? ` created ${site}` : ''}>`;
+    return `<${this.constructor.name}${what} ${this.state}${extra ? ' ' + extra : ''}${site ? ` created ${site}` : ''}>`;
   }
 
   /** @internal */

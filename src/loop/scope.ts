@@ -44,6 +44,10 @@ export interface ScopedAwait {
   linked: boolean;
 }
 
+const PENDING = 1;
+const CLOSED = 2;
+const EVER_CANCELLED = 4;
+
 /** @internal One node of a task's scope tree; what `taskStorage` holds. */
 export class CancelScope {
   /** The task whose code runs in this scope. */
@@ -53,15 +57,39 @@ export class CancelScope {
   // Pending protoloop awaits recorded in this scope, most recent first.
   #head: ScopedAwait | null = null;
   #children: Set<CancelScope> | null = null;
-  /** Cancellation requests made on this scope and not withdrawn. */
-  #count = 0;
-  /** A request that found no await to cancel: the next await in the subtree throws. */
-  #pending = false;
+  // The request count and three flags in one small integer (a scope per task: three
+  // slots less each), read and written through the accessors below.
+  #bits = 0;
   #pendingMsg: string | undefined = undefined;
-  #closed = false;
-  #everCancelled = false;
   #controller: AbortController | null = null;
   #reason: CancelledError | null = null;
+
+  /** Cancellation requests made on this scope and not withdrawn. */
+  get #count(): number {
+    return this.#bits >>> 3;
+  }
+  set #count(n: number) {
+    this.#bits = (n << 3) | (this.#bits & 7);
+  }
+  /** A request that found no await to cancel: the next await in the subtree throws. */
+  get #pending(): boolean {
+    return (this.#bits & PENDING) !== 0;
+  }
+  set #pending(on: boolean) {
+    this.#bits = on ? this.#bits | PENDING : this.#bits & ~PENDING;
+  }
+  get #closed(): boolean {
+    return (this.#bits & CLOSED) !== 0;
+  }
+  set #closed(on: boolean) {
+    this.#bits = on ? this.#bits | CLOSED : this.#bits & ~CLOSED;
+  }
+  get #everCancelled(): boolean {
+    return (this.#bits & EVER_CANCELLED) !== 0;
+  }
+  set #everCancelled(on: boolean) {
+    this.#bits = on ? this.#bits | EVER_CANCELLED : this.#bits & ~EVER_CANCELLED;
+  }
 
   constructor(task: Task<unknown>, parent: CancelScope | null) {
     this.task = task;

@@ -71,6 +71,9 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
   return x !== null && (typeof x === 'object' || typeof x === 'function') && typeof (x as { then?: unknown }).then === 'function';
 }
 
+/** The eager task whose first step runs now, inside its constructor (a flag less per task). */
+let startingEagerly: Task<unknown> | null = null;
+
 /** A coroutine or async function scheduled on a loop. Create one with `loop.createTask()`. */
 export class Task<T = unknown> extends Future<T> {
   #target: TaskTarget<T>;
@@ -88,8 +91,8 @@ export class Task<T = unknown> extends Future<T> {
     // A bound function (a server's client callback with its reader and writer) by its own name.
     return t instanceof Coroutine ? t.name : t.name.replace(/^bound /, '') || 'anonymous';
   }
-  /** @internal */
-  [kLogDestroyPending] = true;
+  /** @internal Whether the loop reports this task if it is destroyed pending (true on the prototype: a slot less per task). */
+  declare [kLogDestroyPending]: boolean;
   /** @internal Neighbours in the loop's pending list (see Loop[kTaskStarted]). */
   [kPendingPrev]: Task<unknown> | null = null;
   /** @internal */
@@ -100,7 +103,6 @@ export class Task<T = unknown> extends Future<T> {
   // is finished in all but name (the settlement reaches it a microtask later), so
   // cancel() must not turn its result into a cancellation.
   #eagerBody: PromiseLike<T> | null = null;
-  #eager = false;
   /** The loop time (ms) at which the task was created. */
   readonly createdAt: number;
   /** A number unique among this thread's tasks, in creation order. */
@@ -121,8 +123,13 @@ export class Task<T = unknown> extends Future<T> {
     loop[kTaskStarted](this);
     if (taskCreatedChannel.hasSubscribers) taskCreatedChannel.publish({ task: this, id: this.id, name: this.getName(), parentId: this.parent?.id ?? null, loop });
     if (options?.eagerStart === true && loop.isRunning()) {
-      this.#eager = true;
-      Task.#step(this);
+      const outer = startingEagerly;
+      startingEagerly = this as Task<unknown>;
+      try {
+        Task.#step(this);
+      } finally {
+        startingEagerly = outer;
+      }
     } else loop[kCallSoon](Task.#step, this, undefined, 1, this[kRawStack] ?? null); // the step's call site is the task's
   }
 
@@ -218,6 +225,10 @@ export class Task<T = unknown> extends Future<T> {
   }
 
   static {
+    (this.prototype as { [kLogDestroyPending]: boolean })[kLogDestroyPending] = true;
+  }
+
+  static {
     // Reports name a task step's handle by the task, not by this function.
     (this.#step as { [kDescribeCall]?: unknown })[kDescribeCall] = (args: readonly unknown[]) => args[0];
   }
@@ -250,7 +261,7 @@ export class Task<T = unknown> extends Future<T> {
       return;
     }
     if (isThenable(result)) {
-      if (task.#eager) task.#eagerBody = result;
+      if (startingEagerly === (task as Task<unknown>)) task.#eagerBody = result;
       if (result instanceof Promise && result.constructor === Promise) {
         // A native promise runs its reactions in the async context current at then():
         // this task's (entered above), so the handlers find the task there and need no

@@ -43,7 +43,6 @@ export class StreamReaderProtocol extends Protocol {
   #drainWaiters: Future<void>[] | null = null;
   #closeWaiters: Future<void>[] | null = null;
   #task: Task<unknown> | null = null;
-  #named: Transport | null = null;
   readonly loop: Loop;
 
   constructor(reader: StreamReader, loop: Loop, clientConnected: ClientConnectedCallback | null = null) {
@@ -60,7 +59,7 @@ export class StreamReaderProtocol extends Protocol {
 
   /** The transport while the connection is up, else null. */
   get transport(): Transport | null {
-    return this.#transport;
+    return this.#state === 'lost' ? null : this.#transport;
   }
 
   /** @internal Whether the transport asked us to stop writing (pauseWriting without resumeWriting yet). */
@@ -85,7 +84,6 @@ export class StreamReaderProtocol extends Protocol {
     // from the transport, which keeps answering after the connection is lost: asking
     // once now makes the socket remember its peer.
     transport.getExtraInfo('peername');
-    this.#named = transport;
     // A bound function and this protocol as the done handler: no closure (and no
     // context) kept per connection.
     const task = this.loop.createTask(cb.bind(undefined, reader, writer), { [kNameSource]: this });
@@ -145,7 +143,8 @@ export class StreamReaderProtocol extends Protocol {
       w.setException(exc ?? new ConnectionResetError('Connection lost'));
     }
     this.#reader = null;
-    this.#transport = null;
+    // A server-side protocol keeps its transport, where the client task's name comes from.
+    if (this.#clientConnected === null) this.#transport = null;
     this.#task = null;
   }
 
@@ -199,7 +198,7 @@ export class StreamReaderProtocol extends Protocol {
 
   /** @internal The name of the client task (server side). */
   [kTaskName](): string {
-    return `client ${formatPeer(this.#named?.getExtraInfo<unknown>('peername'))}`;
+    return `client ${formatPeer(this.#transport?.getExtraInfo<unknown>('peername'))}`;
   }
 
   override toString(): string {
