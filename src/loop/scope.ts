@@ -44,6 +44,9 @@ export interface ScopedAwait {
   linked: boolean;
 }
 
+/** The awaits CancelScope.futureOf() walked past, by their promise (filled only by that walk). */
+const walked = new WeakMap<Promise<unknown>, ScopedAwait>();
+
 const PENDING = 1;
 const CLOSED = 2;
 const EVER_CANCELLED = 4;
@@ -302,10 +305,24 @@ export class CancelScope {
    * `ensureFuture()` cancel the read itself rather than a future following its promise.
    */
   futureOf(promise: Promise<unknown>): Future<unknown> | null {
+    const seen = walked.get(promise);
+    if (seen !== undefined) return seen.linked && this.#reaches(seen.scope) ? seen.future : null;
+    let found: ScopedAwait | null = null;
     for (let s: CancelScope | null = this; s !== null; s = s.parent) {
-      for (let n = s.#head; n !== null; n = n.next) if (n.promise === promise) return n.future;
+      for (let n = s.#head; n !== null; n = n.next) {
+        // Remember what the walk passed: gather() of many reads asks once per promise,
+        // and each answer is then found at once, not by another walk.
+        walked.set(n.promise, n);
+        if (n.promise === promise) found = n;
+      }
     }
-    return null;
+    return found?.future ?? null;
+  }
+
+  /** Whether `scope` is this scope or an enclosing one. */
+  #reaches(scope: CancelScope | undefined): boolean {
+    for (let s: CancelScope | null = this; s !== null; s = s.parent) if (s === scope) return true;
+    return false;
   }
 
   /**

@@ -247,6 +247,16 @@ describe('StreamReader', () => {
       const both = gather([r.read(100), sleep(1).then(() => 'slept')]);
       r.feedData(b('three'));
       expect((await both).map(String)).toEqual(['three', 'slept']);
+      // Cancelling a gather() of many reads cancels every read: each reader is free again.
+      const readers = Array.from({ length: 50 }, () => new StreamReader());
+      const all = gather(readers.map((x) => x.read(10)));
+      await sleep(1);
+      expect(all.cancel()).toBe(true);
+      await expect(all).rejects.toBeInstanceOf(CancelledError);
+      for (const x of readers) {
+        x.feedData(b('z'));
+        expect((await x.read(10)).toString()).toBe('z');
+      }
       // A read's promise from another task is a promise like any other: followed, not taken over.
       const elsewhere = await getRunningLoop().createTask(async () => ({ p: r.read(100) }));
       const followed = ensureFuture(elsewhere.p);
