@@ -51,7 +51,7 @@ import { HookList } from './hooks.ts';
 import { bridgeArea, executorsArea, netArea, subprocessArea, webSocketArea } from './lazy.ts';
 import { activeLoop, envDebug, setActiveLoop } from './running.ts';
 import { captureRawStack, outsideTask, taskStorage, type RawStack } from './internal.ts';
-import { kCallSoon, kCloseHooks, kIoEvent, kLastWait, kLogDestroyPending, kPendingNext, kPendingPrev, kPendingTimers, kRealWork, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kTimerDriver, kUnretrieved, kWoke } from './symbols.ts';
+import { kCallSoon, kCloseHooks, kCreateTaskCalling, kIoEvent, kLastWait, kLogDestroyPending, kPendingNext, kPendingPrev, kPendingTimers, kRealWork, kResources, kRun, kScheduled, kShutdownHooks, kSourceTraceback, kStats, kTaskDone, kTaskStarted, kThreadsafeHandlers, kTimerCancelled, kTimerDriver, kUnretrieved, kWoke } from './symbols.ts';
 import { adoptLogger, setLevel, type Logger } from './log.ts';
 import { closeUnclosedResources, openResourceCounts, type ResourceEntry } from './resources.ts';
 import { addSignalHandler, removeSignalHandler } from './signals.ts';
@@ -733,6 +733,17 @@ export class Loop implements LoopContract {
     if (options !== undefined && (options === null || typeof options !== 'object')) throw new InvalidArgumentError('createTask() options must be an object');
     if (this.#taskFactory !== null) return this.#taskFactory(this, target, options);
     return new Task<T>(this, target, options);
+  }
+
+  /**
+   * @internal `createTask(() => fn(...args), options)` without the closure: with the
+   * default factory only the first step's handle holds `args` (a server's client task
+   * keeps nothing for them); a task factory gets the closure.
+   */
+  [kCreateTaskCalling]<T>(fn: (...args: any[]) => PromiseLike<T> | T, args: readonly unknown[], options?: TaskOptions): Task<T> {
+    if (this.#state === 'closed') throw new LoopClosedError();
+    if (this.#taskFactory !== null) return this.#taskFactory(this, () => fn(...args), options);
+    return new Task<T>(this, fn as TaskTarget<T>, options, args);
   }
 
   /** Sets the factory `createTask()` uses (null restores the default). See `eagerTaskFactory`. */

@@ -114,6 +114,8 @@ export const kThreadsafeHandlers = Symbol('protoloop.threadsafeHandlers');
 
 /** Task: the last `then()` registration the task made on a protoloop Future (its suspension point). */
 export const kLastWait = Symbol('protoloop.lastWait');
+/** @internal Loop method: a task calling `fn(...args)`, without a closure (see loop.ts). */
+export const kCreateTaskCalling = Symbol('protoloop.createTaskCalling');
 /** @internal A done handler object's method (Future[kAddDoneHandler]): called with the future, through callSoon. */
 export const kOnDone = Symbol('protoloop.onDone');
 /** @internal Future method: adds a done handler object (no closure per registration). */

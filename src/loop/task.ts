@@ -53,8 +53,9 @@ export interface StackOptions {
 
 let taskCounter = 0;
 
-function invoke<T>(target: TaskTarget<T>): PromiseLike<T> | T {
-  return target instanceof Coroutine ? target[kStart]() : target();
+function invoke<T>(target: TaskTarget<T>, args: readonly unknown[] | undefined): PromiseLike<T> | T {
+  if (target instanceof Coroutine) return target[kStart]();
+  return args === undefined ? target() : (target as (...a: readonly unknown[]) => PromiseLike<T> | T)(...args);
 }
 
 /**
@@ -88,8 +89,7 @@ export class Task<T = unknown> extends Future<T> {
   #scope: AsyncResource | null;
   #targetName(): string {
     const t = this.#target;
-    // A bound function (a server's client callback with its reader and writer) by its own name.
-    return t instanceof Coroutine ? t.name : t.name.replace(/^bound /, '') || 'anonymous';
+    return t instanceof Coroutine ? t.name : t.name || 'anonymous';
   }
   /** @internal Whether the loop reports this task if it is destroyed pending (true on the prototype: a slot less per task). */
   declare [kLogDestroyPending]: boolean;
@@ -110,8 +110,12 @@ export class Task<T = unknown> extends Future<T> {
   /** The task that created this one (null when created from a plain callback or outside the loop). */
   readonly parent: Task<unknown> | null;
 
-  /** @internal Use `loop.createTask()`. */
-  constructor(loop: Loop, target: TaskTarget<T>, options?: TaskOptions) {
+  /**
+   * @internal Use `loop.createTask()`. `args` (internal): what the first step calls a
+   * function target with; only the step's handle holds them, so a task that runs
+   * `cb(reader, writer)` keeps no closure or bound function for it.
+   */
+  constructor(loop: Loop, target: TaskTarget<T>, options?: TaskOptions, args?: readonly unknown[]) {
     super(loop);
     this.#target = target;
     this.id = ++taskCounter;
@@ -126,11 +130,11 @@ export class Task<T = unknown> extends Future<T> {
       const outer = startingEagerly;
       startingEagerly = this as Task<unknown>;
       try {
-        Task.#step(this);
+        Task.#step(this, args);
       } finally {
         startingEagerly = outer;
       }
-    } else loop[kCallSoon](Task.#step, this, undefined, 1, this[kRawStack] ?? null); // the step's call site is the task's
+    } else loop[kCallSoon](Task.#step, this, args, 2, this[kRawStack] ?? null); // the step's call site is the task's
   }
 
   /** The task's name (`Task-N` unless one was given). */
@@ -233,16 +237,16 @@ export class Task<T = unknown> extends Future<T> {
     (this.#step as { [kDescribeCall]?: unknown })[kDescribeCall] = (args: readonly unknown[]) => args[0];
   }
 
-  static #step<T>(task: Task<T>): void {
+  static #step<T>(task: Task<T>, args: readonly unknown[] | undefined): void {
     if (task.done()) return;
     const scope = task.#scope!;
     task.#scope = null;
     task.getLoop()[kStats].taskSteps++;
-    scope.runInAsyncScope(Task.#firstStep, null, task);
+    scope.runInAsyncScope(Task.#firstStep, null, task, args);
   }
 
   /** Runs in the creator's context; marks it as this task's and starts the body. */
-  static #firstStep<T>(task: Task<T>): void {
+  static #firstStep<T>(task: Task<T>, args: readonly unknown[] | undefined): void {
     const target = task.#target;
     const early = task.#root.takeOwnPending();
     if (early !== null) {
@@ -255,7 +259,7 @@ export class Task<T = unknown> extends Future<T> {
     taskStorage.enterWith(task.#root);
     let result: PromiseLike<T> | T;
     try {
-      result = invoke(target);
+      result = invoke(target, args);
     } catch (e) {
       task.#finishError(e);
       return;

@@ -20,7 +20,7 @@ import type { Loop } from '../loop/loop.ts';
 import type { Task } from '../loop/task.ts';
 import type { Transport } from '../transports/transports.ts';
 import { Protocol } from '../protocols/protocols.ts';
-import { kAddDoneHandler, kNameSource, kOnDone, kReplaceTransport, kTaskName } from '../loop/symbols.ts';
+import { kAddDoneHandler, kCreateTaskCalling, kNameSource, kOnDone, kReplaceTransport, kTaskName } from '../loop/symbols.ts';
 import type { StreamReader } from './stream-reader.ts';
 import { StreamWriter } from './stream-writer.ts';
 
@@ -84,9 +84,9 @@ export class StreamReaderProtocol extends Protocol {
     // from the transport, which keeps answering after the connection is lost: asking
     // once now makes the socket remember its peer.
     transport.getExtraInfo('peername');
-    // A bound function and this protocol as the done handler: no closure (and no
-    // context) kept per connection.
-    const task = this.loop.createTask(cb.bind(undefined, reader, writer), { [kNameSource]: this });
+    // The callback and its arguments go to the task's first step, and this protocol is
+    // the done handler: no closure, context or bound function kept per connection.
+    const task = this.loop[kCreateTaskCalling](cb, [reader, writer], { [kNameSource]: this });
     this.#task = task;
     task[kAddDoneHandler](this);
   }

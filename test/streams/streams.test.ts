@@ -14,6 +14,7 @@ import {
   StreamReader,
   StreamWriter,
   currentTask,
+  eagerTaskFactory,
   getRunningLoop,
   openConnection,
   openUnixConnection,
@@ -255,6 +256,29 @@ describe('streams over TCP', () => {
       expect(seen[0]!.message).toContain('client callback');
       expect((seen[0]!.exception as Error).message).toBe('handler bug');
       expect(seen[0]!.transport).toBeDefined();
+      writer.close();
+    });
+  });
+
+  it('client tasks go through the loop\'s task factory, and the callback still gets its reader and writer', async () => {
+    await run(async () => {
+      const loop = getRunningLoop();
+      const made: Task<unknown>[] = [];
+      loop.setTaskFactory((l, target, options) => {
+        const t = eagerTaskFactory(l, target, options);
+        made.push(t);
+        return t;
+      });
+      await using server = await startServer(async (r, w) => {
+        w.write(Buffer.concat([Buffer.from('echo '), await r.read(100)]));
+        await w.drain();
+        w.close();
+      }, { host: '127.0.0.1', port: 0 });
+      const [reader, writer] = await openConnection('127.0.0.1', portOf(server));
+      writer.write('hi');
+      expect((await reader.read()).toString()).toBe('echo hi');
+      loop.setTaskFactory(null);
+      expect(made.some((t) => t.getName().startsWith('client 127.0.0.1:'))).toBe(true);
       writer.close();
     });
   });
