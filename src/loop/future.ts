@@ -45,11 +45,14 @@ export interface UnretrievedRecord {
   ref: WeakRef<Future<any>>;
 }
 
-/** @internal A pending `then()` registration; in task code, also the await recorded in its cancel scope. */
+/**
+ * @internal A pending `then()` registration; in task code, also the await recorded in
+ * its cancel scope. This one has no handlers (`then()` with none: a stream read's await,
+ * `await fut.then()` in protoloop's own code); a HandlerWaiter has them (a user's
+ * `then(f, r)`, and V8's own call when it awaits a future).
+ */
 class Waiter implements ScopedAwait {
   readonly future: Future<any>;
-  readonly onFulfilled: ((value: any) => unknown) | null | undefined;
-  readonly onRejected: ((reason: any) => unknown) | null | undefined;
   /** The promise then() returned, settled through `resolve`/`reject`. */
   readonly promise: Promise<unknown>;
   readonly resolve: (v: unknown) => void;
@@ -57,8 +60,20 @@ class Waiter implements ScopedAwait {
   /** The cancel scope the await is recorded in (task code only); its task is the awaiting task. */
   scope: CancelScope | undefined;
   prev: ScopedAwait | null = null;
-  next: ScopedAwait | null = null;
-  linked = false;
+  next: ScopedAwait | null = this; // in no list yet
+  constructor(future: Future<any>, promise: Promise<unknown>, resolve: (v: unknown) => void, reject: (e: unknown) => void, scope: CancelScope | undefined) {
+    this.future = future;
+    this.promise = promise;
+    this.resolve = resolve;
+    this.reject = reject;
+    this.scope = scope;
+  }
+}
+
+/** @internal A then() registration with a handler (see Waiter). */
+class HandlerWaiter extends Waiter {
+  readonly onFulfilled: ((value: any) => unknown) | null | undefined;
+  readonly onRejected: ((reason: any) => unknown) | null | undefined;
   constructor(
     future: Future<any>,
     onFulfilled: ((value: any) => unknown) | null | undefined,
@@ -68,14 +83,24 @@ class Waiter implements ScopedAwait {
     reject: (e: unknown) => void,
     scope: CancelScope | undefined,
   ) {
-    this.future = future;
+    super(future, promise, resolve, reject, scope);
     this.onFulfilled = onFulfilled;
     this.onRejected = onRejected;
-    this.promise = promise;
-    this.resolve = resolve;
-    this.reject = reject;
-    this.scope = scope;
   }
+}
+
+function makeWaiter(
+  future: Future<any>,
+  onFulfilled: ((value: any) => unknown) | null | undefined,
+  onRejected: ((reason: any) => unknown) | null | undefined,
+  promise: Promise<unknown>,
+  resolve: (v: unknown) => void,
+  reject: (e: unknown) => void,
+  scope: CancelScope | undefined,
+): Waiter {
+  return typeof onFulfilled === 'function' || typeof onRejected === 'function'
+    ? new HandlerWaiter(future, onFulfilled, onRejected, promise, resolve, reject, scope)
+    : new Waiter(future, promise, resolve, reject, scope);
 }
 
 type Callback<T> = DoneCallback<T> | DoneHandler<T> | Waiter;
@@ -107,32 +132,45 @@ export function reportUnretrieved(rec: UnretrievedRecord): void {
 export class Future<T = unknown> implements PromiseLike<T> {
   #loop: Loop;
   // 'failed' is 'finished' with an exception. #result holds what the state has: the
-  // result, the exception, or the cancel message (one slot for three, per future).
+  // result, the exception, or once cancelled the message, replaced by the
+  // CancelledError every await of the future throws when that is first made (once, as
+  // asyncio's `_cancelled_exc`). One slot for all of them, per future.
   #state: FutureState | 'failed' = 'pending';
   #result: any = undefined;
-  /** The CancelledError every await of this cancelled future throws (made once, as asyncio's `_cancelled_exc`). */
-  #cancelledError: CancelledError | null = null;
   // The done callbacks and pending awaits: one is kept as it is (the common case:
   // a single await), several in an array (no 17-slot array per awaited future).
   #callbacks: Callback<any> | Callback<any>[] | null = null;
   // The record of an exception nobody retrieved yet, or RETRIEVED once the outcome was
   // read (or the future cancelled): then no record is ever made.
   #unretrieved: UnretrievedRecord | typeof RETRIEVED | null = null;
-  /** @internal Where the future was created, in debug mode (formatted when read). */
-  [kRawStack]: RawStack | undefined = undefined;
+  /**
+   * @internal Where the future was created, in debug mode (formatted when read). Set
+   * only then (undefined on the prototype): a future outside debug mode has no slot for it.
+   */
+  declare [kRawStack]: RawStack | undefined;
 
   /** @internal Where the future was created (the user's frames, most recent call last), in debug mode. */
   get [kSourceTraceback](): string | undefined {
     return formatStack(this[kRawStack]);
   }
 
-  /** What the future stands for (`sleep(100 ms)`, `read()`, ...), shown by task introspection. */
-  readonly description: string | undefined;
+  /**
+   * What the future stands for (`sleep(100 ms)`, `read()`, ...), shown by task
+   * introspection. Undefined on the prototype, set on futures that have one (a task has
+   * none: no slot for it per task).
+   */
+  declare readonly description: string | undefined;
+
+  static {
+    const proto = this.prototype as { description?: string; [kRawStack]?: RawStack };
+    proto.description = undefined;
+    proto[kRawStack] = undefined;
+  }
 
   /** @internal Use `loop.createFuture()`. */
   constructor(loop: Loop, description?: string) {
     this.#loop = loop;
-    this.description = description;
+    if (description !== undefined) (this as { description: string }).description = description;
     if (loop.getDebug()) this[kRawStack] = loop.captureSourceTraceback();
   }
 
@@ -345,13 +383,13 @@ export class Future<T = unknown> implements PromiseLike<T> {
             ? `Task ${current.getName()} got ${this} attached to a different loop: create futures with the loop that awaits them`
             : null;
       if (refusal !== null) {
-        const waiter = new Waiter(this, onFulfilled, onRejected, promise, resolve, reject, undefined);
+        const waiter = makeWaiter(this, onFulfilled, onRejected, promise, resolve, reject, undefined);
         queueMicrotask(() => settleWaiter(waiter, false, new InvalidStateError(refusal)));
         return promise;
       }
       task = current;
     }
-    const waiter = new Waiter(this, onFulfilled, onRejected, promise, resolve, reject, scope);
+    const waiter = makeWaiter(this, onFulfilled, onRejected, promise, resolve, reject, scope);
     // The task's suspension point: when this waiter is settled by a loop callback, the
     // loop lets the task's step run before its next callback (see loop.ts, the batch).
     if (task !== undefined) task[kLastWait] = waiter;
@@ -385,12 +423,15 @@ export class Future<T = unknown> implements PromiseLike<T> {
 
   /** @internal The CancelledError raised for this cancelled future. */
   makeCancelledError(): CancelledError {
-    return (this.#cancelledError ??= new CancelledError((this.#state === 'cancelled' ? (this.#result as string | undefined) : undefined) ?? 'the operation was cancelled'));
+    if (this.#state !== 'cancelled') return new CancelledError('the operation was cancelled');
+    const r = this.#result as CancelledError | string | undefined;
+    if (r instanceof CancelledError) return r;
+    return (this.#result = new CancelledError(r ?? 'the operation was cancelled'));
   }
 
-  /** @internal The error a task ended with: awaiting the task re-raises this very instance. */
+  /** @internal The error a cancelled task ended with: awaiting the task re-raises this very instance. */
   set [kCancelledError](e: CancelledError) {
-    this.#cancelledError = e;
+    if (this.#state === 'cancelled') this.#result = e;
   }
 
   /** @internal What a task inspector prints for an awaited future. */
@@ -519,7 +560,7 @@ function describeRunCallback(args: readonly unknown[]): string {
 }
 
 function settleWaiter(w: Waiter, ok: boolean, value: unknown): void {
-  const handler = ok ? w.onFulfilled : w.onRejected;
+  const handler = w instanceof HandlerWaiter ? (ok ? w.onFulfilled : w.onRejected) : undefined;
   if (typeof handler !== 'function') {
     (ok ? w.resolve : w.reject)(value);
     return;

@@ -40,12 +40,24 @@ export interface ScopedAwait {
   /** The scope the await is recorded in (it moves to the parent when its scope closes). */
   scope: CancelScope | undefined;
   prev: ScopedAwait | null;
+  /** The next await of the list; the node itself while it is in no list (a flag less per await). */
   next: ScopedAwait | null;
-  linked: boolean;
+}
+
+/** Whether `node` is recorded in a scope's list now. */
+function isLinked(node: ScopedAwait): boolean {
+  return node.next !== node;
 }
 
 /** The awaits CancelScope.futureOf() walked past, by their promise (filled only by that walk). */
 const walked = new WeakMap<Promise<unknown>, ScopedAwait>();
+
+/** A scope's rarely needed parts (see CancelScope.#extra). */
+interface ScopeExtra {
+  pendingMsg: string | undefined;
+  controller: AbortController | null;
+  reason: CancelledError | null;
+}
 
 const PENDING = 1;
 const CLOSED = 2;
@@ -63,9 +75,27 @@ export class CancelScope {
   // The request count and three flags in one small integer (a scope per task: three
   // slots less each), read and written through the accessors below.
   #bits = 0;
-  #pendingMsg: string | undefined = undefined;
-  #controller: AbortController | null = null;
-  #reason: CancelledError | null = null;
+  // What only a cancelled scope, or one whose signal was asked for, has: made then.
+  #extra: ScopeExtra | null = null;
+  /** The message of the remembered request. */
+  get #pendingMsg(): string | undefined {
+    return this.#extra?.pendingMsg;
+  }
+  set #pendingMsg(msg: string | undefined) {
+    if (msg !== undefined || this.#extra !== null) this.#more().pendingMsg = msg;
+  }
+  get #controller(): AbortController | null {
+    return this.#extra?.controller ?? null;
+  }
+  get #reason(): CancelledError | null {
+    return this.#extra?.reason ?? null;
+  }
+  set #reason(reason: CancelledError | null) {
+    this.#more().reason = reason;
+  }
+  #more(): ScopeExtra {
+    return (this.#extra ??= { pendingMsg: undefined, controller: null, reason: null });
+  }
 
   /** Cancellation requests made on this scope and not withdrawn. */
   get #count(): number {
@@ -115,17 +145,18 @@ export class CancelScope {
    * the {@link CancelledError} as reason.
    */
   get signal(): AbortSignal {
-    if (this.#controller === null) {
-      this.#controller = new AbortController();
+    let controller = this.#controller;
+    if (controller === null) {
+      controller = this.#more().controller = new AbortController();
       for (let s: CancelScope | null = this; s !== null; s = s.parent) {
         if (s.#reason !== null) {
           this.#reason = s.#reason;
-          this.#controller.abort(s.#reason);
+          controller.abort(s.#reason);
           break;
         }
       }
     }
-    return this.#controller.signal;
+    return controller.signal;
   }
 
   /** Requests (pending count in this scope and the enclosing ones). */
@@ -244,7 +275,6 @@ export class CancelScope {
     node.next = this.#head;
     if (this.#head !== null) this.#head.prev = node;
     this.#head = node;
-    node.linked = true;
   }
 
   static #unlink(node: ScopedAwait): void {
@@ -252,8 +282,8 @@ export class CancelScope {
     if (node.prev !== null) node.prev.next = node.next;
     else scope.#head = node.next;
     if (node.next !== null) node.next.prev = node.prev;
-    node.prev = node.next = null;
-    node.linked = false;
+    node.prev = null;
+    node.next = node;
   }
 
   /**
@@ -263,7 +293,7 @@ export class CancelScope {
    * that was not recorded (its future was done already).
    */
   awaitResumed(node: ScopedAwait): CancelledError | null {
-    if (!node.linked) return null;
+    if (!isLinked(node)) return null;
     CancelScope.#unlink(node);
     const s = node.scope!;
     return s.#closed ? null : s.takePending();
@@ -293,7 +323,12 @@ export class CancelScope {
 
   /** The task finished: forget every pending await of the tree. */
   reset(): void {
-    for (let n = this.#head; n !== null; n = n.next) n.linked = false;
+    for (let n = this.#head; n !== null; ) {
+      const next = n.next;
+      n.prev = null;
+      n.next = n;
+      n = next;
+    }
     this.#head = null;
     this.#children = null;
   }
@@ -306,7 +341,7 @@ export class CancelScope {
    */
   futureOf(promise: Promise<unknown>): Future<unknown> | null {
     const seen = walked.get(promise);
-    if (seen !== undefined) return seen.linked && this.#reaches(seen.scope) ? seen.future : null;
+    if (seen !== undefined) return isLinked(seen) && this.#reaches(seen.scope) ? seen.future : null;
     let found: ScopedAwait | null = null;
     for (let s: CancelScope | null = this; s !== null; s = s.parent) {
       for (let n = s.#head; n !== null; n = n.next) {

@@ -83,10 +83,13 @@ export class Task<T = unknown> extends Future<T> {
   // The root of the task's cancel scopes: what taskStorage holds while the body runs
   // outside any timeout/taskGroup; it keeps the request count and the pending awaits.
   readonly #root: CancelScope;
-  // The creator's async context (asyncio copies the creator's contextvars): the first
-  // step runs in it, so AsyncLocalStorage stores set around createTask() are visible
-  // in the task. Dropped after the first step; awaits carry the context from there.
-  #scope: AsyncResource | null;
+  // Before the first step: the creator's async context (asyncio copies the creator's
+  // contextvars), which the first step runs in, so AsyncLocalStorage stores set around
+  // createTask() are visible in the task; awaits carry the context from there. After
+  // it, in an eager task, the body's promise until the task finishes: once it has
+  // settled the task is finished in all but name (the settlement reaches it a microtask
+  // later), so cancel() must not turn its result into a cancellation. One slot for both.
+  #scope: AsyncResource | PromiseLike<T> | null;
   #targetName(): string {
     const t = this.#target;
     return t instanceof Coroutine ? t.name : t.name || 'anonymous';
@@ -99,10 +102,6 @@ export class Task<T = unknown> extends Future<T> {
   [kPendingNext]: Task<unknown> | null = null;
   /** @internal The task's last then() registration (its suspension point), see loop.ts. */
   [kLastWait]: unknown = null;
-  // An eager task's body promise until the task finishes: once it has settled the task
-  // is finished in all but name (the settlement reaches it a microtask later), so
-  // cancel() must not turn its result into a cancellation.
-  #eagerBody: PromiseLike<T> | null = null;
   /** The loop time (ms) at which the task was created. */
   readonly createdAt: number;
   /** A number unique among this thread's tasks, in creation order. */
@@ -173,7 +172,8 @@ export class Task<T = unknown> extends Future<T> {
    */
   override cancel(msg?: string): boolean {
     if (this.done()) return super.cancel(msg); // false; silences a never-retrieved exception
-    if (this.#eagerBody !== null && promiseSettled(this.#eagerBody)) return false;
+    const body = this.#scope;
+    if (body !== null && !(body instanceof AsyncResource) && promiseSettled(body)) return false;
     // The awaited futures stay recorded: one may be a task that swallows the
     // cancellation, to be cancelled again by the next request.
     this.#root.cancel(msg);
@@ -239,7 +239,7 @@ export class Task<T = unknown> extends Future<T> {
 
   static #step<T>(task: Task<T>, args: readonly unknown[] | undefined): void {
     if (task.done()) return;
-    const scope = task.#scope!;
+    const scope = task.#scope as AsyncResource;
     task.#scope = null;
     task.getLoop()[kStats].taskSteps++;
     scope.runInAsyncScope(Task.#firstStep, null, task, args);
@@ -265,7 +265,7 @@ export class Task<T = unknown> extends Future<T> {
       return;
     }
     if (isThenable(result)) {
-      if (startingEagerly === (task as Task<unknown>)) task.#eagerBody = result;
+      if (startingEagerly === (task as Task<unknown>)) task.#scope = result;
       if (result instanceof Promise && result.constructor === Promise) {
         // A native promise runs its reactions in the async context current at then():
         // this task's (entered above), so the handlers find the task there and need no
@@ -312,9 +312,7 @@ export class Task<T = unknown> extends Future<T> {
   #finishError(e: unknown): void {
     if (this.done()) return;
     if (e instanceof CancelledError) {
-      // Awaiting the task re-raises this very error (asyncio's _cancelled_exc).
-      this[kCancelledError] = e;
-      this.#finishCancelled(e.message);
+      this.#finishCancelled(e.message, e);
       return;
     }
     this.#release();
@@ -322,9 +320,11 @@ export class Task<T = unknown> extends Future<T> {
     if (taskDoneChannel.hasSubscribers) this.#publishDone('exception', e);
   }
 
-  #finishCancelled(msg: string | undefined): void {
+  #finishCancelled(msg: string | undefined, error?: CancelledError): void {
     this.#release();
     super.cancel(msg);
+    // Awaiting the task re-raises this very error (asyncio's _cancelled_exc).
+    if (error !== undefined) this[kCancelledError] = error;
     if (taskDoneChannel.hasSubscribers) this.#publishDone('cancelled', undefined);
   }
 
@@ -337,7 +337,7 @@ export class Task<T = unknown> extends Future<T> {
 
   #release(): void {
     this.#root.reset();
-    this.#eagerBody = null;
+    this.#scope = null;
     this.getLoop()[kTaskDone](this as Task<unknown>);
   }
 

@@ -43,6 +43,8 @@ export interface StreamReaderOptions {
 type ReaderState = 'open' | 'eof' | 'failed';
 
 const NEWLINE = Buffer.from('\n');
+const OWNS_BUF = 1;
+const PAUSED = 2;
 const EMPTY = Buffer.alloc(0);
 
 /** Validates a `limit` option; shared by the stream helpers. @internal */
@@ -75,14 +77,27 @@ export class StreamReader implements AsyncIterable<Buffer> {
   #buf: Buffer = EMPTY;
   #start = 0;
   #end = 0;
-  #ownsBuf = false;
+  // Two flags in one slot (read through the accessors below): whether `buf` is ours to
+  // append to, and whether we paused the transport's reading.
+  #flags = 0;
+  get #ownsBuf(): boolean {
+    return (this.#flags & OWNS_BUF) !== 0;
+  }
+  set #ownsBuf(on: boolean) {
+    this.#flags = on ? this.#flags | OWNS_BUF : this.#flags & ~OWNS_BUF;
+  }
+  get #paused(): boolean {
+    return (this.#flags & PAUSED) !== 0;
+  }
+  set #paused(on: boolean) {
+    this.#flags = on ? this.#flags | PAUSED : this.#flags & ~PAUSED;
+  }
   #state: ReaderState = 'open';
   #exception: unknown = undefined;
   // What a read waiting for data awaits: a Future<void> for readExactly/readUntil, a
   // ReadFuture (whose result is the bytes, taken as the read resumes) for read(n).
   #waiter: Future<unknown> | null = null;
   #transport: ReadTransport | null = null;
-  #paused = false;
   readonly #limit: number;
   readonly #loop: Loop;
 
