@@ -66,7 +66,8 @@ export interface LoopContract {
   /**
    * Runs the loop until `x` completes and returns its result (or throws its error).
    * `x` may be a Future/Task, a Coroutine or a function returning a promise (both are
-   * wrapped in a task). Rejects with `LoopStoppedError` if `stop()` ends the loop first.
+   * wrapped in a task), or the promise of a stream read (its future). Rejects with
+   * `LoopStoppedError` if `stop()` ends the loop first.
    */
   runUntilComplete<T>(x: Future<T> | TaskTarget<T>): Promise<T>;
   /**

@@ -535,9 +535,22 @@ function ignore(): void {}
  */
 export function futureBehind(x: unknown): Future<unknown> | null {
   if (!(x instanceof Promise)) return null;
-  const fut = taskStorage.getStore()?.futureOf(x) ?? null;
+  const scope = taskStorage.getStore();
+  const fut = (scope !== undefined ? scope.futureOf(x) : outsideAwaits.get(x)) ?? null;
   if (fut !== null) x.then(undefined, ignore);
   return fut;
+}
+
+/** Promises of awaits made outside any task (see {@link rememberOutside}), by promise. */
+const outsideAwaits = new WeakMap<Promise<unknown>, Future<unknown>>();
+
+/**
+ * @internal Remembers that `promise` is the await of `fut` made outside any task (a
+ * stream read before the loop runs), so that `loop.runUntilComplete(promise)` and
+ * `ensureFuture(promise)` take the future itself, as they would have before.
+ */
+export function rememberOutside(promise: Promise<unknown>, fut: Future<unknown>): void {
+  if (taskStorage.getStore() === undefined) outsideAwaits.set(promise, fut);
 }
 
 /** Whether `x` is a protoloop {@link Future} (a {@link Task} is one). asyncio's `isfuture()`. */

@@ -44,7 +44,7 @@ import { realTimerDriver, type LoopClock, type TimerDriver } from './clock.ts';
 import { Coroutine, reportUnstartedCoroutines } from './coroutine.ts';
 import type { LoopContract } from './contract.ts';
 import { assertMainThread, contextLevel, formatExceptionContext, hints, reportSlowHandle, startStepTiming, stopStepTiming } from './debug.ts';
-import { Future, reportUnretrieved, type UnretrievedRecord } from './future.ts';
+import { Future, futureBehind, reportUnretrieved, type UnretrievedRecord } from './future.ts';
 import { Handle, TimerHandle } from './handle.ts';
 import { TimerHeap } from './heap.ts';
 import { HookList } from './hooks.ts';
@@ -359,17 +359,21 @@ export class Loop implements LoopContract {
   /**
    * Runs the loop until `x` completes and returns its result (or throws its error).
    * `x` may be a Future/Task, a {@link Coroutine} or a function returning a promise
-   * (both are wrapped in a task). Rejects with {@link LoopStoppedError} if `stop()`
-   * ends the loop first.
+   * (both are wrapped in a task), or the promise of a stream read (its future).
+   * Rejects with {@link LoopStoppedError} if `stop()` ends the loop first.
    */
   async runUntilComplete<T>(x: Future<T> | TaskTarget<T>): Promise<T> {
     if (this.#state === 'closed') throw new LoopClosedError();
     if (this.#state === 'running') throw new LoopRunningError('This event loop is already running');
     if (activeLoop() !== null) throw new LoopRunningError('Cannot run the event loop while another loop is running');
     let fut: Future<T>;
+    // The promise of a stream read made outside the loop: the read's own future.
+    const read = futureBehind(x) as Future<T> | null;
     if (x instanceof Future) {
       if (x.getLoop() !== this) throw new InvalidArgumentError('runUntilComplete() got a Future attached to a different loop');
       fut = x;
+    } else if (read !== null && read.getLoop() === this) {
+      fut = read;
     } else {
       const task = this.createTask(x);
       task[kLogDestroyPending] = false;

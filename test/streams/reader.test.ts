@@ -7,6 +7,7 @@ import {
   IncompleteReadError,
   InvalidArgumentError,
   LimitOverrunError,
+  Loop,
   ResourceBusyError,
   StreamReader,
   TimeoutError,
@@ -264,6 +265,28 @@ describe('StreamReader', () => {
       r.feedData(b('four'));
       expect((await followed).toString()).toBe('four');
     });
+  });
+
+  it('a read made outside the loop: runUntilComplete() and ensureFuture() take its promise as the read', async () => {
+    const loop = new Loop({ clock: new VirtualClock({ autojump: 0 }) });
+    try {
+      const r = new StreamReader({ loop });
+      const p = r.read(100);
+      loop.callLater(5, () => r.feedData(b('early')));
+      expect((await loop.runUntilComplete(p)).toString()).toBe('early');
+      // Cancelled through the future ensureFuture() returns: the reader is free again.
+      const fut = ensureFuture(r.read(100), { loop });
+      expect(fut.description).toBe('StreamReader.read()');
+      fut.cancel();
+      await expect(loop.runUntilComplete(fut)).rejects.toBeInstanceOf(CancelledError);
+      const late = r.read(100);
+      r.feedData(b('late'));
+      expect((await loop.runUntilComplete(late)).toString()).toBe('late');
+      // Any other promise is still refused: it runs already and cannot be cancelled.
+      await expect(loop.runUntilComplete(Promise.resolve(1) as never)).rejects.toBeInstanceOf(InvalidArgumentError);
+    } finally {
+      loop.close();
+    }
   });
 
   it('setException() fails the waiting read and every later one', async () => {
