@@ -490,7 +490,7 @@ Where the time goes:
   context switch in V8), \`getBuffer()\` asked twice per read (after it, for the next read, and when the bytes
   arrive, as asyncio asks before each read), and \`fs.writeSync\`'s JavaScript checks before \`write(2)\`.
 - **Streams** add a task per connection to the Protocol path: per message, the future the waiting
-  \`read()\` returns (its wake-up through the loop, the task's step), and \`drain()\`, which returns a shared
+  \`read()\` waits on (its wake-up through the loop, the task's step), and \`drain()\`, which returns a shared
   resolved promise when nothing is paused. At 100 KiB a message usually arrives in two reads before the task
   runs, and \`read()\` returns all that is buffered as one Buffer (asyncio's semantics), so the reader copies the
   two chunks into one (raw \`net\` writes each chunk back as it comes).
@@ -501,18 +501,22 @@ Where the time goes:
   or FinalizationRegistry cell, which were 104 B more before this round), the protocol
   object and a server client-set entry. The idle timeout is one sweep per server, not a timer per connection
   (an IdleTimer and its TimerHandle were 208 B each). The BufferedProtocol example's first buffer is a
-  256-byte slice of Node's pool, grown (its own) only while reads fill it. Streams add about 2.4 KiB to the
-  Protocol path: the client task (240 B), its CancelScope (120 B) and AsyncLocalStorage context frame (about
-  180 B), the task's target and done-callback closures (about 150 B); the future the waiting \`read()\` returns
-  (144 B) and the await on it (a Waiter, two promises and their four resolving functions: about 450 B); the
-  client callback's suspended async frame (its generator, registers, promise and await closures: about 450 B);
-  the reader, writer and their protocol (about 300 B). \`read()\` is no longer an async function (its own
-  suspended frame and promise were about 500 B), a future with one callback keeps it without an array (each
-  array was 152 B, twice per connection), the task's name (\`client 127.0.0.1:PORT\`, about 200 B) is made
-  when first asked for, and the task's body settles it through handlers that need no closures. The RSS
-  column grows more than the heap in use: in an in-process check with 10,000 connections the committed JS
-  heap (\`heapTotal\`) grew by 9.6 KB per connection for 3.8 KB in use (V8 sizes its spaces up during the
-  burst of connections).
+  256-byte slice of Node's pool, grown (its own) only while reads fill it. Streams add about 1.75 KiB to the
+  Protocol path: the client task (about 160 B, and 16 B for its creation time), its CancelScope (80 B) and
+  AsyncLocalStorage context frame (184 B); the waiting read: its future (96 B), the Waiter of its await (80 B)
+  and the native promise \`read()\` returns with its two resolving functions (about 210 B); the client
+  callback's suspended async frame (its generator, registers and promise, and V8's await on the read's
+  promise: about 460 B); the reader, writer and their protocol (about 270 B); the reaction through which the
+  task learns that its body ended, and the promise it derives (96 B); the peer address the socket is asked
+  for once, so the task is named after its peer also after the connection is gone (88 B). \`read()\` returns
+  the native promise of its future's await, not the future: V8 follows a native promise as it is, where a
+  thenable cost a promise and two resolving functions of its own for as long as the read waited (about 210 B)
+  and a microtask per read. The client callback and its reader and writer go to the task's first step, and
+  the protocol is the task's done handler: no closures or bound function stay (about 170 B). Futures, tasks,
+  cancel scopes and awaits keep rarely used fields out of their objects (about 200 B per connection over
+  them). The RSS column grows more than the heap in use: in an in-process check with 10,000 connections the
+  committed JS heap (\`heapTotal\`) grew by 9.6 KB per connection for 3.8 KB in use (V8 sizes its spaces up
+  during the burst of connections).
 `;
 
 await main();

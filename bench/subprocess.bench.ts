@@ -282,7 +282,7 @@ stream objects per child; its pipes are the same Node streams as \`child_process
 one copy per \`write()\` (the transport owns what it buffers, as asyncio's does) and the
 StreamReader's buffer on the reading side. The pipe-throughput ratio moves a lot from run to
 run on this machine: two short runs (\`BENCH_SCALE=0.5\`) of the same code gave 1.10x and 0.80x,
-and the full run above 0.86x. The copy each \`write()\` makes (the transport owns what it
+and full runs (issue 20, rounds 4 and 5) 0.86x and 0.89x. The copy each \`write()\` makes (the transport owns what it
 buffers, as asyncio's does; the copies come from a small pool) costs a few percent: with it
 removed, as an experiment, two runs gave 0.96x and 0.94x. The reading side hands each
 chunk straight to the protocol while the loop runs.
