@@ -70,36 +70,25 @@ class Waiter implements ScopedAwait {
   }
 }
 
+/** A then() handler, as given. */
+type Handler = ((value: any) => unknown) | null | undefined;
+type Settle = (v: unknown) => void;
+
 /** @internal A then() registration with a handler (see Waiter). */
 class HandlerWaiter extends Waiter {
-  readonly onFulfilled: ((value: any) => unknown) | null | undefined;
-  readonly onRejected: ((reason: any) => unknown) | null | undefined;
-  constructor(
-    future: Future<any>,
-    onFulfilled: ((value: any) => unknown) | null | undefined,
-    onRejected: ((reason: any) => unknown) | null | undefined,
-    promise: Promise<unknown>,
-    resolve: (v: unknown) => void,
-    reject: (e: unknown) => void,
-    scope: CancelScope | undefined,
-  ) {
+  readonly onFulfilled: Handler;
+  readonly onRejected: Handler;
+  constructor(future: Future<any>, promise: Promise<unknown>, resolve: Settle, reject: Settle, scope: CancelScope | undefined, onFulfilled: Handler, onRejected: Handler) {
     super(future, promise, resolve, reject, scope);
     this.onFulfilled = onFulfilled;
     this.onRejected = onRejected;
   }
 }
 
-function makeWaiter(
-  future: Future<any>,
-  onFulfilled: ((value: any) => unknown) | null | undefined,
-  onRejected: ((reason: any) => unknown) | null | undefined,
-  promise: Promise<unknown>,
-  resolve: (v: unknown) => void,
-  reject: (e: unknown) => void,
-  scope: CancelScope | undefined,
-): Waiter {
+/** The registration then() makes: a HandlerWaiter only when there is a handler to run (a stream read's await has none). */
+function newWaiter(future: Future<any>, promise: Promise<unknown>, resolve: Settle, reject: Settle, scope: CancelScope | undefined, onFulfilled: Handler, onRejected: Handler): Waiter {
   return typeof onFulfilled === 'function' || typeof onRejected === 'function'
-    ? new HandlerWaiter(future, onFulfilled, onRejected, promise, resolve, reject, scope)
+    ? new HandlerWaiter(future, promise, resolve, reject, scope, onFulfilled, onRejected)
     : new Waiter(future, promise, resolve, reject, scope);
 }
 
@@ -383,13 +372,13 @@ export class Future<T = unknown> implements PromiseLike<T> {
             ? `Task ${current.getName()} got ${this} attached to a different loop: create futures with the loop that awaits them`
             : null;
       if (refusal !== null) {
-        const waiter = makeWaiter(this, onFulfilled, onRejected, promise, resolve, reject, undefined);
+        const waiter = newWaiter(this, promise, resolve, reject, undefined, onFulfilled, onRejected);
         queueMicrotask(() => settleWaiter(waiter, false, new InvalidStateError(refusal)));
         return promise;
       }
       task = current;
     }
-    const waiter = makeWaiter(this, onFulfilled, onRejected, promise, resolve, reject, scope);
+    const waiter = newWaiter(this, promise, resolve, reject, scope, onFulfilled, onRejected);
     // The task's suspension point: when this waiter is settled by a loop callback, the
     // loop lets the task's step run before its next callback (see loop.ts, the batch).
     if (task !== undefined) task[kLastWait] = waiter;

@@ -114,3 +114,7 @@ export function relativePath(frame: string): string {
   return frame.replaceAll(cwdPrefixes.url, '').replaceAll(cwdPrefixes.path, '');
 }
 
+/** @internal `bits` with `flag` set or cleared (flags packed into one small integer field). */
+export function withFlag(bits: number, flag: number, on: boolean): number {
+  return on ? bits | flag : bits & ~flag;
+}

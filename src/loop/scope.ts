@@ -27,6 +27,7 @@
  */
 import { CancelledError } from '../errors.ts';
 import type { Future } from './future.ts';
+import { withFlag } from './internal.ts';
 import type { Task } from './task.ts';
 
 /**
@@ -109,19 +110,19 @@ export class CancelScope {
     return (this.#bits & PENDING) !== 0;
   }
   set #pending(on: boolean) {
-    this.#bits = on ? this.#bits | PENDING : this.#bits & ~PENDING;
+    this.#bits = withFlag(this.#bits, PENDING, on);
   }
   get #closed(): boolean {
     return (this.#bits & CLOSED) !== 0;
   }
   set #closed(on: boolean) {
-    this.#bits = on ? this.#bits | CLOSED : this.#bits & ~CLOSED;
+    this.#bits = withFlag(this.#bits, CLOSED, on);
   }
   get #everCancelled(): boolean {
     return (this.#bits & EVER_CANCELLED) !== 0;
   }
   set #everCancelled(on: boolean) {
-    this.#bits = on ? this.#bits | EVER_CANCELLED : this.#bits & ~EVER_CANCELLED;
+    this.#bits = withFlag(this.#bits, EVER_CANCELLED, on);
   }
 
   constructor(task: Task<unknown>, parent: CancelScope | null) {

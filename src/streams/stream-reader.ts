@@ -21,6 +21,7 @@
 import { inspect } from 'node:util';
 import { IncompleteReadError, InvalidArgumentError, LimitOverrunError, ResourceBusyError } from '../errors.ts';
 import { Future, rememberOutside } from '../loop/future.ts';
+import { withFlag } from '../loop/internal.ts';
 import { getRunningLoop, type Loop } from '../loop/loop.ts';
 import type { ReadTransport } from '../transports/transports.ts';
 import { kMakeResult, kReplaceTransport, kSetResultLazy } from '../loop/symbols.ts';
@@ -84,13 +85,13 @@ export class StreamReader implements AsyncIterable<Buffer> {
     return (this.#flags & OWNS_BUF) !== 0;
   }
   set #ownsBuf(on: boolean) {
-    this.#flags = on ? this.#flags | OWNS_BUF : this.#flags & ~OWNS_BUF;
+    this.#flags = withFlag(this.#flags, OWNS_BUF, on);
   }
   get #paused(): boolean {
     return (this.#flags & PAUSED) !== 0;
   }
   set #paused(on: boolean) {
-    this.#flags = on ? this.#flags | PAUSED : this.#flags & ~PAUSED;
+    this.#flags = withFlag(this.#flags, PAUSED, on);
   }
   #state: ReaderState = 'open';
   #exception: unknown = undefined;
