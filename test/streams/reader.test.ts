@@ -258,6 +258,10 @@ describe('StreamReader', () => {
         x.feedData(b('z'));
         expect((await x.read(10)).toString()).toBe('z');
       }
+      // readLine() is an async function: given as a function, it runs in the deadline's scope.
+      await expect(waitFor(() => r.readLine(), 5)).rejects.toBeInstanceOf(TimeoutError);
+      r.feedData(b('line\n'));
+      expect((await r.readLine()).toString()).toBe('line\n');
       // A read's promise from another task is a promise like any other: followed, not taken over.
       const elsewhere = await getRunningLoop().createTask(async () => ({ p: r.read(100) }));
       const followed = ensureFuture(elsewhere.p);
