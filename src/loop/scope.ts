@@ -52,6 +52,7 @@ function isLinked(node: ScopedAwait): boolean {
 
 /** The awaits CancelScope.futureOf() walked past, by their promise (filled only by that walk). */
 const walked = new WeakMap<Promise<unknown>, ScopedAwait>();
+const SHORT_WALK = 16;
 
 /** A scope's rarely needed parts (see CancelScope.#extra). */
 interface ScopeExtra {
@@ -344,12 +345,14 @@ export class CancelScope {
     const seen = walked.get(promise);
     if (seen !== undefined) return isLinked(seen) && this.#reaches(seen.scope) ? seen.future : null;
     let found: ScopedAwait | null = null;
+    let passed = 0;
     for (let s: CancelScope | null = this; s !== null; s = s.parent) {
       for (let n = s.#head; n !== null; n = n.next) {
-        // Remember what the walk passed: gather() of many reads asks once per promise,
-        // and each answer is then found at once, not by another walk.
-        walked.set(n.promise, n);
         if (n.promise === promise) found = n;
+        // Remember what a long walk passed: gather() of many reads asks once per
+        // promise, and each answer is then found at once, not by another walk. A short
+        // walk is as quick as the lookup.
+        else if (++passed > SHORT_WALK) walked.set(n.promise, n);
       }
     }
     return found?.future ?? null;
