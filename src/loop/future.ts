@@ -16,7 +16,7 @@
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError } from '../errors.ts';
 import { formatStack, taskStorage, type RawStack } from './internal.ts';
-import { kAddDoneHandler, kCallSoon, kCancelledError, kOnDone, kDescribe, kDescribeCall, kLastWait, kMakeResult, kPeekException, kRawStack, kSetResultLazy, kSetResultNow, kSettleSite, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
+import { kAddDoneHandler, kAwait, kCallSoon, kCancelledError, kOnDone, kDescribe, kDescribeCall, kLastWait, kMakeResult, kPeekException, kRawStack, kSetResultLazy, kSetResultNow, kSettleSite, kStats, kSourceTraceback, kUnretrieved, kWoke } from './symbols.ts';
 import { hints } from './debug.ts';
 import type { ExceptionContext, Loop } from './loop.ts';
 import type { Task } from './task.ts';
@@ -45,23 +45,28 @@ export interface UnretrievedRecord {
   ref: WeakRef<Future<any>>;
 }
 
+/** A then() handler, as given. */
+type Handler = ((value: any) => unknown) | null | undefined;
+/** A promise's resolve or reject function. */
+type Settle = (v: unknown) => void;
+
 /**
  * @internal A pending `then()` registration; in task code, also the await recorded in
  * its cancel scope. This one has no handlers (`then()` with none: a stream read's await,
- * `await fut.then()` in protoloop's own code); a HandlerWaiter has them (a user's
+ * `await fut.then()` and `fut[kAwait]()` in protoloop's own code); a HandlerWaiter has them (a user's
  * `then(f, r)`, and V8's own call when it awaits a future).
  */
 class Waiter implements ScopedAwait {
   readonly future: Future<any>;
   /** The promise then() returned, settled through `resolve`/`reject`. */
   readonly promise: Promise<unknown>;
-  readonly resolve: (v: unknown) => void;
-  readonly reject: (e: unknown) => void;
+  readonly resolve: Settle;
+  readonly reject: Settle;
   /** The cancel scope the await is recorded in (task code only); its task is the awaiting task. */
   scope: CancelScope | undefined;
   prev: ScopedAwait | null = null;
   next: ScopedAwait | null = this; // in no list yet
-  constructor(future: Future<any>, promise: Promise<unknown>, resolve: (v: unknown) => void, reject: (e: unknown) => void, scope: CancelScope | undefined) {
+  constructor(future: Future<any>, promise: Promise<unknown>, resolve: Settle, reject: Settle, scope: CancelScope | undefined) {
     this.future = future;
     this.promise = promise;
     this.resolve = resolve;
@@ -69,10 +74,6 @@ class Waiter implements ScopedAwait {
     this.scope = scope;
   }
 }
-
-/** A then() handler, as given. */
-type Handler = ((value: any) => unknown) | null | undefined;
-type Settle = (v: unknown) => void;
 
 /** @internal A then() registration with a handler (see Waiter). */
 class HandlerWaiter extends Waiter {
@@ -353,6 +354,20 @@ export class Future<T = unknown> implements PromiseLike<T> {
     onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
     onRejected?: ((reason: any) => R2 | PromiseLike<R2>) | null,
   ): Promise<R1 | R2> {
+    return this.#await(onFulfilled, onRejected, false);
+  }
+
+  /**
+   * @internal `then()` without handlers, for protoloop's own code that hands the promise
+   * on (a stream read returns it): made outside any task, the promise is remembered with
+   * this future, so that `loop.runUntilComplete()` and `ensureFuture()` given it take the
+   * future itself (see {@link futureBehind}).
+   */
+  [kAwait](): Promise<T> {
+    return this.#await(undefined, undefined, true);
+  }
+
+  #await<R1, R2>(onFulfilled: Handler, onRejected: Handler, remember: boolean): Promise<R1 | R2> {
     this.#markRetrieved();
     let resolve!: (v: unknown) => void;
     let reject!: (e: unknown) => void;
@@ -379,6 +394,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
       task = current;
     }
     const waiter = newWaiter(this, promise, resolve, reject, scope, onFulfilled, onRejected);
+    if (scope === undefined && remember) outsideAwaits.set(promise, this);
     // The task's suspension point: when this waiter is settled by a loop callback, the
     // loop lets the task's step run before its next callback (see loop.ts, the batch).
     if (task !== undefined) task[kLastWait] = waiter;
@@ -530,17 +546,8 @@ export function futureBehind(x: unknown): Future<unknown> | null {
   return fut;
 }
 
-/** Promises of awaits made outside any task (see {@link rememberOutside}), by promise. */
+/** Promises of awaits made outside any task by Future[kAwait], by promise. */
 const outsideAwaits = new WeakMap<Promise<unknown>, Future<unknown>>();
-
-/**
- * @internal Remembers that `promise` is the await of `fut` made outside any task (a
- * stream read before the loop runs), so that `loop.runUntilComplete(promise)` and
- * `ensureFuture(promise)` take the future itself, as they would have before.
- */
-export function rememberOutside(promise: Promise<unknown>, fut: Future<unknown>): void {
-  if (taskStorage.getStore() === undefined) outsideAwaits.set(promise, fut);
-}
 
 /** Whether `x` is a protoloop {@link Future} (a {@link Task} is one). asyncio's `isfuture()`. */
 export function isFuture(x: unknown): x is Future<unknown> {

@@ -745,8 +745,7 @@ export class Loop implements LoopContract {
    * keeps nothing for them); a task factory gets the closure.
    */
   [kCreateTaskCalling]<T>(fn: (...args: any[]) => PromiseLike<T> | T, args: readonly unknown[], options?: TaskOptions): Task<T> {
-    if (this.#state === 'closed') throw new LoopClosedError();
-    if (this.#taskFactory !== null) return this.#taskFactory(this, () => fn(...args), options);
+    if (this.#taskFactory !== null || this.#state === 'closed') return this.createTask(() => fn(...args), options);
     return new Task<T>(this, fn as TaskTarget<T>, options, args);
   }
 

@@ -114,6 +114,8 @@ export const kThreadsafeHandlers = Symbol('protoloop.threadsafeHandlers');
 
 /** Task: the last `then()` registration the task made on a protoloop Future (its suspension point). */
 export const kLastWait = Symbol('protoloop.lastWait');
+/** @internal Future method: `then()` without handlers whose promise leads back to the future (see future.ts). */
+export const kAwait = Symbol('protoloop.await');
 /** @internal Loop method: a task calling `fn(...args)`, without a closure (see loop.ts). */
 export const kCreateTaskCalling = Symbol('protoloop.createTaskCalling');
 /** @internal A done handler object's method (Future[kAddDoneHandler]): called with the future, through callSoon. */

@@ -20,11 +20,11 @@
  */
 import { inspect } from 'node:util';
 import { IncompleteReadError, InvalidArgumentError, LimitOverrunError, ResourceBusyError } from '../errors.ts';
-import { Future, rememberOutside } from '../loop/future.ts';
+import { Future } from '../loop/future.ts';
 import { withFlag } from '../loop/internal.ts';
 import { getRunningLoop, type Loop } from '../loop/loop.ts';
 import type { ReadTransport } from '../transports/transports.ts';
-import { kMakeResult, kReplaceTransport, kSetResultLazy } from '../loop/symbols.ts';
+import { kAwait, kMakeResult, kReplaceTransport, kSetResultLazy } from '../loop/symbols.ts';
 
 /** The default `limit` of stream readers, bytes (64 KiB), as asyncio's. */
 export const DEFAULT_LIMIT = 64 * 1024;
@@ -206,12 +206,7 @@ export class StreamReader implements AsyncIterable<Buffer> {
       // The await of the read's future, made here: the caller awaits a native promise,
       // which V8 follows without a promise and two functions of its own (a thenable
       // costs them, for as long as the read waits).
-      if (this.#start === this.#end && this.#state === 'open') {
-        const fut = this.#newWaiter('StreamReader.read()', n);
-        const p = fut.then() as Promise<Buffer>;
-        rememberOutside(p, fut); // outside a task only: for loop.runUntilComplete(reader.read(n))
-        return p;
-      }
+      if (this.#start === this.#end && this.#state === 'open') return this.#newWaiter('StreamReader.read()', n)[kAwait]() as Promise<Buffer>;
       return Promise.resolve(this.#take(Math.min(n, this.#end - this.#start)));
     } catch (e) {
       return Promise.reject(e as Error);
